@@ -1,0 +1,42 @@
+"""Notify: notices and results to applicants (SMS, e-mail, EMS, pickup). Entrypoints only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.clock import Clock
+from shared.config import Settings
+from shared.contracts import Message, rk_accepted, rk_completed
+from shared.platform import Platform, consume
+from shared.web import ApiCall, PlatformEndpoints, api
+
+from services.notify.notices import Notifier
+
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+def build_service(settings: Settings, clock: Clock | None = None):
+    notifier = Notifier(instance=settings.instance, clock=clock or Clock())
+
+    class NotifyService(PlatformEndpoints):
+        name = settings.instance
+        platform = Platform(settings, VERSIONS)
+
+        # one queue for both, so an acceptance is normally handled before its result
+        @consume(settings, "notices", [rk_accepted("*"), rk_completed("*")])
+        def on_case_event(self, tx, message: Message):
+            if message.type == "case.accepted":
+                return notifier.on_accepted(tx, message)
+            return notifier.on_completed(tx, message)
+
+        @api("GET", "/cases/<string:case_number>/deliveries", roles=("clerk", "supervisor", "service", "city_admin"))
+        def deliveries(self, call: ApiCall):
+            with self.platform.store.transaction() as tx:
+                return {"case_number": call.params["case_number"],
+                        "deliveries": notifier.deliveries(tx, call.principal, call.params["case_number"])}
+
+        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
+        def stats(self, call: ApiCall):
+            with self.platform.store.transaction() as tx:
+                return notifier.stats(tx)
+
+    return NotifyService

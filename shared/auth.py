@@ -1,0 +1,495 @@
+"""Bearer tokens and authorisation predicates shared by every Tongban service.
+
+Every HTTP API of the suite requires ``Authorization: Bearer <token>``.  A
+token names a *subject* (staff id or user name), a *role* (one of
+:data:`ROLES`) and a *scope* (where that role applies: the whole city, one
+town, one department office, or one village).
+
+Token format (version ``tb1``)::
+
+    tb1.<payload_b64>.<signature_b64>
+
+    payload_b64   = base64url(JSON object {"sub", "role", "scope", "iat", "exp"})
+    signature_b64 = base64url(HMAC-SHA256(secret, "tb1." + payload_b64))
+
+base64url is used without ``=`` padding; ``iat``/``exp`` are unix seconds.
+
+Why HMAC rather than JWT: every service of a deployment is operated by the
+same party and shares one secret (environment variable ``TONGBAN_SECRET``),
+so asymmetric keys, key ids and algorithm negotiation buy nothing, while a
+JWT library would be an extra dependency and ``alg`` header handling is a
+classic source of bugs.  The fixed ``tb1.`` prefix is part of the signed
+input, so a future format can change it without old tokens being
+reinterpreted.
+
+This module is pure: no I/O, no environment access, standard library only.
+Reading ``TONGBAN_SECRET`` is the caller's job.
+
+Failures:
+
+* :func:`verify_token` and :func:`parse_bearer` raise only
+  :class:`InvalidToken` for bad client input, whatever the string; its
+  ``reason`` is short English text suitable for a 401 response body.
+* :func:`issue_token` and :func:`parse_scope` raise ``ValueError`` for bad
+  arguments (programming or configuration errors).
+* :func:`require_role` raises :class:`Forbidden` (map to 403).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+
+__all__ = [
+    "ROLES",
+    "SCOPE_KINDS",
+    "SECRET_ENV_VAR",
+    "TOKEN_VERSION",
+    "DEFAULT_TTL_SECONDS",
+    "Scope",
+    "Principal",
+    "InvalidToken",
+    "Forbidden",
+    "parse_scope",
+    "issue_token",
+    "verify_token",
+    "parse_bearer",
+    "can_see_town",
+    "can_act_for_department",
+    "require_role",
+]
+
+#: Roles, in rough order from front line to machine:
+#: clerk = window clerk (窗口工作人员); approver = department back office;
+#: department_head = head of a department office; agent = village agent
+#: (代办员); town_agent relays escalations; supervisor = electronic
+#: supervision (电子监察); city_admin = city IT; service = machine-to-machine
+#: (e.g. the demo driver).
+ROLES: tuple[str, ...] = (
+    "clerk",
+    "approver",
+    "department_head",
+    "agent",
+    "town_agent",
+    "supervisor",
+    "city_admin",
+    "service",
+)
+
+SCOPE_KINDS: tuple[str, ...] = ("city", "town", "department", "village")
+
+#: Name of the environment variable holding the deployment's shared secret
+#: (read by callers, never by this module).
+SECRET_ENV_VAR = "TONGBAN_SECRET"
+
+TOKEN_VERSION = "tb1"
+DEFAULT_TTL_SECONDS = 8 * 3600
+
+#: Tokens longer than this are rejected before any decoding work.
+MAX_TOKEN_LENGTH = 4096
+MAX_SUBJECT_LENGTH = 64
+
+# Reasons carried by InvalidToken.
+MALFORMED = "malformed token"
+BAD_SIGNATURE = "bad signature"
+EXPIRED = "token expired"
+UNKNOWN_ROLE = "unknown role"
+BAD_SCOPE = "bad scope"
+MISSING_BEARER = "missing bearer token"
+
+# ASCII-only patterns (\d would accept other Unicode digits); always fullmatch.
+_TOWN_RE = re.compile(r"[0-9]{9}")
+_VILLAGE_RE = re.compile(r"[0-9]{12}")
+_DEPT_RE = re.compile(r"[a-z0-9_]{1,32}")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class InvalidToken(Exception):
+    """The request's credentials are unusable (map to HTTP 401)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Forbidden(Exception):
+    """The principal is authenticated but not allowed (map to HTTP 403)."""
+
+
+# --------------------------------------------------------------------------
+# Scopes
+# --------------------------------------------------------------------------
+
+
+def _is_town_code(value: object) -> bool:
+    return isinstance(value, str) and _TOWN_RE.fullmatch(value) is not None
+
+
+def _is_village_code(value: object) -> bool:
+    return isinstance(value, str) and _VILLAGE_RE.fullmatch(value) is not None
+
+
+def _is_dept_code(value: object) -> bool:
+    return isinstance(value, str) and _DEPT_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a role applies.
+
+    ``town`` is set for ``town`` scopes, for ``department`` scopes bound to a
+    town's office, and (derived from the first 9 digits) for ``village``
+    scopes.  Construct with :meth:`parse`, or directly; direct construction
+    is validated the same way and derives ``town`` for villages.
+    """
+
+    kind: str
+    town: str | None = None
+    department: str | None = None
+    village: str | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if kind == "city":
+            if self.town is not None or self.department is not None or self.village is not None:
+                raise ValueError("city scope takes no town, department or village")
+        elif kind == "town":
+            if not _is_town_code(self.town):
+                raise ValueError(f"town scope needs a 9-digit town code, got {self.town!r}")
+            if self.department is not None or self.village is not None:
+                raise ValueError("town scope takes no department or village")
+        elif kind == "department":
+            if not _is_dept_code(self.department):
+                raise ValueError(
+                    "department code must be 1-32 lowercase ascii letters, digits or "
+                    f"underscores, got {self.department!r}"
+                )
+            if self.town is not None and not _is_town_code(self.town):
+                raise ValueError(f"department town must be a 9-digit town code, got {self.town!r}")
+            if self.village is not None:
+                raise ValueError("department scope takes no village")
+        elif kind == "village":
+            if not _is_village_code(self.village):
+                raise ValueError(f"village scope needs a 12-digit village code, got {self.village!r}")
+            if self.department is not None:
+                raise ValueError("village scope takes no department")
+            derived = self.village[:9]
+            if self.town is None:
+                object.__setattr__(self, "town", derived)
+            elif self.town != derived:
+                raise ValueError(
+                    f"village {self.village} lies in town {derived}, not {self.town!r}"
+                )
+        else:
+            raise ValueError(f"unknown scope kind {kind!r}; expected one of {', '.join(SCOPE_KINDS)}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Scope":
+        """Parse a canonical scope string; ``ValueError`` if invalid."""
+        if not isinstance(text, str):
+            raise ValueError(f"scope must be a string, got {type(text).__name__}")
+        if text == "city":
+            return cls("city")
+        kind, sep, rest = text.partition(":")
+        if not sep:
+            raise ValueError(
+                f"invalid scope {text!r}: expected 'city', 'town:<code>', "
+                "'department:<dept>[@<town>]' or 'village:<code>'"
+            )
+        if kind == "city":
+            raise ValueError(f"invalid scope {text!r}: 'city' takes no ':' argument")
+        if kind == "town":
+            if not _is_town_code(rest):
+                raise ValueError(f"invalid scope {text!r}: town code must be exactly 9 digits")
+            return cls("town", town=rest)
+        if kind == "department":
+            dept, at, town = rest.partition("@")
+            if not _is_dept_code(dept):
+                raise ValueError(
+                    f"invalid scope {text!r}: department code must be 1-32 lowercase "
+                    "ascii letters, digits or underscores"
+                )
+            if at and not _is_town_code(town):
+                raise ValueError(f"invalid scope {text!r}: town code after '@' must be exactly 9 digits")
+            return cls("department", department=dept, town=town if at else None)
+        if kind == "village":
+            if not _is_village_code(rest):
+                raise ValueError(f"invalid scope {text!r}: village code must be exactly 12 digits")
+            return cls("village", village=rest)
+        raise ValueError(
+            f"invalid scope {text!r}: unknown kind {kind!r}; expected one of {', '.join(SCOPE_KINDS)}"
+        )
+
+    def __str__(self) -> str:
+        if self.kind == "city":
+            return "city"
+        if self.kind == "town":
+            return f"town:{self.town}"
+        if self.kind == "department":
+            if self.town is None:
+                return f"department:{self.department}"
+            return f"department:{self.department}@{self.town}"
+        return f"village:{self.village}"
+
+
+def parse_scope(text: str) -> Scope:
+    """Same as :meth:`Scope.parse`."""
+    return Scope.parse(text)
+
+
+# --------------------------------------------------------------------------
+# Principals and tokens
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as established by :func:`verify_token`."""
+
+    subject: str
+    role: str
+    scope: Scope
+    expires_at: int
+    issued_at: int
+
+
+def _valid_subject(subject: object) -> bool:
+    return (
+        isinstance(subject, str)
+        and 1 <= len(subject) <= MAX_SUBJECT_LENGTH
+        and subject.isprintable()
+        and not any(ch.isspace() for ch in subject)
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    """Strict unpadded base64url; raises ValueError."""
+    if _B64URL_RE.fullmatch(text) is None or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check_secret(secret: object) -> bytes:
+    if not isinstance(secret, str) or not secret:
+        raise ValueError("secret must be a non-empty string")
+    return secret.encode("utf-8")
+
+
+def _now(now: float | None) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise ValueError(f"now must be a finite number of unix seconds, got {now!r}")
+    return float(now)
+
+
+def _sign(key: bytes, payload_b64: str) -> str:
+    signing_input = f"{TOKEN_VERSION}.{payload_b64}".encode("ascii")
+    return _b64encode(hmac.new(key, signing_input, hashlib.sha256).digest())
+
+
+def issue_token(
+    secret: str,
+    subject: str,
+    role: str,
+    scope: str,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    now: float | None = None,
+) -> str:
+    """Issue a ``tb1`` token; ``ValueError`` for any invalid argument.
+
+    ``iat`` is ``int(now)`` and ``exp`` is ``iat + ttl_seconds``.
+    """
+    key = _check_secret(secret)
+    if not _valid_subject(subject):
+        raise ValueError(
+            f"subject must be 1-{MAX_SUBJECT_LENGTH} printable characters without whitespace, got {subject!r}"
+        )
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    parsed = Scope.parse(scope)
+    if not _is_int(ttl_seconds) or ttl_seconds <= 0:
+        raise ValueError(f"ttl_seconds must be a positive integer, got {ttl_seconds!r}")
+    issued_at = int(_now(now))
+    payload = {
+        "sub": subject,
+        "role": role,
+        "scope": str(parsed),
+        "iat": issued_at,
+        "exp": issued_at + ttl_seconds,
+    }
+    payload_json = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    payload_b64 = _b64encode(payload_json.encode("utf-8"))
+    return f"{TOKEN_VERSION}.{payload_b64}.{_sign(key, payload_b64)}"
+
+
+def verify_token(secret: str, token: str, now: float | None = None) -> Principal:
+    """Check a token's signature and expiry and return its :class:`Principal`.
+
+    Raises :class:`InvalidToken` -- and nothing else -- for any ``token``
+    value.  (A bad ``secret`` or ``now`` is a configuration error and raises
+    ``ValueError``.)  Unknown payload keys are ignored.
+    """
+    key = _check_secret(secret)
+    current = _now(now)
+
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise InvalidToken(MALFORMED)
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
+        raise InvalidToken(MALFORMED)
+    _, payload_b64, signature_b64 = parts
+    if _B64URL_RE.fullmatch(payload_b64) is None or _B64URL_RE.fullmatch(signature_b64) is None:
+        raise InvalidToken(MALFORMED)
+
+    # Authenticate before decoding anything further.  Comparing the canonical
+    # encodings (ASCII bytes) also rejects non-canonical base64 signatures.
+    expected = _sign(key, payload_b64)
+    if not hmac.compare_digest(expected.encode("ascii"), signature_b64.encode("ascii")):
+        raise InvalidToken(BAD_SIGNATURE)
+
+    try:
+        payload = json.loads(_b64decode(payload_b64).decode("utf-8"))
+    except (ValueError, binascii.Error, RecursionError):
+        raise InvalidToken(MALFORMED) from None
+    if not isinstance(payload, dict):
+        raise InvalidToken(MALFORMED)
+    try:
+        subject = payload["sub"]
+        role = payload["role"]
+        scope_text = payload["scope"]
+        issued_at = payload["iat"]
+        expires_at = payload["exp"]
+    except KeyError:
+        raise InvalidToken(MALFORMED) from None
+    if (
+        not _valid_subject(subject)
+        or not isinstance(role, str)
+        or not isinstance(scope_text, str)
+        or not _is_int(issued_at)
+        or not _is_int(expires_at)
+        or expires_at <= issued_at
+    ):
+        raise InvalidToken(MALFORMED)
+    if role not in ROLES:
+        raise InvalidToken(UNKNOWN_ROLE)
+    try:
+        scope = Scope.parse(scope_text)
+    except ValueError:
+        raise InvalidToken(BAD_SCOPE) from None
+    if current >= expires_at:
+        raise InvalidToken(EXPIRED)
+    return Principal(
+        subject=subject,
+        role=role,
+        scope=scope,
+        expires_at=expires_at,
+        issued_at=issued_at,
+    )
+
+
+def parse_bearer(header_value: str | None) -> str:
+    """Extract the token from an ``Authorization`` header value.
+
+    The scheme is matched case-insensitively (RFC 7235).  Raises
+    ``InvalidToken("missing bearer token")`` when the header is absent, empty,
+    uses another scheme or carries no token, and ``InvalidToken("malformed
+    token")`` when more than one credential follows the scheme.
+    """
+    if not isinstance(header_value, str):
+        raise InvalidToken(MISSING_BEARER)
+    value = header_value.strip(" \t")
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() != "bearer":  # no non-ASCII character lower-cases into "bearer"
+        raise InvalidToken(MISSING_BEARER)
+    token = rest.strip(" \t")
+    if not token:
+        raise InvalidToken(MISSING_BEARER)
+    if any(ch in token for ch in " \t\r\n"):
+        raise InvalidToken(MALFORMED)
+    return token
+
+
+# --------------------------------------------------------------------------
+# Authorisation predicates
+# --------------------------------------------------------------------------
+
+
+def can_see_town(principal: Principal, town_code: str) -> bool:
+    """May ``principal`` read data belonging to town ``town_code``?
+
+    * scope ``city`` sees every town (city_admin, supervisor, service, ...);
+    * ``town:X`` and ``department:D@X`` see town X only;
+    * city-level ``department:D`` sees no town as such (department-wide
+      access is decided by :func:`can_act_for_department`);
+    * ``village:V`` sees no town data: a village agent works on its own
+      cases only.
+
+    An invalid ``town_code`` is never visible.
+    """
+    if not _is_town_code(town_code):
+        return False
+    scope = principal.scope
+    if scope.kind == "city":
+        return True
+    if scope.kind in ("town", "department"):
+        return scope.town is not None and scope.town == town_code
+    return False
+
+
+def can_act_for_department(principal: Principal, department: str, town_code: str | None) -> bool:
+    """May ``principal`` act (e.g. approve) for ``department`` in ``town_code``?
+
+    ``town_code`` None means the city-level department.
+
+    * role ``city_admin`` with scope ``city``: always;
+    * role ``approver`` or ``department_head`` with scope
+      ``department:D`` (city level) when ``department == D`` and
+      ``town_code is None``, or with ``department:D@T`` when
+      ``department == D`` and ``town_code == T``;
+    * otherwise never.  In particular a city-level department scope does not
+      act for that department's town offices, and ``city`` scope grants
+      nothing to roles other than city_admin.
+    """
+    scope = principal.scope
+    if scope.kind == "city":
+        return principal.role == "city_admin"
+    if principal.role not in ("approver", "department_head"):
+        return False
+    if scope.kind != "department" or not _is_dept_code(department):
+        return False
+    if town_code is not None and not _is_town_code(town_code):
+        return False
+    return scope.department == department and scope.town == town_code
+
+
+def require_role(principal: Principal, *roles: str, action: str = "perform this action") -> None:
+    """Raise :class:`Forbidden` unless ``principal.role`` is one of ``roles``.
+
+    ``roles`` must be non-empty members of :data:`ROLES` (a typo is a
+    programming error and raises ``ValueError``).
+    """
+    if not roles:
+        raise ValueError("require_role needs at least one role")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown!r}; expected members of ROLES")
+    if principal.role not in roles:
+        raise Forbidden(
+            f"role {principal.role} may not {action} (requires one of: {', '.join(roles)})"
+        )

@@ -1,0 +1,87 @@
+"""Configuration from environment variables, the same names in docker-compose and k8s.
+
+Every service instance gets one `Settings`; `tongban up` builds several in one host.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+DEV_SECRET = "tongban-dev-secret-change-me"
+
+_INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One service instance's settings."""
+
+    service: str  # intake | approval | agent | notify | evaluation
+    instance: str  # unique per deployment, e.g. intake-320583101 or approval-minzheng
+    amqp_url: str = DEFAULT_AMQP_URL
+    bus_prefix: str = "tongban"  # exchange and queue names start with it (tests isolate by it)
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: one SQLite file per instance under data_dir
+    secret: str = DEV_SECRET
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    town: str | None = None  # intake: the centre's town code (9 digits)
+    department: str | None = None  # approval: the department code
+    delivery_limit: int = 5  # broker redeliveries before a message is dead-lettered
+    relay_interval: float = 0.5  # seconds between outbox polls when idle
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not _INSTANCE_RE.match(self.instance):
+            raise ValueError(f"instance name {self.instance!r} must be lowercase letters, digits, - or _")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(Path(self.data_dir) / (self.instance + '.db')).resolve()}"
+
+    @property
+    def web_address(self) -> str:
+        return f"{self.http_host}:{self.http_port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, service: str, **overrides) -> "Settings":
+        """Read TONGBAN_* variables; keyword overrides win (the CLI passes its flags)."""
+        env = os.environ
+        values = dict(
+            service=service,
+            instance=env.get("TONGBAN_INSTANCE") or service,
+            amqp_url=env.get("TONGBAN_AMQP_URL") or DEFAULT_AMQP_URL,
+            bus_prefix=env.get("TONGBAN_BUS_PREFIX") or "tongban",
+            data_dir=Path(env.get("TONGBAN_DATA_DIR") or "var"),
+            database_url=env.get("TONGBAN_DATABASE_URL") or None,
+            secret=env.get("TONGBAN_SECRET") or DEV_SECRET,
+            http_host=env.get("TONGBAN_HTTP_HOST") or "127.0.0.1",
+            http_port=_env_int("TONGBAN_HTTP_PORT", 8000),
+            town=env.get("TONGBAN_TOWN") or None,
+            department=env.get("TONGBAN_DEPARTMENT") or None,
+            delivery_limit=_env_int("TONGBAN_DELIVERY_LIMIT", 5),
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

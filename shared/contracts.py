@@ -1,0 +1,227 @@
+"""Versioned message contracts: the envelope every message carries and each type's payload.
+
+A message is a fact about one case. Routing keys carry what consumers filter on:
+
+    case.accepted.<accepting town>
+    case.routed.<department>.<handling town or "city">     work for a department (its approval instance)
+    case.decided.<department>.<accepting town>               the decision, back to the centre owning the ledger
+    case.completed.<accepting town>                          the ledger closed the case (notify, agent, evaluation)
+    notice.sent.<accepting town>                             notify delivered a notice
+
+A consumer that gets a body it cannot read raises MalformedMessage: the message goes to the
+dead-letter queue at once instead of being retried.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from shared.pii import is_valid_mobile
+
+TOWN_CODE = validate.Regexp(r"^\d{9}$", error="must be a 9-digit town code")
+DEPT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="must be a department code (lowercase)")
+HANDLING_TOWN = validate.Regexp(r"^(\d{9}|city)$", error="must be a 9-digit town code or 'city'")
+CASE_KINDS = ("instant", "promised")
+OUTCOMES = ("approved", "refused")
+
+
+class MalformedMessage(Exception):
+    """A body that is not a valid contract: dead-lettered at once, never retried."""
+
+    def __init__(self, reason: str, details=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+# --- payloads ----------------------------------------------------------------------------------
+
+class ContactSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    phone = fields.String(required=True)
+    channel = fields.String(load_default="sms", validate=validate.OneOf(["sms", "email", "pickup", "mail", "log"]))
+    email = fields.Email(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _phone(self, data, **_):
+        if not is_valid_mobile(data["phone"]):
+            raise ValidationError("not a valid mainland mobile number", "phone")
+
+
+class CaseAcceptedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
+    item_code = fields.String(required=True, validate=validate.Length(1, 64))
+    item_name = fields.String(required=True, validate=validate.Length(1, 200))
+    department = fields.String(required=True, validate=DEPT_CODE)
+    kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
+    deadline = fields.Date(required=True)
+    first_responder = fields.String(required=True, validate=validate.Length(1, 64))
+    contact = fields.Nested(ContactSchema, required=True)
+    via_agent = fields.String(load_default=None, allow_none=True)
+
+
+class CaseRoutedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
+    item_code = fields.String(required=True, validate=validate.Length(1, 64))
+    item_name = fields.String(required=True, validate=validate.Length(1, 200))
+    department = fields.String(required=True, validate=DEPT_CODE)
+    kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
+    deadline = fields.Date(required=True)
+    auto_decide = fields.Boolean(required=True)
+
+
+class CaseDecidedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
+    department = fields.String(required=True, validate=DEPT_CODE)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    result_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    decided_by = fields.String(required=True, validate=validate.Length(1, 64))
+    work_item_id = fields.Integer(required=True)
+
+    @validates_schema
+    def _reason_for_refusal(self, data, **_):
+        if data["outcome"] == "refused" and not data.get("reason"):
+            raise ValidationError("a refusal needs a reason", "reason")
+
+
+class CaseCompletedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    department = fields.String(required=True, validate=DEPT_CODE)
+    item_name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    reason = fields.String(load_default=None, allow_none=True)
+    result_number = fields.String(load_default=None, allow_none=True)
+    completed_on = fields.Date(required=True)
+    deadline = fields.Date(required=True)
+    on_time = fields.Boolean(required=True)
+    via_agent = fields.String(load_default=None, allow_none=True)
+
+
+class NoticeSentV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    notice_kind = fields.String(required=True, validate=validate.OneOf(["acceptance", "result"]))
+    channel = fields.String(required=True)
+    delivery_id = fields.Integer(required=True)
+
+
+PAYLOADS: dict[tuple[str, int], type[Schema]] = {
+    ("case.accepted", 1): CaseAcceptedV1,
+    ("case.routed", 1): CaseRoutedV1,
+    ("case.decided", 1): CaseDecidedV1,
+    ("case.completed", 1): CaseCompletedV1,
+    ("notice.sent", 1): NoticeSentV1,
+}
+
+
+# --- routing keys --------------------------------------------------------------------------------
+
+def rk_accepted(accepting_town: str) -> str:
+    return f"case.accepted.{accepting_town}"
+
+
+def rk_routed(department: str, handling_town: str) -> str:
+    return f"case.routed.{department}.{handling_town}"
+
+
+def rk_decided(department: str, accepting_town: str) -> str:
+    return f"case.decided.{department}.{accepting_town}"
+
+
+def rk_completed(accepting_town: str) -> str:
+    return f"case.completed.{accepting_town}"
+
+
+def rk_notice_sent(accepting_town: str) -> str:
+    return f"notice.sent.{accepting_town}"
+
+
+# --- the envelope ----------------------------------------------------------------------------------
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a newer producer may add envelope fields; the payload is checked strictly
+
+    message_id = fields.String(required=True, validate=validate.Length(8, 64))
+    type = fields.String(required=True, validate=validate.Length(1, 100))
+    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    case_number = fields.String(required=True, validate=validate.Length(1, 64))
+    case_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    producer = fields.String(required=True, validate=validate.Length(1, 100))
+    payload = fields.Dict(required=True)
+
+
+@dataclass(frozen=True)
+class Message:
+    type: str
+    case_number: str
+    case_version: int
+    payload: dict
+    producer: str
+    schema_version: int = 1
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_wire(self) -> dict:
+        schema = PAYLOADS[(self.type, self.schema_version)]()
+        return {
+            "message_id": self.message_id,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "case_number": self.case_number,
+            "case_version": self.case_version,
+            "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat(),
+            "producer": self.producer,
+            "payload": schema.dump(self.payload),
+        }
+
+
+def make_message(type_: str, case_number: str, case_version: int, payload: dict, producer: str,
+                 occurred_at: datetime | None = None, schema_version: int = 1) -> Message:
+    """Build an outgoing message; the payload is validated now, so a bad one never leaves."""
+    schema_cls = PAYLOADS.get((type_, schema_version))
+    if schema_cls is None:
+        raise ValueError(f"no contract {type_} v{schema_version}")
+    wire_payload = schema_cls().dump(payload)
+    errors = schema_cls().validate(wire_payload)
+    if errors:
+        raise ValueError(f"{type_} payload invalid: {errors}")
+    extra = {} if occurred_at is None else {"occurred_at": occurred_at}
+    return Message(type=type_, case_number=case_number, case_version=case_version,
+                   payload=schema_cls().load(wire_payload), producer=producer,
+                   schema_version=schema_version, **extra)
+
+
+def decode(body) -> Message:
+    """Read a wire body into a Message, or raise MalformedMessage saying what is wrong."""
+    if not isinstance(body, dict):
+        raise MalformedMessage(f"body must be a JSON object, got {type(body).__name__}")
+    try:
+        env = EnvelopeSchema().load(body)
+    except ValidationError as exc:
+        raise MalformedMessage("bad envelope", exc.messages) from None
+    schema_cls = PAYLOADS.get((env["type"], env["schema_version"]))
+    if schema_cls is None:
+        raise MalformedMessage(f"unknown contract {env['type']} v{env['schema_version']}")
+    try:
+        payload = schema_cls().load(env["payload"])
+    except ValidationError as exc:
+        raise MalformedMessage(f"bad {env['type']} payload", exc.messages) from None
+    return Message(type=env["type"], case_number=env["case_number"], case_version=env["case_version"],
+                   payload=payload, producer=env["producer"], schema_version=env["schema_version"],
+                   message_id=env["message_id"], occurred_at=env["occurred_at"])
+
+
+def as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)

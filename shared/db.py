@@ -1,0 +1,101 @@
+"""Storage plumbing: an engine per service instance, Alembic migrations on start, outbox and inbox tables.
+
+SQLite (one file per instance) is the embedded default; PostgreSQL by URL. Under eventlet,
+psycopg2 must be made cooperative (psycogreen), or one query would stall the whole service.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_psycopg_patched = False
+
+
+def _make_psycopg_green() -> None:
+    global _psycopg_patched
+    if _psycopg_patched:
+        return
+    try:
+        import eventlet.patcher
+    except ImportError:  # pragma: no cover - eventlet is a dependency
+        return
+    if eventlet.patcher.is_monkey_patched("socket"):
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+        _psycopg_patched = True
+
+
+def make_engine(url: str) -> Engine:
+    """An engine fit for a nameko service on eventlet."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # one connection: sqlite3 blocks the OS thread while it waits for a lock, which under
+        # eventlet would stall every greenlet; a single pooled connection makes waiting cooperative
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                  connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql"):
+        _make_psycopg_green()
+        return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return sa.create_engine(url)
+
+
+def migrate(engine: Engine, versions_dir: Path) -> None:
+    """Bring the instance's database to the newest schema (Alembic upgrade heads)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("version_locations", str(versions_dir))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "heads")
+
+
+# --- the tables every service has: written only through shared.store -------------------------
+
+plumbing_metadata = sa.MetaData()
+
+outbox_table = sa.Table(
+    "outbox", plumbing_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("exchange", sa.String(200), nullable=False),
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Index("ix_outbox_unpublished", "published_at", "id"),
+)
+
+inbox_table = sa.Table(
+    "inbox", plumbing_metadata,
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("message_id", sa.String(64), primary_key=True),
+    sa.Column("message_type", sa.String(100), nullable=False),
+    sa.Column("case_number", sa.String(64), nullable=True),
+    sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def create_plumbing_tables(op) -> None:
+    """Called from each service's first migration: outbox and inbox, as defined above."""
+    plumbing_metadata.create_all(op.get_bind())

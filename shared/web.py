@@ -1,0 +1,161 @@
+"""HTTP APIs on nameko's web entrypoint: bearer tokens, JSON bodies checked by marshmallow,
+and a clear 4xx for every bad request — never a 500 for bad input.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from marshmallow import Schema, ValidationError
+from nameko.web.handlers import http
+from werkzeug.wrappers import Response
+
+from shared import auth
+from shared.auth import Principal
+from shared.logging import bind_context, get_logger
+
+log = get_logger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+@dataclass
+class ApiCall:
+    """What a handler gets: who asks, the checked body, path parameters and query arguments."""
+
+    principal: Principal | None
+    body: dict | None
+    params: dict
+    query: dict
+    headers: dict = field(default_factory=dict)
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_response(payload, status: int = 200) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False, default=_json_default), status=status,
+                    mimetype="application/json")
+
+
+def error_response(status: int, code: str, message: str, details=None) -> Response:
+    body = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return json_response(body, status)
+
+
+def _read_json(request, schema: Schema) -> dict:
+    raw = request.get_data(cache=True)
+    if not raw:
+        raise BadRequest("request body must be a JSON object")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise BadRequest("request body is invalid", exc.messages) from None
+
+
+def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
+        public: bool = False):
+    """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload."""
+
+    def decorator(fn):
+        route = f"{method} {path}"
+
+        def entry(service, request, **params):
+            platform = service.platform
+            status = 500
+            try:
+                principal = None
+                if not public:
+                    try:
+                        token = auth.parse_bearer(request.headers.get("Authorization"))
+                        principal = auth.verify_token(platform.settings.secret, token)
+                    except auth.InvalidToken as exc:
+                        raise Unauthorized(exc.reason) from None
+                    if roles and principal.role not in roles:
+                        raise Forbidden(f"role {principal.role} may not use {route}")
+                    bind_context(user=principal.subject, role=principal.role)
+                body = _read_json(request, schema()) if schema else None
+                call = ApiCall(principal=principal, body=body, params=params,
+                               query=request.args.to_dict(), headers=dict(request.headers))
+                result = fn(service, call)
+                if isinstance(result, Response):
+                    status = result.status_code
+                    return result
+                status, payload = result if isinstance(result, tuple) else (200, result)
+                return json_response(payload, status)
+            except ApiError as exc:
+                status = exc.status
+                return error_response(exc.status, exc.code, exc.message, exc.details)
+            except auth.Forbidden as exc:
+                status = 403
+                return error_response(403, "forbidden", str(exc))
+            except ValidationError as exc:
+                status = 400
+                return error_response(400, "bad_request", "invalid input", exc.messages)
+            except Exception:
+                log.exception("http.internal_error", route=route)
+                return error_response(500, "internal", "internal error; the incident is logged")
+            finally:
+                platform.metrics.http_requests.labels(route=route, status=str(status)).inc()
+
+        entry.__name__ = fn.__name__
+        entry.__doc__ = fn.__doc__
+        entry.api_route = (method, path, roles, schema, public)
+        return http(method, path)(entry)
+
+    return decorator
+
+
+class PlatformEndpoints:
+    """/health and /metrics, served by every service without a token."""
+
+    @api("GET", "/health", public=True)
+    def health(self, call: ApiCall):
+        ok, checks = self.platform.health()
+        return (200 if ok else 503), {"status": "ok" if ok else "degraded",
+                                      "instance": self.platform.settings.instance, "checks": checks}
+
+    @api("GET", "/metrics", public=True)
+    def metrics(self, call: ApiCall):
+        return Response(self.platform.metrics.render(), status=200,
+                        mimetype="text/plain; version=0.0.4; charset=utf-8")

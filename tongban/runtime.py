@@ -1,0 +1,80 @@
+"""Running service instances on this host: one nameko ServiceRunner per instance, in one process."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nameko.runners import ServiceRunner
+
+from shared.config import Settings
+
+SERVICES = ("intake", "approval", "agent", "notify", "evaluation")
+
+# the host layout of `tongban up`: two towns' windows, two departments, one of each other service
+DEFAULT_TOWNS = ("320583101", "320583102")
+DEFAULT_DEPARTMENTS = ("minzheng", "renshe")
+
+
+def service_class(settings: Settings, **kwargs):
+    if settings.service not in SERVICES:
+        raise ValueError(f"unknown service {settings.service!r}; one of {', '.join(SERVICES)}")
+    module = importlib.import_module(f"services.{settings.service}.service")
+    return module.build_service(settings, **kwargs)
+
+
+def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTMENTS,
+                first_port: int = 8101) -> list[Settings]:
+    """Every instance `tongban up` runs, each with its own port and database."""
+    layout = [base.with_(service="intake", instance=f"intake-{t}", town=t) for t in towns]
+    layout += [base.with_(service="approval", instance=f"approval-{d}", department=d) for d in departments]
+    layout += [base.with_(service=s, instance=s) for s in ("agent", "notify", "evaluation")]
+    return [s.with_(http_port=first_port + i) for i, s in enumerate(layout)]
+
+
+@dataclass
+class Running:
+    settings: Settings
+    runner: ServiceRunner
+    service_cls: type
+
+    @property
+    def url(self) -> str:
+        return self.settings.base_url
+
+
+def nameko_config(settings: Settings) -> dict:
+    return {"AMQP_URI": settings.amqp_url, "WEB_SERVER_ADDRESS": settings.web_address,
+            "serializer": "json", "max_workers": 10, "PARENT_CALLS_TRACKED": 10}
+
+
+def start_instance(settings: Settings, **kwargs) -> Running:
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    cls = service_class(settings, **kwargs)
+    runner = ServiceRunner(nameko_config(settings))
+    runner.add_service(cls)
+    runner.start()
+    return Running(settings, runner, cls)
+
+
+class Cluster:
+    """Instances started together and stopped together (in reverse order)."""
+
+    def __init__(self):
+        self.running: list[Running] = []
+
+    def start(self, settings: Settings, **kwargs) -> Running:
+        r = start_instance(settings, **kwargs)
+        self.running.append(r)
+        return r
+
+    def by_instance(self, instance: str) -> Running:
+        return next(r for r in self.running if r.settings.instance == instance)
+
+    def stop(self) -> None:
+        while self.running:
+            self.running.pop().runner.stop()
+
+    def kill(self) -> None:
+        while self.running:
+            self.running.pop().runner.kill()
