@@ -462,7 +462,7 @@ class WorkingCalendar:
             if self._rule(year).known:
                 continue
             unknown = True
-            pass
+            UNKNOWN_YEAR_COUNTER.labels(year=str(year)).inc()
             if year not in self._warned:
                 self._warned.add(year)
                 structlog.get_logger(__name__).warning(

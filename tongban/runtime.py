@@ -72,9 +72,22 @@ class Cluster:
         return next(r for r in self.running if r.settings.instance == instance)
 
     def stop(self) -> None:
-        while self.running:
-            self.running.pop().runner.stop()
+        """Stop every instance at once (each waits for its running workers to finish)."""
+        import eventlet
+
+        pool = eventlet.GreenPool()
+        for r in reversed(self.running):
+            pool.spawn(r.runner.stop)
+        pool.waitall()
+        self.running.clear()
 
     def kill(self) -> None:
         while self.running:
             self.running.pop().runner.kill()
+
+
+def wait_forever() -> None:
+    import eventlet
+
+    while True:
+        eventlet.sleep(3600)

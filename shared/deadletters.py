@@ -1,0 +1,122 @@
+"""Operator work on dead letters: list them, replay them into the queue they failed in, purge them.
+
+A dead letter keeps its body and headers; RabbitMQ's x-death header says which queue it failed
+in and why. Replay publishes it back to that queue alone (default exchange, with a confirm) and
+only then removes it from the dead-letter queue, so a crash in between duplicates, never loses;
+consumers are idempotent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlparse
+
+import requests
+from kombu import Connection, Exchange
+
+DLQ_SUFFIX = ".dlq"
+
+
+class DeadLetterError(Exception):
+    pass
+
+
+@dataclass
+class DeadLetter:
+    message_id: str | None
+    type: str | None
+    case_number: str | None
+    failed_queue: str | None
+    reason: str | None
+    count: int | None
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def management_url(amqp_url: str, override: str | None = None) -> tuple[str, tuple[str, str], str]:
+    """Management API base, credentials and vhost, derived from the AMQP URL unless overridden."""
+    u = urlparse(amqp_url)
+    user, password = unquote(u.username or "guest"), unquote(u.password or "guest")
+    vhost = unquote(u.path[1:]) if u.path and u.path != "/" else "/"
+    base = override or f"http://{u.hostname or '127.0.0.1'}:15672"
+    return base.rstrip("/"), (user, password), vhost
+
+
+def list_queues(amqp_url: str, prefix: str, mgmt: str | None = None) -> list[dict]:
+    """Dead-letter queues of this deployment with their message counts (RabbitMQ management API)."""
+    base, creds, vhost = management_url(amqp_url, mgmt)
+    try:
+        resp = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=creds, timeout=10,
+                            params={"columns": "name,messages"})
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise DeadLetterError(
+            f"cannot reach RabbitMQ's management API at {base} ({exc}); "
+            "enable it with `rabbitmq-plugins enable rabbitmq_management` or name the queue") from None
+    return sorted(
+        ({"queue": q["name"], "messages": q.get("messages", 0) or 0} for q in resp.json()
+         if q["name"].startswith(prefix + ".") and q["name"].endswith(DLQ_SUFFIX)),
+        key=lambda q: q["queue"])
+
+
+def _describe(message) -> DeadLetter:
+    body = message.decode() if message.content_type else message.body
+    deaths = (message.headers or {}).get("x-death") or [{}]
+    death = deaths[0]
+    fields = body if isinstance(body, dict) else {}
+    return DeadLetter(message_id=message.properties.get("message_id") or fields.get("message_id"),
+                      type=fields.get("type"), case_number=fields.get("case_number"),
+                      failed_queue=death.get("queue"), reason=death.get("reason"), count=death.get("count"))
+
+
+def _check_dlq(queue: str) -> None:
+    if not queue.endswith(DLQ_SUFFIX):
+        raise DeadLetterError(f"{queue} is not a dead-letter queue (its name ends in {DLQ_SUFFIX})")
+
+
+def peek(amqp_url: str, queue: str, limit: int = 20) -> list[DeadLetter]:
+    """Look at up to `limit` dead letters without removing them."""
+    _check_dlq(queue)
+    out = []
+    with Connection(amqp_url) as conn:
+        channel = conn.channel()
+        try:
+            for _ in range(limit):
+                message = channel.basic_get(queue, no_ack=False)
+                if message is None:
+                    break
+                out.append(_describe(message))
+        finally:
+            channel.close()  # closing without ack puts every message back, in order
+    return out
+
+
+def replay(amqp_url: str, queue: str, limit: int | None = None) -> int:
+    """Move dead letters back to the queue they failed in; returns how many moved."""
+    _check_dlq(queue)
+    moved = 0
+    default_exchange = Exchange("", type="direct")
+    with Connection(amqp_url, transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        producer = conn.Producer(channel=channel)
+        while limit is None or moved < limit:
+            message = channel.basic_get(queue, no_ack=False)
+            if message is None:
+                break
+            target = _describe(message).failed_queue or queue[: -len(DLQ_SUFFIX)]
+            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+            producer.publish(message.body, exchange=default_exchange, routing_key=target,
+                             content_type=message.content_type, content_encoding=message.content_encoding,
+                             headers=headers, message_id=message.properties.get("message_id"),
+                             delivery_mode=2, mandatory=True)
+            message.ack()
+            moved += 1
+        channel.close()
+    return moved
+
+
+def purge(amqp_url: str, queue: str) -> int:
+    """Drop every dead letter in `queue` (after an operator decided they are worthless)."""
+    _check_dlq(queue)
+    with Connection(amqp_url) as conn:
+        return conn.default_channel.queue_purge(queue) or 0

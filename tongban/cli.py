@@ -1,0 +1,200 @@
+"""`tongban`: the command line for people — run the suite, try it on a simulated city, operate it."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _eventlet():
+    # nameko runs on eventlet; patch before anything opens a socket
+    import eventlet
+
+    eventlet.monkey_patch()
+
+
+def _base_settings(args) -> "Settings":
+    from shared.config import Settings
+
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return Settings.from_env("tongban", instance="tongban", **overrides)
+
+
+def cmd_up(args) -> int:
+    _eventlet()
+    from shared.logging import configure_logging
+    from tongban.runtime import Cluster, host_layout, wait_forever
+
+    configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
+    base = _base_settings(args)
+    layout = host_layout(base, towns=args.towns, departments=args.departments, first_port=args.port)
+    cluster = Cluster()
+    try:
+        for settings in layout:
+            cluster.start(settings)
+            print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
+        print(f"tongban is up: {len(layout)} instances, data in {base.data_dir}, broker {_safe(base.amqp_url)}. "
+              "Ctrl-C stops it.", flush=True)
+        wait_forever()
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        cluster.stop()
+    print("stopped.")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    _eventlet()
+    from shared.config import Settings
+    from shared.logging import configure_logging
+    from tongban.runtime import Cluster, wait_forever
+
+    configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "INFO"))
+    settings = Settings.from_env(args.service, town=args.town, department=args.department, http_port=args.port,
+                                 instance=args.instance or os.environ.get("TONGBAN_INSTANCE")
+                                 or _default_instance(args))
+    cluster = Cluster()
+    try:
+        cluster.start(settings)
+        wait_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+    return 0
+
+
+def _default_instance(args) -> str:
+    if args.service == "intake" and args.town:
+        return f"intake-{args.town}"
+    if args.service == "approval" and args.department:
+        return f"approval-{args.department}"
+    return args.service
+
+
+def cmd_demo(args) -> int:
+    _eventlet()
+    from tongban.demo import run_demo
+
+    summary = run_demo(cases=args.cases, as_json=args.json, keep=args.keep)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, default=str))
+    return 0 if summary["reconciled"] else 1
+
+
+def cmd_token(args) -> int:
+    from shared.auth import issue_token
+    from shared.config import Settings
+
+    settings = Settings.from_env("tongban", instance="tongban")
+    try:
+        token = issue_token(settings.secret, args.subject, args.role, args.scope, ttl_seconds=args.ttl)
+    except ValueError as exc:
+        print(f"tongban token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def cmd_dlq(args) -> int:
+    from shared import deadletters
+    from shared.config import Settings
+
+    settings = Settings.from_env("tongban", instance="tongban")
+    mgmt = os.environ.get("TONGBAN_MANAGEMENT_URL")
+    try:
+        if args.action == "list":
+            queues = [{"queue": args.queue, "messages": None}] if args.queue else \
+                deadletters.list_queues(settings.amqp_url, settings.bus_prefix, mgmt)
+            report = []
+            for q in queues:
+                letters = deadletters.peek(settings.amqp_url, q["queue"], args.limit)
+                report.append({**q, "peek": [d.as_dict() for d in letters]})
+            if args.json:
+                print(json.dumps(report, ensure_ascii=False))
+            else:
+                if not report:
+                    print("no dead-letter queues")
+                for q in report:
+                    print(f"{q['queue']}: {q['messages'] if q['messages'] is not None else len(q['peek'])} message(s)")
+                    for d in q["peek"]:
+                        print(f"    {d['message_id']}  {d['type']}  case {d['case_number']}  "
+                              f"failed in {d['failed_queue']} ({d['reason']}, {d['count']}x)")
+        elif args.action == "replay":
+            moved = deadletters.replay(settings.amqp_url, args.queue, args.limit)
+            print(f"replayed {moved} message(s) from {args.queue}")
+        elif args.action == "purge":
+            n = deadletters.purge(settings.amqp_url, args.queue)
+            print(f"purged {n} message(s) from {args.queue}")
+    except deadletters.DeadLetterError as exc:
+        print(f"tongban dlq: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _safe(url: str) -> str:
+    from shared.platform import _safe_url
+
+    return _safe_url(url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tongban.runtime import DEFAULT_DEPARTMENTS, DEFAULT_TOWNS
+
+    p = argparse.ArgumentParser(prog="tongban", description="全城通办: any town centre takes any application.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole suite on this host")
+    up.add_argument("--towns", nargs="+", default=list(DEFAULT_TOWNS))
+    up.add_argument("--departments", nargs="+", default=list(DEFAULT_DEPARTMENTS))
+    up.add_argument("--port", type=int, default=8101, help="first HTTP port (default 8101)")
+    up.add_argument("--data-dir", help="where the SQLite files live (default $TONGBAN_DATA_DIR or ./var)")
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run one service instance (containers, k8s)")
+    serve.add_argument("service", choices=["intake", "approval", "agent", "notify", "evaluation"])
+    serve.add_argument("--town")
+    serve.add_argument("--department")
+    serve.add_argument("--instance")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="run the suite against a simulated city and reconcile the books")
+    demo.add_argument("--cases", type=int, default=300)
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's data folder and queues")
+    demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="mint a bearer token for a user")
+    token.add_argument("--subject", required=True, help="staff id or user name")
+    token.add_argument("--role", required=True)
+    token.add_argument("--scope", required=True, help="city | town:CODE | department:CODE[@TOWN] | village:CODE")
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
+    token.set_defaults(func=cmd_token)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list, replay, purge")
+    dlq.add_argument("action", choices=["list", "replay", "purge"])
+    dlq.add_argument("queue", nargs="?", help="a dead-letter queue (name ends in .dlq)")
+    dlq.add_argument("--limit", type=int, default=None)
+    dlq.add_argument("--json", action="store_true")
+    dlq.set_defaults(func=cmd_dlq)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "dlq":
+        if args.action in ("replay", "purge") and not args.queue:
+            parser.error(f"dlq {args.action} needs the queue name")
+        if args.action == "list" and args.limit is None:
+            args.limit = 10
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
