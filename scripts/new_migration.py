@@ -25,6 +25,7 @@ def main(service: str, message: str) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(ROOT / "shared" / "migrations"))
         cfg.set_main_option("version_locations", str(versions))
+        cfg.set_main_option("path_separator", "os")
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             cfg.attributes["target_metadata"] = models.Base.metadata

@@ -62,6 +62,7 @@ def migrate(engine: Engine, versions_dir: Path) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("version_locations", str(versions_dir))
+    cfg.set_main_option("path_separator", "os")
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")

@@ -5,6 +5,10 @@ import argparse
 import json
 import os
 import sys
+import warnings
+
+# eventlet warns on import that it is deprecated; nameko 2.14 needs it (see DESIGN.md), users need not see it
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
 def _eventlet():

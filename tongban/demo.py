@@ -22,7 +22,7 @@ from shared.auth import issue_token
 from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
-from tongban.runtime import Cluster, host_layout
+from tongban.runtime import Cluster, host_layout, remove_bus
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -110,7 +110,10 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     finally:
         cluster.stop()
         if not keep:
-            _remove_queues(base, layout)
+            try:
+                remove_bus(base.amqp_url, base.bus_prefix, layout)
+            except Exception as exc:  # leftovers are harmless; say so rather than fail the demo
+                print(f"note: could not remove the demo's queues ({exc})", file=sys.stderr)
             shutil.rmtree(data_dir, ignore_errors=True)
     summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
     summary["data_dir"] = str(data_dir) if keep else None
@@ -220,30 +223,6 @@ def _reconcile(submitted, decided_by_hand, urls, ops, layout) -> dict:
         "decided_by_rule": sum(x["decided"] for x in approval) - sum(decided_by_hand.values()),
         "acceptance_notices": notify["acceptance"],
     }
-
-
-def _remove_queues(base: Settings, layout) -> None:
-    from kombu import Connection
-
-    from shared.bus import Topology
-    from tongban.runtime import service_class
-
-    topology = Topology(base.bus_prefix)
-    try:
-        with Connection(base.amqp_url) as conn:
-            channel = conn.default_channel
-            for settings in layout:
-                cls = service_class(settings)
-                for attr in vars(cls).values():
-                    for ext in getattr(attr, "nameko_entrypoints", ()):
-                        queue = getattr(ext, "queue", None)
-                        if queue is not None:
-                            channel.queue_delete(queue.name)
-                            channel.queue_delete(queue.name + ".dlq")
-            channel.exchange_delete(topology.events.name)
-            channel.exchange_delete(topology.dead_letters.name)
-    except Exception as exc:  # leftovers are harmless; say so rather than fail the demo
-        print(f"note: could not remove the demo's queues ({exc})", file=sys.stderr)
 
 
 def _print_summary(s: dict) -> None:

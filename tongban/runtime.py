@@ -91,3 +91,32 @@ def wait_forever() -> None:
 
     while True:
         eventlet.sleep(3600)
+
+
+def queues_of(settings: Settings) -> list[str]:
+    """The work queues an instance consumes from (without building its database)."""
+    cls = service_class(settings)
+    names = []
+    for attr in vars(cls).values():
+        for ext in getattr(attr, "nameko_entrypoints", ()):
+            queue = getattr(ext, "queue", None)
+            if queue is not None:
+                names.append(queue.name)
+    return names
+
+
+def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
+    """Delete a throw-away deployment's queues, dead-letter queues and exchanges (demo, tests)."""
+    from kombu import Connection
+
+    from shared.bus import Topology
+
+    topology = Topology(prefix)
+    with Connection(amqp_url) as conn:
+        channel = conn.default_channel
+        for settings in layout:
+            for name in queues_of(settings):
+                channel.queue_delete(name)
+                channel.queue_delete(name + ".dlq")
+        channel.exchange_delete(topology.events.name)
+        channel.exchange_delete(topology.dead_letters.name)

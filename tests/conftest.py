@@ -1,0 +1,49 @@
+"""Fixtures: the real RabbitMQ and PostgreSQL (no fakes), a throw-away city per test."""
+from __future__ import annotations
+
+import eventlet
+
+# nameko runs on eventlet: patch before anything opens a socket (its pytest plugin no longer does)
+eventlet.monkey_patch()
+
+import os
+
+import pytest
+
+from tests.support import City, PostgresDatabases
+
+AMQP_URL = os.environ.get("TONGBAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    dbs = PostgresDatabases(PG_URL)
+    yield dbs
+    dbs.drop_all()
+
+
+def _city(tmp_path, backend, postgres_dbs):
+    city = City(amqp_url=AMQP_URL, data_dir=tmp_path / "data", backend=backend, postgres=postgres_dbs)
+    return city
+
+
+@pytest.fixture
+def city(tmp_path, postgres):
+    """A city on SQLite (the embedded default)."""
+    c = _city(tmp_path, "sqlite", None)
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_city(request, tmp_path, postgres):
+    """The same test on SQLite and on PostgreSQL."""
+    c = _city(tmp_path, request.param, postgres if request.param == "postgres" else None)
+    yield c
+    c.close()

@@ -1,0 +1,189 @@
+"""Test helpers: a throw-away city on the real broker and database, and an HTTP client."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import requests
+from kombu import Connection, Exchange, Producer
+
+from shared.auth import issue_token
+from shared.config import Settings
+from shared.contracts import Message
+from tongban.demo import fake_resident_id
+from tongban.runtime import Cluster, host_layout, remove_bus
+
+TOWN_A, TOWN_B = "320583101", "320583102"
+VALID_ID = "11010519491231002X"
+VALID_PHONE = "13812345678"
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """Poll until predicate() is truthy; return its value or fail saying what never happened."""
+    import eventlet
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        eventlet.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class PostgresDatabases:
+    """One fresh PostgreSQL database per service instance, dropped afterwards."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.created: list[str] = []
+
+    def _admin(self):
+        conn = psycopg2.connect(self.admin_url)
+        conn.autocommit = True
+        return conn
+
+    def new(self, name: str) -> str:
+        db = f"tbtest_{uuid.uuid4().hex[:8]}_{name.replace('-', '_')}"[:63]
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{db}"')
+        finally:
+            conn.close()
+        self.created.append(db)
+        base = self.admin_url.rsplit("/", 1)[0]
+        return f"{base}/{db}"
+
+    def drop_all(self):
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                for db in self.created:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            conn.close()
+        self.created.clear()
+
+
+@dataclass
+class City:
+    """A deployment for one test: its own bus prefix, data folder and (optionally) PostgreSQL databases."""
+
+    amqp_url: str
+    data_dir: Path
+    backend: str = "sqlite"
+    postgres: PostgresDatabases | None = None
+    delivery_limit: int = 3
+    cluster: Cluster = field(default_factory=Cluster)
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    _db_urls: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
+                             data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1)
+        self.layout = host_layout(self.base, first_port=_free_port_block(7))
+        self.session = requests.Session()
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def settings(self, instance: str, **changes) -> Settings:
+        s = next(s for s in self.layout if s.instance == instance)
+        if self.backend == "postgres":
+            if instance not in self._db_urls:
+                self._db_urls[instance] = self.postgres.new(instance)
+            s = s.with_(database_url=self._db_urls[instance])
+        return s.with_(**changes) if changes else s
+
+    def start(self, *instances: str, **changes):
+        names = instances or [s.instance for s in self.layout]
+        for name in names:
+            self.cluster.start(self.settings(name, **changes))
+
+    def stop(self, instance: str, kill: bool = False):
+        r = self.cluster.by_instance(instance)
+        self.cluster.running.remove(r)
+        (r.runner.kill if kill else r.runner.stop)()
+
+    def close(self):
+        self.cluster.stop()
+        try:
+            remove_bus(self.amqp_url, self.prefix, self.layout)
+        except Exception:
+            pass
+
+    def url(self, instance: str) -> str:
+        return next(s for s in self.layout if s.instance == instance).base_url
+
+    # --- tokens and HTTP --------------------------------------------------------------------------
+
+    def token(self, role: str, scope: str, subject: str = "tester") -> str:
+        return issue_token(self.base.secret, subject, role, scope)
+
+    def call(self, method: str, instance: str, path: str, token: str | None = None, body=None,
+             raw: bytes | None = None, headers: dict | None = None):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        if raw is not None:
+            h["Content-Type"] = "application/json"
+            return self.session.request(method, self.url(instance) + path, data=raw, headers=h, timeout=30)
+        return self.session.request(method, self.url(instance) + path, json=body, headers=h, timeout=30)
+
+    @property
+    def ops(self) -> str:
+        return self.token("service", "city", "ops")
+
+    def stats(self, instance: str) -> dict:
+        r = self.call("GET", instance, "/stats", self.ops)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def submit(self, item_code: str = "MZ-0001", town: str = TOWN_A, materials=None, id_number: str | None = None,
+               **extra) -> requests.Response:
+        materials = materials if materials is not None else (
+            ["idcard", "photo"] if item_code == "MZ-0001" else ["idcard", "form"])
+        body = {"item_code": item_code, "materials": materials,
+                "applicant": {"name": "张三", "id_number": id_number or VALID_ID, "phone": VALID_PHONE}, **extra}
+        return self.call("POST", f"intake-{town}", "/cases", self.token("clerk", f"town:{town}", "clerk-1"), body)
+
+    def case(self, number: str, town: str = TOWN_A) -> dict:
+        r = self.call("GET", f"intake-{town}", f"/cases/{number}", self.token("clerk", f"town:{town}"))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # --- the bus, directly --------------------------------------------------------------------------
+
+    def publish_raw(self, body, routing_key: str, content_type: str = "application/json", **props):
+        with Connection(self.amqp_url, transport_options={"confirm_publish": True}) as conn:
+            producer = Producer(conn.default_channel, exchange=Exchange(f"{self.prefix}.events", type="topic",
+                                                                          durable=True))
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            producer.publish(body, routing_key=routing_key, content_type=content_type,
+                             content_encoding="utf-8", **props)
+
+    def publish(self, message: Message, routing_key: str):
+        self.publish_raw(message.to_wire(), routing_key, message_id=message.message_id)
+
+    def queue(self, instance: str, purpose: str) -> str:
+        return f"{self.prefix}.{instance}.{purpose}"
+
+    def queue_depth(self, name: str) -> int:
+        with Connection(self.amqp_url) as conn:
+            _n, count, _c = conn.default_channel.queue_declare(name, passive=True)
+            return count
+
+
+def _free_port_block(n: int) -> int:
+    from tongban.demo import _free_port_block as find
+
+    return find(n, start=19000 + (uuid.uuid4().int % 200) * 50)
+
+
+__all__ = ["City", "PostgresDatabases", "wait_for", "fake_resident_id", "TOWN_A", "TOWN_B", "VALID_ID"]
