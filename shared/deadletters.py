@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlparse
 
 import requests
-from kombu import Connection, Exchange
+from kombu import Connection, Exchange, Queue
 
 DLQ_SUFFIX = ".dlq"
 
@@ -53,14 +53,24 @@ def list_queues(amqp_url: str, prefix: str, mgmt: str | None = None) -> list[dic
         raise DeadLetterError(
             f"cannot reach RabbitMQ's management API at {base} ({exc}); "
             "enable it with `rabbitmq-plugins enable rabbitmq_management` or name the queue") from None
-    return sorted(
-        ({"queue": q["name"], "messages": q.get("messages", 0) or 0} for q in resp.json()
-         if q["name"].startswith(prefix + ".") and q["name"].endswith(DLQ_SUFFIX)),
-        key=lambda q: q["queue"])
+    names = sorted(q["name"] for q in resp.json()
+                   if q["name"].startswith(prefix + ".") and q["name"].endswith(DLQ_SUFFIX))
+    # the management API's counts lag by seconds; ask the queue itself
+    return [{"queue": name, "messages": depth(amqp_url, name)} for name in names]
+
+
+def depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in `queue` now (a passive declare: it never creates the queue)."""
+    with Connection(amqp_url) as conn:
+        _name, count, _consumers = conn.default_channel.queue_declare(queue, passive=True)
+        return count
 
 
 def _describe(message) -> DeadLetter:
-    body = message.decode() if message.content_type else message.body
+    try:
+        body = message.decode()
+    except Exception:  # a dead letter may be exactly the body nobody could read
+        body = None
     deaths = (message.headers or {}).get("x-death") or [{}]
     death = deaths[0]
     fields = body if isinstance(body, dict) else {}
@@ -81,8 +91,9 @@ def peek(amqp_url: str, queue: str, limit: int = 20) -> list[DeadLetter]:
     with Connection(amqp_url) as conn:
         channel = conn.channel()
         try:
+            source = Queue(queue, channel=channel, no_declare=True)
             for _ in range(limit):
-                message = channel.basic_get(queue, no_ack=False)
+                message = source.get(no_ack=False, accept=["json"])
                 if message is None:
                     break
                 out.append(_describe(message))
@@ -99,8 +110,9 @@ def replay(amqp_url: str, queue: str, limit: int | None = None) -> int:
     with Connection(amqp_url, transport_options={"confirm_publish": True}) as conn:
         channel = conn.channel()
         producer = conn.Producer(channel=channel)
+        source = Queue(queue, channel=channel, no_declare=True)
         while limit is None or moved < limit:
-            message = channel.basic_get(queue, no_ack=False)
+            message = source.get(no_ack=False, accept=["json"])
             if message is None:
                 break
             target = _describe(message).failed_queue or queue[: -len(DLQ_SUFFIX)]

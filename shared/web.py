@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from marshmallow import Schema, ValidationError
-from nameko.web.handlers import http
+import eventlet
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer
 from werkzeug.wrappers import Response
 
 from shared import auth
@@ -46,6 +48,37 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class ExclusiveWebServer(WebServer):
+    """nameko's web server, except that it owns its port alone and closes it when killed.
+
+    nameko listens with SO_REUSEPORT and leaves the socket open on kill, so a restarted or second
+    instance on the same port would silently share connections with a dead one.
+    """
+
+    def start(self):
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run, identifier="web-server")
+
+    def kill(self):
+        self._is_accepting = False
+        if getattr(self, "_gt", None) is not None:
+            self._gt.kill()
+        if getattr(self, "_sock", None) is not None:
+            self._sock.close()
+        super().kill()
+
+
+class HttpEntrypoint(HttpRequestHandler):
+    server = ExclusiveWebServer()
+
+
+http = HttpEntrypoint.decorator
 
 
 @dataclass

@@ -109,6 +109,8 @@ class City:
         r = self.cluster.by_instance(instance)
         self.cluster.running.remove(r)
         (r.runner.kill if kill else r.runner.stop)()
+        self.session.close()  # keep-alive connections to the stopped instance are dead
+        self.session = requests.Session()
 
     def close(self):
         self.cluster.stop()

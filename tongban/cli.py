@@ -105,6 +105,8 @@ def cmd_token(args) -> int:
 
 
 def cmd_dlq(args) -> int:
+    from amqp.exceptions import NotFound
+
     from shared import deadletters
     from shared.config import Settings
 
@@ -112,8 +114,8 @@ def cmd_dlq(args) -> int:
     mgmt = os.environ.get("TONGBAN_MANAGEMENT_URL")
     try:
         if args.action == "list":
-            queues = [{"queue": args.queue, "messages": None}] if args.queue else \
-                deadletters.list_queues(settings.amqp_url, settings.bus_prefix, mgmt)
+            queues = [{"queue": args.queue, "messages": deadletters.depth(settings.amqp_url, args.queue)}] \
+                if args.queue else deadletters.list_queues(settings.amqp_url, settings.bus_prefix, mgmt)
             report = []
             for q in queues:
                 letters = deadletters.peek(settings.amqp_url, q["queue"], args.limit)
@@ -124,7 +126,7 @@ def cmd_dlq(args) -> int:
                 if not report:
                     print("no dead-letter queues")
                 for q in report:
-                    print(f"{q['queue']}: {q['messages'] if q['messages'] is not None else len(q['peek'])} message(s)")
+                    print(f"{q['queue']}: {q['messages']} message(s)")
                     for d in q["peek"]:
                         print(f"    {d['message_id']}  {d['type']}  case {d['case_number']}  "
                               f"failed in {d['failed_queue']} ({d['reason']}, {d['count']}x)")
@@ -136,6 +138,10 @@ def cmd_dlq(args) -> int:
             print(f"purged {n} message(s) from {args.queue}")
     except deadletters.DeadLetterError as exc:
         print(f"tongban dlq: {exc}", file=sys.stderr)
+        return 2
+    except NotFound as exc:
+        print(f"tongban dlq: no such queue ({exc.reply_text if hasattr(exc, 'reply_text') else exc})",
+              file=sys.stderr)
         return 2
     return 0
 
