@@ -16,6 +16,13 @@ def _eventlet():
     import eventlet
 
     eventlet.monkey_patch()
+    # containers and k8s stop with SIGTERM: stop as cleanly as on Ctrl-C
+    import signal
+
+    def _interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _base_settings(args) -> "Settings":

@@ -1,0 +1,93 @@
+"""The command line as a user runs it: `tongban up`, `tongban demo`, `tongban token`."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.auth import verify_token
+from shared.config import DEV_SECRET
+from tests.support import _free_port_block
+from tongban.runtime import host_layout, remove_bus
+from shared.config import Settings
+
+TONGBAN = [sys.executable, "-m", "tongban.cli"]
+
+
+def _env(tmp_path, prefix):
+    env = dict(os.environ)
+    env.update(TONGBAN_BUS_PREFIX=prefix, TONGBAN_DATA_DIR=str(tmp_path / "data"), TONGBAN_SECRET=DEV_SECRET,
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
+    prefix = f"up{uuid.uuid4().hex[:8]}"
+    port = _free_port_block(7)
+    proc = subprocess.Popen([*TONGBAN, "up", "--port", str(port)], env=_env(tmp_path, prefix),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"tongban up ended early: {''.join(lines)}"
+            lines.append(line)
+            if "tongban is up" in line:
+                break
+        urls = re.findall(r"(http://127\.0\.0\.1:\d+)", "".join(lines))
+        assert len(urls) == 7, "".join(lines)
+        for url in urls:
+            health = requests.get(f"{url}/health", timeout=10)
+            assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "broker": "ok"}
+            metrics = requests.get(f"{url}/metrics", timeout=10)
+            names = {f.name for f in text_string_to_metric_families(metrics.text)}
+            assert {"tongban_outbox_backlog", "tongban_instance_info"} <= names, names
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped." in out
+        for url in urls:
+            try:
+                requests.get(f"{url}/health", timeout=2)
+                raise AssertionError(f"{url} still answers after Ctrl-C")
+            except requests.ConnectionError:
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        base = Settings(service="t", instance="t", bus_prefix=prefix)
+        remove_bus(base.amqp_url, prefix, host_layout(base))
+
+
+def test_demo_reconciles_and_prints_json(tmp_path):
+    prefix = f"demo{uuid.uuid4().hex[:8]}"
+    r = subprocess.run([*TONGBAN, "demo", "--cases", "40", "--json"], env=_env(tmp_path, prefix),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["reconciled"] is True
+    books = summary["cases"]
+    assert books == {k: 40 for k in ("submitted", "accepted", "decided", "completed", "notified", "evaluated")}
+    assert sum(summary["by_kind"].values()) == 40 and set(summary["by_kind"]) <= {"instant", "promised"}
+    assert summary["decided_by_rule"] == summary["by_kind"].get("instant", 0)
+
+
+def test_token_is_minted_for_a_role_and_scope(tmp_path):
+    env = _env(tmp_path, "x")
+    r = subprocess.run([*TONGBAN, "token", "--subject", "wang.fang", "--role", "approver",
+                        "--scope", "department:minzheng@320583101"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    principal = verify_token(DEV_SECRET, r.stdout.strip())
+    assert (principal.subject, principal.role, str(principal.scope)) == \
+        ("wang.fang", "approver", "department:minzheng@320583101")
+    bad = subprocess.run([*TONGBAN, "token", "--subject", "x", "--role", "king", "--scope", "city"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "role" in bad.stderr
