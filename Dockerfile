@@ -3,6 +3,11 @@
 # Configuration comes from TONGBAN_* environment variables (shared/config.py).
 FROM python:3.11-slim-bookworm
 
+# a TrueType Chinese font for the PDF notices (reportlab cannot embed CFF fonts such as Noto CJK)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -371,27 +371,39 @@ ensure_postgres() {
 
 # ------------------------------------------------------ 5. fonts, poppler ---
 
-cjk_font() {
-    command -v fc-list >/dev/null 2>&1 || return 1
-    local all f
-    all="$(fc-list :lang=zh family 2>/dev/null | sort)"
-    [[ -n $all ]] || return 1
-    # Name a Simplified Chinese face if there is one (just for the message).
-    f="$(grep -m1 -E 'SC|CN|GB' <<<"$all" || sed -n 1p <<<"$all")"
-    printf '%s' "${f%%,*}"
+
+# PDF notices embed a TrueType CJK font (reportlab cannot use CFF fonts such as Noto CJK);
+# services/intake/notices.py looks for these files, in this order.
+CJK_TRUETYPE_FONTS=(
+    /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+    /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+    /usr/share/fonts/truetype/arphic/uming.ttc
+    /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+)
+
+truetype_cjk_font() {
+    local f
+    if [[ -n ${TONGBAN_CJK_FONT:-} && -f $TONGBAN_CJK_FONT ]]; then
+        printf '%s' "$TONGBAN_CJK_FONT"; return 0
+    fi
+    for f in "${CJK_TRUETYPE_FONTS[@]}"; do
+        [[ -f $f ]] && { printf '%s' "$f"; return 0; }
+    done
+    return 1
 }
 
 ensure_fonts() {
     local f
-    if f="$(cjk_font)"; then
+    if f="$(truetype_cjk_font)"; then
         say "Chinese font: $f"
         return 0
     fi
-    if apt_install fontconfig fonts-noto-cjk || apt_install fontconfig fonts-wqy-microhei; then
-        if f="$(cjk_font)"; then say "Chinese font: $f"; return 0; fi
+    if apt_install fonts-wqy-microhei && f="$(truetype_cjk_font)"; then
+        say "Chinese font installed: $f"
+        return 0
     fi
-    # Not fatal: only the look of the PDF notices suffers.
-    warn "no Chinese font found (fc-list :lang=zh); PDF notices may show missing glyphs. As root: apt-get install -y fonts-noto-cjk"
+    # Not fatal for the demo; PDF notices fail with a message naming the package.
+    warn "no TrueType Chinese font: PDF notices cannot be rendered. As root: apt-get install -y fonts-wqy-microhei"
 }
 
 ensure_poppler() {

@@ -27,16 +27,20 @@ class Topology:
         self.prefix = prefix
         self.delivery_limit = delivery_limit
         self.events = Exchange(f"{prefix}.events", type="topic", durable=True)
+        # work for a department travels apart from the facts everyone listens to, so that with
+        # `mandatory` a department nobody serves is an error, not a message only evaluation saw
+        self.work = Exchange(f"{prefix}.work", type="topic", durable=True)
         self.dead_letters = Exchange(f"{prefix}.dlx", type="topic", durable=True)
 
     def queue_name(self, instance: str, purpose: str) -> str:
         return f"{self.prefix}.{instance}.{purpose}"
 
-    def work_queue(self, instance: str, purpose: str, routing_keys: list[str]) -> Queue:
+    def work_queue(self, instance: str, purpose: str, routing_keys: list[str],
+                   exchange: Exchange | None = None) -> Queue:
         name = self.queue_name(instance, purpose)
         return Queue(
             name,
-            bindings=[binding(self.events, routing_key=rk) for rk in routing_keys],
+            bindings=[binding(exchange or self.events, routing_key=rk) for rk in routing_keys],
             durable=True,
             queue_arguments={
                 "x-queue-type": "quorum",
@@ -56,8 +60,8 @@ class Topology:
     def declare(self, connection: Connection, queues: list[Queue]) -> None:
         """Declare exchanges, work queues with their bindings, and dead-letter queues (idempotent)."""
         channel = connection.default_channel
-        self.events(channel).declare()
-        self.dead_letters(channel).declare()
+        for exchange in (self.events, self.work, self.dead_letters):
+            exchange(channel).declare()
         for queue in queues:
             queue(channel).declare()
             self.dead_letter_queue(queue.name)(channel).declare()

@@ -2,16 +2,32 @@
 
 Loaded from a YAML file, validated, versioned: a case keeps the version it was accepted under,
 so loading a new version never changes a case already accepted.
+
+`CatalogStore` keeps every version city IT has loaded in one folder (`<TONGBAN_DATA_DIR>/catalog/`):
+`<version>.yaml` per version (never rewritten) and `ACTIVE`, the version new cases are accepted under.
 """
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 SAMPLE_CATALOG = Path(__file__).parent / "data" / "catalog" / "sample-city.yaml"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: 10x faster, same safety
 
 CATEGORIES = ("农业生产", "民生保障", "行政政务", "党的建设")
 ITEM_TYPES = ("行政许可", "行政确认", "行政给付", "行政裁决", "行政奖励", "其他行政权力", "公共服务")
@@ -21,11 +37,17 @@ DELIVERY = ("pickup", "mail")
 
 
 class CatalogError(ValueError):
-    """The catalogue file is not valid; `details` says where."""
+    """The catalogue file is not valid; `details` says where, `problems` says it line by line."""
 
-    def __init__(self, message: str, details=None):
-        super().__init__(message if details is None else f"{message}: {details}")
+    def __init__(self, message: str, details=None, problems: list[str] | None = None):
+        if problems:
+            text = f"{message}: " + "; ".join(problems)
+        else:
+            text = message if details is None else f"{message}: {details}"
+        super().__init__(text)
+        self.message = message
         self.details = details
+        self.problems = list(problems) if problems else ([] if details is None else [str(details)])
 
 
 class _Strict(Schema):
@@ -62,18 +84,45 @@ class ItemSchema(_Strict):
     delivery = fields.List(fields.String(validate=validate.OneOf(DELIVERY)), load_default=lambda: ["pickup"])
     auto_decide = fields.Boolean(load_default=False)  # instant items decided by a catalogue rule
     basis = fields.String(load_default=None, allow_none=True)  # legal basis (设定依据)
+    guide = fields.String(load_default=None, allow_none=True)  # where to go and what to bring (consultation)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _limits(self, data, **_):
-        if data["promised_days"] > data["statutory_days"]:
-            raise ValidationError("promised limit cannot exceed the statutory limit", "promised_days")
-        if data["kind"] == "instant" and data["promised_days"] != 0:
-            raise ValidationError("an instant item is finished the same working day (0 days)", "promised_days")
-        if data["kind"] == "joint" and not data["co_departments"]:
-            raise ValidationError("a joint item names its co-departments", "co_departments")
-        codes = [m["code"] for m in data["materials"]]
+        # runs even when some fields failed, so one pass reports every problem; absent fields are skipped
+        problems: dict[str, list[str]] = {}
+
+        def fail(field, message):
+            problems.setdefault(field, []).append(message)
+
+        kind, level = data.get("kind"), data.get("level")
+        promised, statutory = data.get("promised_days"), data.get("statutory_days")
+        co = data.get("co_departments", [])
+        if promised is not None and statutory is not None and promised > statutory:
+            fail("promised_days", "promised limit cannot exceed the statutory limit")
+        if kind == "instant" and promised not in (None, 0):
+            fail("promised_days", "an instant item is finished the same working day (0 days)")
+        if data.get("auto_decide") and kind not in (None, "instant"):
+            fail("auto_decide", "only an instant item is decided by a catalogue rule")
+        if kind == "joint" and not co:
+            fail("co_departments", "a joint item names its co-departments")
+        if data.get("department") in co:
+            fail("co_departments", "the lead department cannot also be a co-department")
+        if len(co) != len(set(co)):
+            fail("co_departments", "co-departments repeat")
+        if kind == "escalated" and level not in (None, "city"):
+            fail("level", "an escalated item is beyond the town's authority: its level is city")
+        if kind == "consultation" and not (data.get("guide") or "").strip():
+            fail("guide", "a consultation item tells the applicant where to go (guide)")
+        if data.get("in_person") and data.get("agent_allowed"):
+            fail("agent_allowed", "an item that needs the applicant in person cannot be submitted by a village "
+                                  "agent (set agent_allowed: false)")
+        if (data.get("fee_fen") or 0) > 0 and not (data.get("fee_basis") or "").strip():
+            fail("fee_basis", "a fee names its basis (收费依据)")
+        codes = [m.get("code") for m in data.get("materials", []) if m.get("code")]
         if len(codes) != len(set(codes)):
-            raise ValidationError("material codes repeat", "materials")
+            fail("materials", "material codes repeat")
+        if problems:
+            raise ValidationError(problems)
 
 
 class VillageSchema(_Strict):
@@ -93,31 +142,62 @@ class DepartmentSchema(_Strict):
 
 
 class CatalogSchema(_Strict):
-    version = fields.String(required=True, validate=validate.Length(1, 32))
+    # the version names the stored file (`<version>.yaml`) and is kept on every case: letters, digits, . _ -
+    version = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$", error="version must be 1-32 letters, digits, '.', '_' or '-'"))
     city = fields.Dict(required=True)
     supervision_phone = fields.String(load_default="12345")
     towns = fields.List(fields.Nested(TownSchema), required=True, validate=validate.Length(min=1))
     departments = fields.List(fields.Nested(DepartmentSchema), required=True, validate=validate.Length(min=1))
     items = fields.List(fields.Nested(ItemSchema), required=True, validate=validate.Length(min=1))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _references(self, data, **_):
-        depts = {d["code"] for d in data["departments"]}
-        problems = {}
+        # runs even when some fields failed (lists keep their indices; failed entries are partial)
+        problems: dict = {}
+
+        def fail(section, index, message, sub=None, sub_index=None):
+            entry = problems.setdefault(section, {}).setdefault(index, {})
+            if sub:
+                entry = entry.setdefault(sub, {}).setdefault(sub_index, {})
+            entry.setdefault("_schema", []).append(message)
+
+        depts = set()
+        for i, dept in enumerate(data.get("departments", [])):
+            if dept.get("code") in depts:
+                fail("departments", i, f"department code {dept['code']} repeats")
+            depts.add(dept.get("code"))
         seen = set()
-        for item in data["items"]:
-            if item["code"] in seen:
-                problems[item["code"]] = "item code repeats"
-            seen.add(item["code"])
-            for dept in [item["department"], *item["co_departments"]]:
-                if dept not in depts:
-                    problems[item["code"]] = f"unknown department {dept}"
-        for town in data["towns"]:
-            for village in town["villages"]:
-                if not village["code"].startswith(town["code"]):
-                    problems[village["code"]] = f"village is not inside town {town['code']}"
+        for i, item in enumerate(data.get("items", []) if "departments" in data else []):
+            code = item.get("code")
+            if code is not None and code in seen:
+                fail("items", i, f"item code {code} repeats")
+            seen.add(code)
+            for dept in [item.get("department"), *item.get("co_departments", [])]:
+                if dept is not None and dept not in depts:
+                    fail("items", i, f"unknown department {dept}")
+        towns, villages = set(), set()
+        city = str((data.get("city") or {}).get("code", ""))
+        for i, town in enumerate(data.get("towns", [])):
+            tcode = town.get("code")
+            if tcode is None:
+                continue
+            if tcode in towns:
+                fail("towns", i, f"town code {tcode} repeats")
+            towns.add(tcode)
+            if not tcode.startswith(city):
+                fail("towns", i, f"town {tcode} is not inside city {city}")
+            for j, village in enumerate(town.get("villages", [])):
+                vcode = village.get("code")
+                if vcode is None:
+                    continue
+                if not vcode.startswith(tcode):
+                    fail("towns", i, f"village is not inside town {tcode}", "villages", j)
+                if vcode in villages:
+                    fail("towns", i, f"village code {vcode} repeats", "villages", j)
+                villages.add(vcode)
         if problems:
-            raise ValidationError(problems, "items")
+            raise ValidationError(problems)
 
 
 @dataclass(frozen=True)
@@ -140,22 +220,239 @@ class Catalog:
     def item(self, code: str) -> dict | None:
         return self.items.get(code)
 
+    def summary(self) -> dict:
+        """Counts for people and dashboards: items by kind, category, department and level."""
+        items = self.data["items"]
+        return {
+            "version": self.version,
+            "city": dict(self.data["city"]),
+            "items": len(items),
+            "towns": len(self.data["towns"]),
+            "villages": sum(len(t["villages"]) for t in self.data["towns"]),
+            "departments": len(self.data["departments"]),
+            "by_kind": {k: n for k in CASE_KINDS if (n := sum(1 for i in items if i["kind"] == k))},
+            "by_category": {c: n for c in CATEGORIES if (n := sum(1 for i in items if i["category"] == c))},
+            "by_department": dict(Counter(i["department"] for i in items)),
+            "by_level": {lv: n for lv in LEVELS if (n := sum(1 for i in items if i["level"] == lv))},
+            "in_person": sum(1 for i in items if i["in_person"]),
+            "agent_allowed": sum(1 for i in items if i["agent_allowed"]),
+            "city_wide": sum(1 for i in items if i["city_wide"]),
+            "with_fee": sum(1 for i in items if i["fee_fen"] > 0),
+        }
+
+    def summary_line(self) -> str:
+        return (f"version {self.version}, {len(self.data['items'])} items, {len(self.data['towns'])} towns, "
+                f"{len(self.data['departments'])} departments")
+
+
+def _describe(messages, raw) -> list[str]:
+    """marshmallow's nested messages as readable lines: `items[3] (MZ-0004).promised_days: ...`."""
+    lines: list[str] = []
+
+    def label(section, index, rows):
+        if isinstance(index, int) and isinstance(rows, list) and 0 <= index < len(rows) \
+                and isinstance(rows[index], dict) and rows[index].get("code") not in (None, ""):
+            return f"{section}[{index}] ({rows[index]['code']})"
+        return f"{section}[{index}]" if isinstance(index, int) else f"{section}.{index}"
+
+    def walk(node, path, rows):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, int):
+                    here = label(path or "?", key, rows)
+                    child = rows[key] if isinstance(rows, list) and 0 <= key < len(rows) else None
+                    walk(value, here, child)
+                else:
+                    here = key if not path else (path if key == "_schema" else f"{path}.{key}")
+                    child = rows.get(key) if isinstance(rows, dict) else None
+                    walk(value, here, child)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value, path, rows)
+        else:
+            lines.append(f"{path}: {node}" if path else str(node))
+
+    walk(messages, "", raw)
+    # one entity's problems together, entities in file order (items[2] before items[10])
+    return sorted(lines, key=lambda line: _natural_key(line.split(":", 1)[0].split(" ", 1)[0]))
+
 
 def parse_catalog(text: str) -> Catalog:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise CatalogError("catalogue is not valid YAML", str(exc)) from None
     if not isinstance(raw, dict):
         raise CatalogError("catalogue must be a YAML mapping")
-    if "version" in raw:
+    if isinstance(raw.get("version"), float):
+        # YAML reads 2026.10 as the number 2026.1: a different version than the one written
+        raise CatalogError("catalogue is invalid", {"version": ["quote the version"]},
+                           [f"version: write it in quotes (version: \"{raw['version']}\" was read as a number; "
+                            + "2026.10 would become 2026.1)"])
+    if "version" in raw and raw["version"] is not None:
         raw["version"] = str(raw["version"])
     try:
         data = CatalogSchema().load(raw)
     except ValidationError as exc:
-        raise CatalogError("catalogue is invalid", exc.messages) from None
+        raise CatalogError("catalogue is invalid", exc.messages, _describe(exc.messages, raw)) from None
     return Catalog(version=data["version"], data=data)
 
 
 def load_catalog(path: str | Path = SAMPLE_CATALOG) -> Catalog:
     return parse_catalog(Path(path).read_text(encoding="utf-8"))
+
+
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+
+def _natural_key(version: str):
+    """"2026.2" < "2026.10": digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", version) if part]
+
+
+class CatalogStore:
+    """Every catalogue version city IT has loaded, in one folder (`<TONGBAN_DATA_DIR>/catalog/`).
+
+    - `<version>.yaml`: the file as loaded, written once and never changed; a case accepted under a
+      version is looked up in that version for ever (`get`).
+    - `ACTIVE`: the version new cases are accepted under (`active`); loading a file makes it active.
+    - Loading a version again with the same content (same catalogue after validation; comments and
+      layout do not count) stores nothing (it does make that version active again: how to go back);
+      with other content it is refused and nothing changes: a changed catalogue needs a new version.
+    - The shipped sample (`SAMPLE_CATALOG`) is what `active()` gives while nothing is loaded, so its
+      version is taken: a different catalogue cannot be loaded under the sample's version either.
+    """
+
+    ACTIVE_FILE = "ACTIVE"
+
+    def __init__(self, folder: str | os.PathLike[str], sample: str | os.PathLike[str] = SAMPLE_CATALOG):
+        self.folder = Path(folder)
+        self.sample_path = Path(sample)
+        self._cache: dict[str, Catalog] = {}
+        self._lock = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------------
+    def sample(self) -> Catalog:
+        return self._cached("\0sample", lambda: load_catalog(self.sample_path))
+
+    def versions(self) -> list[str]:
+        """The stored versions in natural order ("2026.2" before "2026.10"), not in load order."""
+        if not self.folder.is_dir():
+            return []
+        found = [f.stem for f in self.folder.glob("*.yaml") if _VERSION_RE.fullmatch(f.stem)]
+        return sorted(found, key=_natural_key)
+
+    def active_version(self) -> str:
+        """The version named in ACTIVE; with no ACTIVE file, the newest stored version (natural order);
+        with nothing stored, the shipped sample's version."""
+        marker = self.folder / self.ACTIVE_FILE
+        try:
+            version = marker.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            version = ""
+        except OSError as exc:
+            raise CatalogError(f"cannot read {marker}", str(exc)) from None
+        if version:
+            return version
+        stored = self.versions()
+        return stored[-1] if stored else self.sample().version
+
+    def active(self) -> Catalog:
+        """The catalogue new cases are accepted under (the shipped sample while nothing is loaded)."""
+        return self.get(self.active_version())
+
+    def get(self, version: str) -> Catalog:
+        """One version, as it was loaded. Raises CatalogError for a version never loaded."""
+        version = str(version)
+        path = self._path(version)
+        if path.is_file():
+            catalog = self._cached(version, lambda: parse_catalog(path.read_text(encoding="utf-8")))
+            if catalog.version != version:
+                raise CatalogError(f"{path} holds version {catalog.version}, not {version}")
+            return catalog
+        sample = self.sample()
+        if version == sample.version:
+            return sample
+        known = ", ".join(self.versions()) or f"none loaded; the shipped sample is {sample.version}"
+        raise CatalogError(f"unknown catalogue version {version} (known: {known})")
+
+    # -- loading -------------------------------------------------------------------------------
+    def load_file(self, path: str | os.PathLike[str]) -> Catalog:
+        """Validate a catalogue file, store it as `<version>.yaml` and make it the active version."""
+        return self.load_text(self._read(path))[0]
+
+    def load_text(self, text: str) -> tuple[Catalog, bool]:
+        """Like `load_file`; also says whether the version was new (False: already loaded, same content)."""
+        catalog = parse_catalog(text)
+        version = catalog.version
+        with self._lock:
+            sample = self.sample()
+            if version == sample.version and not self._path(version).is_file() and catalog.data != sample.data:
+                raise CatalogError(f"version {version} is the shipped sample's version with other content; "
+                                   "give the new catalogue a new version")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            new = self._store(version, text, catalog)
+            self._write_active(version)
+        return catalog, new
+
+    def activate(self, version: str) -> Catalog:
+        """Make an already loaded version the active one again (e.g. to go back)."""
+        catalog = self.get(version)
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._write_active(catalog.version)
+        return catalog
+
+    # -- internals -----------------------------------------------------------------------------
+    def _path(self, version: str) -> Path:
+        if not _VERSION_RE.fullmatch(version):
+            raise CatalogError(f"{version!r} is not a catalogue version")
+        return self.folder / f"{version}.yaml"
+
+    @staticmethod
+    def _read(path) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CatalogError(f"cannot read {path}", str(exc)) from None
+
+    def _cached(self, key: str, load) -> Catalog:
+        catalog = self._cache.get(key)
+        if catalog is None:
+            catalog = self._cache[key] = load()
+        return catalog
+
+    def _store(self, version: str, text: str, catalog: Catalog) -> bool:
+        target = self._path(version)
+        fd, tmp = tempfile.mkstemp(prefix=f".{version}.", suffix=".tmp", dir=self.folder)
+        try:
+            os.chmod(tmp, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, target)  # fails if the version exists: never overwrite a stored version
+                self._cache[version] = catalog
+                return True
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+        existing = self.get(version)
+        if existing.data != catalog.data:
+            raise CatalogError(f"version {version} already loaded with other content; "
+                               "give the new catalogue a new version")
+        return False
+
+    def _write_active(self, version: str) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".ACTIVE.", suffix=".tmp", dir=self.folder)
+        try:
+            os.chmod(tmp, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(version + "\n")
+            os.replace(tmp, self.folder / self.ACTIVE_FILE)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

@@ -5,7 +5,9 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     case.accepted.<accepting town>
     case.routed.<department>.<handling town or "city">     work for a department (its approval instance)
     case.decided.<department>.<accepting town>               the decision, back to the centre owning the ledger
-    case.completed.<accepting town>                          the ledger closed the case (notify, agent, evaluation)
+    case.updated.<accepting town>                            any other step in the ledger (supplement, pause …)
+    case.completed.<accepting town>                          the ledger closed the case (agent, evaluation)
+    notice.issued.<accepting town>                           the centre issued a notice (文书): notify delivers it
     notice.sent.<accepting town>                             notify delivered a notice
 
 A consumer that gets a body it cannot read raises MalformedMessage: the message goes to the
@@ -24,7 +26,8 @@ from shared.pii import is_valid_mobile
 TOWN_CODE = validate.Regexp(r"^\d{9}$", error="must be a 9-digit town code")
 DEPT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="must be a department code (lowercase)")
 HANDLING_TOWN = validate.Regexp(r"^(\d{9}|city)$", error="must be a 9-digit town code or 'city'")
-CASE_KINDS = ("instant", "promised")
+CASE_KINDS = ("instant", "promised", "joint", "escalated", "consultation", "review")
+NOTICE_KINDS = ("acceptance", "one_time_notice", "rejection", "promise", "result", "pickup", "consultation")
 OUTCOMES = ("approved", "refused")
 
 
@@ -61,10 +64,18 @@ class CaseAcceptedV1(Schema):
     item_name = fields.String(required=True, validate=validate.Length(1, 200))
     department = fields.String(required=True, validate=DEPT_CODE)
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
-    deadline = fields.Date(required=True)
+    status = fields.String(required=True)
+    deadline = fields.Date(required=True, allow_none=True)
     first_responder = fields.String(required=True, validate=validate.Length(1, 64))
-    contact = fields.Nested(ContactSchema, required=True)
     via_agent = fields.String(load_default=None, allow_none=True)
+
+
+class CaseUpdatedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    action = fields.String(required=True, validate=validate.Length(1, 40))
+    status = fields.String(required=True)
+    deadline = fields.Date(required=True, allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True)
 
 
 class CaseRoutedV1(Schema):
@@ -76,6 +87,8 @@ class CaseRoutedV1(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
     deadline = fields.Date(required=True)
     auto_decide = fields.Boolean(required=True)
+    lead_department = fields.String(required=True, validate=DEPT_CODE)
+    departments = fields.List(fields.String(validate=DEPT_CODE), required=True)
 
 
 class CaseDecidedV1(Schema):
@@ -103,14 +116,23 @@ class CaseCompletedV1(Schema):
     reason = fields.String(load_default=None, allow_none=True)
     result_number = fields.String(load_default=None, allow_none=True)
     completed_on = fields.Date(required=True)
-    deadline = fields.Date(required=True)
+    deadline = fields.Date(required=True, allow_none=True)
     on_time = fields.Boolean(required=True)
     via_agent = fields.String(load_default=None, allow_none=True)
 
 
+class NoticeIssuedV1(Schema):
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    notice_id = fields.Integer(required=True)
+    notice_kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
+    title = fields.String(required=True)
+    sms_text = fields.String(required=True, validate=validate.Length(1, 1000))
+    contact = fields.Nested(ContactSchema, required=True)
+
+
 class NoticeSentV1(Schema):
     accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    notice_kind = fields.String(required=True, validate=validate.OneOf(["acceptance", "result"]))
+    notice_kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
     channel = fields.String(required=True)
     delivery_id = fields.Integer(required=True)
 
@@ -119,7 +141,9 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
     ("case.decided", 1): CaseDecidedV1,
+    ("case.updated", 1): CaseUpdatedV1,
     ("case.completed", 1): CaseCompletedV1,
+    ("notice.issued", 1): NoticeIssuedV1,
     ("notice.sent", 1): NoticeSentV1,
 }
 
@@ -136,6 +160,14 @@ def rk_routed(department: str, handling_town: str) -> str:
 
 def rk_decided(department: str, accepting_town: str) -> str:
     return f"case.decided.{department}.{accepting_town}"
+
+
+def rk_updated(accepting_town: str) -> str:
+    return f"case.updated.{accepting_town}"
+
+
+def rk_notice_issued(accepting_town: str) -> str:
+    return f"notice.issued.{accepting_town}"
 
 
 def rk_completed(accepting_town: str) -> str:

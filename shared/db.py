@@ -68,9 +68,19 @@ def migrate(engine: Engine, versions_dir: Path) -> None:
         command.upgrade(cfg, "heads")
 
 
+# constraint names known in advance, so migrations can drop and alter them (SQLite batch mode needs it)
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 # --- the tables every service has: written only through shared.store -------------------------
 
-plumbing_metadata = sa.MetaData()
+plumbing_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 outbox_table = sa.Table(
     "outbox", plumbing_metadata,

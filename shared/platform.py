@@ -193,13 +193,15 @@ class Platform(DependencyProvider):
         return all(v == "ok" for v in checks.values()), checks
 
 
-def consume(settings: Settings, purpose: str, routing_keys: list[str]):
+def consume(settings: Settings, purpose: str, routing_keys: list[str], work: bool = False):
     """Declare a consumer in one line: a quorum queue bound to `routing_keys`, handled once per message.
 
+    `work=True` binds to the work exchange (a department's work) instead of the events exchange.
     The handler is `fn(self, tx, message)`; it may return an outcome label such as "stale".
     """
     topology = Topology(settings.bus_prefix, settings.delivery_limit)
-    queue = topology.work_queue(settings.instance, purpose, routing_keys)
+    queue = topology.work_queue(settings.instance, purpose, routing_keys,
+                                exchange=topology.work if work else None)
 
     def decorator(fn):
         def entry(service, body):

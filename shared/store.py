@@ -30,10 +30,10 @@ class Tx:
         self._exchange = exchange
         self.published = 0
 
-    def publish(self, message: Message, routing_key: str) -> None:
+    def publish(self, message: Message, routing_key: str, exchange: str | None = None) -> None:
         """Queue a message to leave when, and only if, this transaction commits."""
         self.session.execute(outbox_table.insert().values(
-            message_id=message.message_id, exchange=self._exchange, routing_key=routing_key,
+            message_id=message.message_id, exchange=exchange or self._exchange, routing_key=routing_key,
             body=json.dumps(message.to_wire(), ensure_ascii=False), created_at=utcnow(), attempts=0,
         ))
         self.published += 1

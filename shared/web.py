@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from importlib import metadata
 
 from marshmallow import Schema, ValidationError
 import eventlet
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Response
 from shared import auth
 from shared.auth import Principal
 from shared.logging import bind_context, get_logger
+from shared.openapi import build_openapi
 
 log = get_logger(__name__)
 
@@ -180,7 +182,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
 
 
 class PlatformEndpoints:
-    """/health and /metrics, served by every service without a token."""
+    """/health, /metrics and /openapi.json, served by every service without a token."""
 
     @api("GET", "/health", public=True)
     def health(self, call: ApiCall):
@@ -192,3 +194,12 @@ class PlatformEndpoints:
     def metrics(self, call: ApiCall):
         return Response(self.platform.metrics.render(), status=200,
                         mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    @api("GET", "/openapi.json", public=True)
+    def openapi(self, call: ApiCall):
+        """This service's HTTP API as an OpenAPI 3.0 document."""
+        try:
+            version = metadata.version("tongban")
+        except metadata.PackageNotFoundError:
+            version = "0"
+        return build_openapi(type(self), title=self.platform.settings.instance, version=version)

@@ -80,6 +80,7 @@ class City:
     backend: str = "sqlite"
     postgres: PostgresDatabases | None = None
     delivery_limit: int = 3
+    departments: tuple = ("minzheng", "renshe")
     cluster: Cluster = field(default_factory=Cluster)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     _db_urls: dict = field(default_factory=dict)
@@ -87,7 +88,8 @@ class City:
     def __post_init__(self):
         self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
                              data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1)
-        self.layout = host_layout(self.base, first_port=_free_port_block(7))
+        n = 2 + len(self.departments) + 3
+        self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
         self.session = requests.Session()
 
     # --- running ----------------------------------------------------------------------------------
@@ -100,10 +102,11 @@ class City:
             s = s.with_(database_url=self._db_urls[instance])
         return s.with_(**changes) if changes else s
 
-    def start(self, *instances: str, **changes):
+    def start(self, *instances: str, build: dict | None = None, **changes):
+        """Start instances (all by default); `build` goes to the service factory (e.g. a clock)."""
         names = instances or [s.instance for s in self.layout]
         for name in names:
-            self.cluster.start(self.settings(name, **changes))
+            self.cluster.start(self.settings(name, **changes), **(build or {}))
 
     def stop(self, instance: str, kill: bool = False):
         r = self.cluster.by_instance(instance)
@@ -153,6 +156,26 @@ class City:
         body = {"item_code": item_code, "materials": materials,
                 "applicant": {"name": "张三", "id_number": id_number or VALID_ID, "phone": VALID_PHONE}, **extra}
         return self.call("POST", f"intake-{town}", "/cases", self.token("clerk", f"town:{town}", "clerk-1"), body)
+
+    def act(self, number: str, step: str, body=None, town: str = TOWN_A, token: str | None = None):
+        """POST /cases/<number>/<step> at the town's window (as its clerk unless a token is given)."""
+        return self.call("POST", f"intake-{town}", f"/cases/{number}/{step}",
+                         token or self.token("clerk", f"town:{town}", "clerk-1"), body)
+
+    def approver(self, department: str, town: str | None) -> str:
+        scope = f"department:{department}@{town}" if town else f"department:{department}"
+        return self.token("approver", scope, f"approver-{department}")
+
+    def decide(self, department: str, number: str, town: str | None, outcome: str = "approved", reason=None):
+        """The department's approver finds the case's work item and decides it."""
+        token = self.approver(department, town)
+        items = wait_for(lambda: [i for i in self.call("GET", f"approval-{department}", "/work-items", token)
+                                  .json()["items"] if i["case_number"] == number],
+                         what=f"{department} work item for {number}")
+        body = {"outcome": outcome, **({"reason": reason} if reason else {})}
+        r = self.call("POST", f"approval-{department}", f"/work-items/{items[0]['id']}/decision", token, body)
+        assert r.status_code == 200, r.text
+        return r.json()
 
     def case(self, number: str, town: str = TOWN_A) -> dict:
         r = self.call("GET", f"intake-{town}", f"/cases/{number}", self.token("clerk", f"town:{town}"))

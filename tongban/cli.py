@@ -153,6 +153,32 @@ def cmd_dlq(args) -> int:
     return 0
 
 
+def cmd_ledger(args) -> int:
+    from shared.config import Settings
+    from shared.db import make_engine
+    from sqlalchemy.orm import Session
+
+    from services.intake.window import verify_ledger
+
+    settings = Settings.from_env("intake", instance=args.instance or f"intake-{args.town}", town=args.town,
+                                 database_url=args.database_url)
+    engine = make_engine(settings.db_url)
+    try:
+        with Session(engine) as session:
+            report = verify_ledger(session)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    elif report["broken"]:
+        print(f"TAMPERED: {len(report['broken'])} of {report['cases']} cases have a broken history chain:")
+        for number, seq in sorted(report["broken"].items()):
+            print(f"  {number}: history entry {seq} does not match its hash")
+    else:
+        print(f"ok: the history of all {report['cases']} cases verifies")
+    return 1 if report["broken"] else 0
+
+
 def _safe(url: str) -> str:
     from shared.platform import _safe_url
 
@@ -199,6 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--limit", type=int, default=None)
     dlq.add_argument("--json", action="store_true")
     dlq.set_defaults(func=cmd_dlq)
+
+    ledger = sub.add_parser("ledger", help="the case ledger: verify its hash-chained history")
+    ledger.add_argument("action", choices=["verify"])
+    ledger.add_argument("--town", required=True, help="the centre's town code")
+    ledger.add_argument("--instance", help="instance name (default intake-TOWN)")
+    ledger.add_argument("--database-url", help="default: $TONGBAN_DATABASE_URL or the instance's SQLite file")
+    ledger.add_argument("--json", action="store_true")
+    ledger.set_defaults(func=cmd_ledger)
+
+    from tongban import calendar_cmd, catalog_cmd
+
+    catalog_cmd.register(sub)
+    calendar_cmd.register(sub)
     return p
 
 
@@ -210,7 +249,11 @@ def main(argv=None) -> int:
             parser.error(f"dlq {args.action} needs the queue name")
         if args.action == "list" and args.limit is None:
             args.limit = 10
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `tongban catalog list | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

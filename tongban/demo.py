@@ -1,8 +1,11 @@
 """`tongban demo`: the whole suite against a simulated city, then the books reconciled.
 
-It starts every instance of the host layout on a bus prefix and data folder of its own (so it
-never touches a running `tongban up`), sends applicants to the windows, lets approvers decide,
-waits until every case is closed, and checks each service's own records against the others.
+It starts every instance (windows for a few towns, an approval service for every department of
+the catalogue, agent, notify, evaluation) on a bus prefix and data folder of its own, so it never
+touches a running `tongban up`. Applicants come with complete or incomplete materials, some are
+returned and ask for review, some only ask; escalated cases pass the town's initial review;
+special procedures pause the clock; approvers decide. When every case is closed, each service's
+own records are checked against the others.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from tongban.runtime import Cluster, host_layout, remove_bus
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华平"
+DEMO_TOWNS = 3  # windows: the first towns of the catalogue; applicants come from every town
+OPEN_STATUSES = ("pending_materials", "initial_review", "in_review", "paused")
 
 
 def fake_resident_id(rng: random.Random) -> str:
@@ -37,11 +42,11 @@ def fake_resident_id(rng: random.Random) -> str:
     return body + check
 
 
-def fake_applicant(rng: random.Random) -> dict:
+def fake_applicant(rng: random.Random, towns: list[str]) -> dict:
     return {"name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
             "id_number": fake_resident_id(rng),
             "phone": f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}",
-            "channel": rng.choice(["sms", "sms", "pickup"])}
+            "channel": rng.choice(["sms", "sms", "pickup"]), "town": rng.choice(towns)}
 
 
 def _free_port_block(n: int, start: int = 18100) -> int:
@@ -73,15 +78,29 @@ class Progress:
             return
         self._last = now
         width = 30
-        filled = int(width * done / max(self.total, 1))
+        filled = int(width * min(done, self.total) / max(self.total, 1))
         line = f"{self.label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {extra}"
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
         if self.tty and done >= self.total:
             print(file=sys.stderr)
 
 
+class Http:
+    """The demo's HTTP client: every call must succeed (a failure is a demo failure, said plainly)."""
+
+    def __init__(self):
+        self.session = requests.Session()
+
+    def __call__(self, method: str, url: str, token: str, body=None, expect=(200, 201), **params):
+        r = self.session.request(method, url, json=body, params=params or None, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"})
+        if r.status_code not in expect:
+            raise RuntimeError(f"{method} {url} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+
 def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: int = 20261123,
-             timeout: float = 600.0) -> dict:
+             timeout: float = 900.0) -> dict:
     configure_logging("ERROR")
     rng = random.Random(seed)
     catalog = load_catalog()
@@ -89,24 +108,23 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     data_dir = Path(tempfile.mkdtemp(prefix=f"tongban-demo-{stamp}-"))
     base = Settings.from_env("tongban", instance="tongban", data_dir=data_dir, bus_prefix=f"demo{stamp}",
                              http_port=None)
-    layout = host_layout(base, first_port=_free_port_block(7))
+    towns = list(catalog.towns)[:DEMO_TOWNS]
+    departments = sorted(catalog.departments)
+    layout = host_layout(base, towns=towns, departments=departments)
+    layout = [s.with_(http_port=p) for s, p in zip(layout, range(_free_port_block(len(layout)), 65535))]
     say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    say(f"tongban demo: a simulated city of {len(catalog.towns)} towns, {len(catalog.items)} items, "
-        f"{cases} applicants")
+    say(f"tongban demo: a simulated city of {len(catalog.towns)} towns, {len(catalog.departments)} departments, "
+        f"{len(catalog.items)} items; {cases} applicants at {len(towns)} windows")
     cluster = Cluster()
     started = time.monotonic()
     try:
         for settings in layout:
             cluster.start(settings)
         say(f"started {len(layout)} instances on bus prefix {base.bus_prefix}")
-        urls = {s.instance: s.base_url for s in layout}
-        towns = [s.town for s in layout if s.service == "intake"]
-        ops = issue_token(base.secret, "demo-supervisor", "service", "city")
-
-        submitted = _submit(cases, towns, catalog, base.secret, urls, rng, Progress("accept", cases, as_json))
-        decided = _decide_and_wait(submitted, catalog, towns, base.secret, urls, ops, rng,
-                                   Progress("complete", len(submitted), as_json), timeout)
-        summary = _reconcile(submitted, decided, urls, ops, layout)
+        city = DemoCity(base.secret, {s.instance: s.base_url for s in layout}, towns, departments, catalog, rng)
+        city.submit_all(cases, Progress("submit", cases, as_json))
+        city.work_until_closed(Progress("close", cases, as_json), timeout)
+        summary = city.reconcile(layout)
     finally:
         cluster.stop()
         if not keep:
@@ -122,122 +140,178 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     return summary
 
 
-def _submit(n, towns, catalog, secret, urls, rng, progress) -> list[dict]:
-    clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}") for t in towns}
-    items = [i for i in catalog.items.values() if i["kind"] in ("instant", "promised")]
-    jobs = []
-    for k in range(n):
-        town = rng.choice(towns)
-        item = rng.choice(items)
-        jobs.append((k, town, item, fake_applicant(rng)))
-    results: list[dict] = []
-    session = requests.Session()
+class DemoCity:
+    def __init__(self, secret, urls, towns, departments, catalog, rng):
+        self.secret, self.urls, self.towns, self.departments = secret, urls, towns, departments
+        self.catalog, self.rng, self.http = catalog, rng, Http()
+        self.ops = issue_token(secret, "demo-supervisor", "service", "city")
+        self.supervisor = issue_token(secret, "demo-supervisor", "supervisor", "city")
+        self.clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}") for t in towns}
+        self.opened: list[dict] = []  # (case view, town) of every case the windows opened
+        self.actions = Counter()
 
-    def submit(job):
-        k, town, item, applicant = job
-        body = {"item_code": item["code"], "applicant": applicant,
-                "materials": [m["code"] for m in item["materials"] if m["required"]]}
-        r = session.post(f"{urls['intake-' + town]}/cases", json=body, timeout=30,
-                         headers={"Authorization": f"Bearer {clerks[town]}", "Idempotency-Key": f"demo-{k}"})
-        if r.status_code not in (200, 201):
-            raise RuntimeError(f"window refused demo case {k}: {r.status_code} {r.text}")
-        return {**r.json(), "town": town}
+    def _token_for(self, department: str, handling_town: str) -> str:
+        scope = f"department:{department}" if handling_town == "city" else f"department:{department}@{handling_town}"
+        return issue_token(self.secret, f"approver-{department}", "approver", scope)
 
-    pool = eventlet.GreenPool(16)
-    for case in pool.imap(submit, jobs):
-        results.append(case)
-        progress.show(len(results))
-    return results
+    # --- the windows -----------------------------------------------------------------------------
 
+    def submit_all(self, n: int, progress: Progress) -> None:
+        items = list(self.catalog.items.values())
+        jobs = [(k, self.rng.choice(self.towns), self.rng.choice(items), self.rng.random(),
+                 fake_applicant(self.rng, list(self.catalog.towns))) for k in range(n)]
+        pool = eventlet.GreenPool(12)
+        for done, _ in enumerate(pool.imap(self._one_applicant, jobs), start=1):
+            progress.show(done)
 
-def _decide_and_wait(submitted, catalog, towns, secret, urls, ops, rng, progress, timeout) -> Counter:
-    """Approvers work their lists until every submitted case is closed in its ledger."""
-    session = requests.Session()
-    departments = {i["department"] for i in catalog.items.values()}
-    approvers = {(d, t): issue_token(secret, f"approver-{d}-{t[-3:]}", "approver", f"department:{d}@{t}")
-                 for d in departments for t in towns}
-    decided = Counter()
-    deadline = time.monotonic() + timeout
-    want = len(submitted)
-    while True:
-        for (dept, town), token in approvers.items():
-            url = urls.get(f"approval-{dept}")
-            if url is None:
-                continue
-            r = session.get(f"{url}/work-items", params={"status": "pending"}, timeout=30,
-                            headers={"Authorization": f"Bearer {token}"})
-            r.raise_for_status()
-            for item in r.json()["items"]:
-                refuse = rng.random() < 0.1
-                body = ({"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse
-                        else {"outcome": "approved"})
-                d = session.post(f"{url}/work-items/{item['id']}/decision", json=body, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"})
-                if d.status_code == 200:
-                    decided[body["outcome"]] += 1
-        done = sum(_stats(session, urls[f"intake-{t}"], ops)["completed"] for t in towns)
-        notified = _stats(session, urls["notify"], ops)["result"]
-        progress.show(min(done, notified), f"(closed {done}, result notices {notified})")
-        if done >= want and notified >= want:
-            return decided
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"demo timed out: {done}/{want} cases closed, {notified} notified")
-        eventlet.sleep(0.3)
+    def _one_applicant(self, job) -> None:
+        k, town, item, luck, applicant = job
+        url = f"{self.urls['intake-' + town]}/cases"
+        if not item["city_wide"]:
+            applicant["town"] = town
+        required = [m["code"] for m in item["materials"] if m["required"]]
+        body = {"item_code": item["code"], "applicant": applicant, "materials": required}
+        optional_missing = [m for m in item["materials"] if m["required"] and not m["deferrable"]]
+        if item["kind"] != "consultation" and luck < 0.12 and optional_missing:
+            # incomplete: the applicant forgot up to two materials (补办件)
+            forgotten = {m["code"] for m in optional_missing[:2]}
+            body["materials"] = [c for c in required if c not in forgotten]
+        elif item["kind"] != "consultation" and luck > 0.95:
+            body["return_reason"] = "申请事项不属于受理范围"  # 退回件
+        case = self.http("POST", url, self.clerks[town], body)
+        self.opened.append(case)
+        self.actions[f"opened_{case['status']}"] += 1
+        self._follow_up(case, town)
 
+    def _follow_up(self, case: dict, town: str) -> None:
+        base, token, number = self.urls["intake-" + town], self.clerks[town], case["case_number"]
+        while case["status"] == "pending_materials":  # the applicant brings them one at a time
+            first = case["missing_materials"][0]["code"]
+            case = self.http("POST", f"{base}/cases/{number}/supplement", token, {"materials": [first]})
+            self.actions["supplement"] += 1
+        if case["status"] == "initial_review":  # 初审 at the town, then up to the city department
+            case = self.http("POST", f"{base}/cases/{number}/initial-review", token)
+            self.actions["initial_review"] += 1
+        if case["status"] == "returned" and self.rng.random() < 0.5:  # 复核
+            case = self.http("POST", f"{base}/cases/{number}/review", token, {"reason": "申请人认为符合条件"})
+            self.opened.append(self.http("GET", f"{base}/cases/{case['review_case']}", token))
+            self.actions["review"] += 1
+        if case["status"] == "in_review" and case["kind"] == "promised":
+            luck = self.rng.random()
+            if luck < 0.06:  # 特别程序: a site survey pauses the clock
+                self.http("POST", f"{base}/cases/{number}/pause", token, {"procedure": "现场勘察", "reason": "需现场核实"})
+                self.http("POST", f"{base}/cases/{number}/resume", token)
+                self.actions["pause_resume"] += 1
+            elif luck < 0.09:  # 延期, approved by a supervisor
+                self.http("POST", f"{base}/cases/{number}/extension", self.supervisor,
+                          {"days": 3, "reason": "需征求相关部门意见"}, expect=(200, 400))
+                self.actions["extension"] += 1
 
-def _stats(session, url, token) -> dict:
-    r = session.get(f"{url}/stats", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    r.raise_for_status()
-    return r.json()
+    # --- the back office -----------------------------------------------------------------------------
 
+    def work_until_closed(self, progress: Progress, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        total = len(self.opened)
+        progress.total = total
+        while True:
+            for dept in self.departments:
+                url = self.urls[f"approval-{dept}"]
+                for item in self.http("GET", f"{url}/work-items", self.ops, status="pending", limit=500)["items"]:
+                    refuse = self.rng.random() < 0.08
+                    body = {"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse else {"outcome": "approved"}
+                    self.http("POST", f"{url}/work-items/{item['id']}/decision",
+                              self._token_for(dept, item["handling_town"]), body, expect=(200, 400, 409))
+            open_cases = sum(sum(self._intake_stats(t)["by_status"].get(s, 0) for s in OPEN_STATUSES)
+                             for t in self.towns)
+            progress.show(total - open_cases, f"(open {open_cases})")
+            if open_cases == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"demo timed out with {open_cases} cases still open")
+            eventlet.sleep(0.3)
 
-def _reconcile(submitted, decided_by_hand, urls, ops, layout) -> dict:
-    session = requests.Session()
-    # every service's own books; give the last events a moment to land in evaluation and agent
-    for _ in range(50):
-        intake = [_stats(session, s.base_url, ops) for s in layout if s.service == "intake"]
-        approval = [_stats(session, s.base_url, ops) for s in layout if s.service == "approval"]
-        notify = _stats(session, urls["notify"], ops)
-        evaluation = _stats(session, urls["evaluation"], ops)["cases_by_event"]
-        accepted = sum(x["accepted"] for x in intake)
-        books = {
-            "submitted": len(submitted),
-            "accepted": accepted,
-            "decided": sum(x["decided"] for x in approval),
-            "completed": sum(x["completed"] for x in intake),
-            "notified": notify["result"],
-            "evaluated": evaluation.get("case.completed", 0),
+    def _intake_stats(self, town: str) -> dict:
+        return self.http("GET", f"{self.urls['intake-' + town]}/stats", self.ops)
+
+    # --- the books -----------------------------------------------------------------------------------
+
+    def reconcile(self, layout) -> dict:
+        books = {}
+        for _ in range(100):  # the last events may still be on their way to notify and evaluation
+            intake = [self._intake_stats(t) for t in self.towns]
+            approval = [self.http("GET", f"{self.urls[f'approval-{d}']}/stats", self.ops) for d in self.departments]
+            notify = self.http("GET", f"{self.urls['notify']}/stats", self.ops)
+            evaluation = self.http("GET", f"{self.urls['evaluation']}/stats", self.ops)["cases_by_event"]
+            completed = sum(x["completed"] for x in intake)
+            books = {
+                "opened": {"windows": sum(x["cases"] for x in intake), "demo": len(self.opened)},
+                "completed": {"intake": completed, "result_notices": notify["by_kind"].get("result", 0),
+                              "evaluation": evaluation.get("case.completed", 0)},
+                "decisions": {"approval": sum(x["decided"] for x in approval),
+                              "intake": sum(x["department_decisions"] for x in intake)},
+                "work_items": {"received": sum(x["received"] for x in approval),
+                               "decided+withdrawn": sum(x["decided"] + x["withdrawn"] for x in approval)},
+                "open": {"cases": sum(sum(x["by_status"].get(s, 0) for s in OPEN_STATUSES) for x in intake),
+                         "work_items": sum(x["pending"] for x in approval)},
+            }
+            if _balanced(books):
+                break
+            eventlet.sleep(0.2)
+        by_kind, by_status = Counter(), Counter()
+        for x in intake:
+            by_kind.update(x["by_kind"])
+            by_status.update(x["by_status"])
+        return {
+            "reconciled": _balanced(books),
+            "books": books,
+            "cases": {"submitted": sum(1 for c in self.opened if c["kind"] != "review"),
+                      "opened": books["opened"]["windows"], "completed": books["completed"]["intake"]},
+            "by_kind": dict(sorted(by_kind.items())),
+            "by_status": dict(sorted(by_status.items())),
+            "outcomes": {"approved": sum(x["approved"] for x in intake), "refused": sum(x["refused"] for x in intake)},
+            "by_department": {d: x["decided"] for d, x in zip(self.departments, approval) if x["decided"]},
+            "window_actions": dict(sorted(self.actions.items())),
+            "notices": notify["by_kind"],
+            "deadlines": self._deadlines(),
         }
-        if len(set(books.values())) == 1:
-            break
-        eventlet.sleep(0.2)
-    kinds = Counter(c["kind"] for c in submitted)
-    return {
-        "cases": books,
-        "reconciled": len(set(books.values())) == 1,
-        "by_kind": dict(kinds),
-        "by_town": {x["town"]: x["accepted"] for x in intake},
-        "by_department": {x["department"]: x["decided"] for x in approval},
-        "outcomes": {"approved": sum(x["approved"] for x in intake), "refused": sum(x["refused"] for x in intake)},
-        "decided_by_approvers": dict(decided_by_hand),
-        "decided_by_rule": sum(x["decided"] for x in approval) - sum(decided_by_hand.values()),
-        "acceptance_notices": notify["acceptance"],
-    }
+
+    def _deadlines(self) -> dict:
+        late = on_time = provisional = 0
+        for t in self.towns:
+            for c in self.http("GET", f"{self.urls['intake-' + t]}/cases", self.ops, status="completed",
+                               limit=500)["cases"]:
+                provisional += bool(c["deadline_provisional"])
+                if c["deadline"] and c["completed_on"] and c["completed_on"] > c["deadline"]:
+                    late += 1
+                else:
+                    on_time += 1
+        return {"on_time": on_time, "late": late, "provisional": provisional}
+
+
+def _balanced(b: dict) -> bool:
+    return (len(set(b["opened"].values())) == 1 and len(set(b["completed"].values())) == 1
+            and len(set(b["decisions"].values())) == 1 and len(set(b["work_items"].values())) == 1
+            and b["open"] == {"cases": 0, "work_items": 0})
 
 
 def _print_summary(s: dict) -> None:
-    b = s["cases"]
+    b = s["books"]
     print()
     print("tongban demo — summary")
-    print(f"  cases submitted     {b['submitted']}")
-    print(f"  accepted (intake)   {b['accepted']}    by kind: " +
-          ", ".join(f"{k} {v}" for k, v in sorted(s['by_kind'].items())))
-    print("  by town             " + ", ".join(f"{t} {n}" for t, n in sorted(s["by_town"].items())))
-    print(f"  decided (approval)  {b['decided']}    by rule {s['decided_by_rule']}, by approvers "
-          + ", ".join(f"{k} {v}" for k, v in sorted(s['decided_by_approvers'].items())))
-    print(f"  completed (ledger)  {b['completed']}    approved {s['outcomes']['approved']}, "
-          f"refused {s['outcomes']['refused']}")
-    print(f"  notified (notify)   {b['notified']}    result notices; {s['acceptance_notices']} acceptance notices")
-    print(f"  evaluated           {b['evaluated']}    cases with a completion event")
+    print(f"  applicants          {s['cases']['submitted']}   cases opened {s['cases']['opened']} "
+          f"(incl. review cases)")
+    print("  the six kinds       " + ", ".join(f"{k} {v}" for k, v in s["by_kind"].items()))
+    print("  final status        " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
+    print("  window actions      " + ", ".join(f"{k} {v}" for k, v in s["window_actions"].items()))
+    print(f"  completed           intake {b['completed']['intake']}, result notices {b['completed']['result_notices']}, "
+          f"evaluation {b['completed']['evaluation']}   (approved {s['outcomes']['approved']}, "
+          f"refused {s['outcomes']['refused']})")
+    print(f"  decisions           approval {b['decisions']['approval']}, recorded in ledgers {b['decisions']['intake']}")
+    print(f"  work items          received {b['work_items']['received']}, decided or withdrawn "
+          f"{b['work_items']['decided+withdrawn']}, still open {b['open']['work_items']}")
+    print("  by department       " + ", ".join(f"{d} {n}" for d, n in s["by_department"].items()))
+    d = s["deadlines"]
+    print(f"  deadlines           on time {d['on_time']}, late {d['late']}, provisional {d['provisional']}")
+    print("  notices sent        " + ", ".join(f"{k} {v}" for k, v in sorted(s["notices"].items())))
     verdict = "RECONCILED: every service's books agree" if s["reconciled"] else "NOT RECONCILED"
     print(f"  {verdict}   ({s['elapsed_seconds']} s)")

@@ -48,9 +48,9 @@ def nameko_config(settings: Settings) -> dict:
             "serializer": "json", "max_workers": 10, "PARENT_CALLS_TRACKED": 10}
 
 
-def start_instance(settings: Settings, **kwargs) -> Running:
+def start_instance(settings: Settings, service_cls=None, **kwargs) -> Running:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    cls = service_class(settings, **kwargs)
+    cls = service_cls or service_class(settings, **kwargs)
     runner = ServiceRunner(nameko_config(settings))
     runner.add_service(cls)
     runner.start()
@@ -118,5 +118,5 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
             for name in queues_of(settings):
                 channel.queue_delete(name)
                 channel.queue_delete(name + ".dlq")
-        channel.exchange_delete(topology.events.name)
-        channel.exchange_delete(topology.dead_letters.name)
+        for exchange in (topology.events, topology.work, topology.dead_letters):
+            channel.exchange_delete(exchange.name)

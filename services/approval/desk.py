@@ -41,6 +41,17 @@ class Desk:
                          SYSTEM_ACTOR)
         return "ok"
 
+    def on_case_completed(self, tx: Tx, message: Message) -> str:
+        """The case closed (e.g. another department of a joint case refused): what is still open here is moot."""
+        repo = WorkItems(tx.session)
+        open_items = repo.open_for_case(message.case_number, self.department)
+        now = self.clock.now()
+        for item in open_items:
+            item.status = "withdrawn"
+            repo.log(item, "withdraw", "system", now, f"{item.id}:withdraw",
+                     reason=f"case closed: {message.payload['outcome']}")
+        return "ok" if open_items else "not_ours"
+
     def decide(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         item = self.visible_item(tx, principal, item_id)
         try:

@@ -19,6 +19,8 @@ class AlreadyDecided(Exception):
 def check_decision(status: str, outcome: str, reason: str | None) -> None:
     if status == "decided":
         raise AlreadyDecided(outcome)
+    if status == "withdrawn":
+        raise DecisionRejected("the case was closed meanwhile (another department refused it)")
     if outcome not in OUTCOMES:
         raise DecisionRejected(f"outcome must be one of {OUTCOMES}")
     if outcome == "refused" and not (reason and reason.strip()):

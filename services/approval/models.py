@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from shared.db import NAMING_CONVENTION
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class WorkItem(Base):
@@ -68,6 +69,11 @@ class WorkItems:
         self.s.add(item)
         self.s.flush()
 
+    def open_for_case(self, case_number: str, department: str) -> list[WorkItem]:
+        return list(self.s.scalars(sa.select(WorkItem).where(
+            WorkItem.case_number == case_number, WorkItem.department == department,
+            WorkItem.status == "pending")))
+
     def log(self, item: WorkItem, action: str, actor: str, at: datetime, key: str,
             reason: str | None = None, data: dict | None = None) -> None:
         self.s.add(WorkAction(work_item_id=item.id, action=action, actor=actor, at=at, reason=reason,
@@ -88,7 +94,7 @@ class WorkItems:
     def counts(self) -> dict:
         rows = self.s.execute(sa.select(WorkItem.status, WorkItem.outcome, sa.func.count())
                               .group_by(WorkItem.status, WorkItem.outcome)).all()
-        out = {"received": 0, "pending": 0, "decided": 0, "approved": 0, "refused": 0}
+        out = {"received": 0, "pending": 0, "decided": 0, "withdrawn": 0, "approved": 0, "refused": 0}
         for status, outcome, n in rows:
             out["received"] += n
             out[status] = out.get(status, 0) + n

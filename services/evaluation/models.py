@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from shared.db import NAMING_CONVENTION
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class CaseEvent(Base):

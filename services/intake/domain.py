@@ -1,12 +1,20 @@
-"""Window rules (前台综合受理) as plain Python: no I/O, unit-tested without a broker."""
+"""Window rules (前台综合受理) as plain Python: no I/O, unit-tested without a broker.
+
+The case lifecycle is data (TRANSITIONS): an action is allowed only from the statuses listed
+for it. Kinds of case (六件): instant 即办件, promised 承诺件, supplement 补办件 (a case waiting in
+pending_materials), joint 联办件, returned 退回件, escalated 上报件, and consultation 咨询告知件.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timezone
 
 from shared.workdays import Deadline, WorkingCalendar
+
+SPECIAL_PROCEDURES = ("现场勘察", "听证", "检验", "检测", "鉴定", "专家评审")  # 特别程序: the clock pauses
+DEFERRED_MATERIALS_DAYS = 5  # 容缺受理: working days to bring what was promised (local rule)
 
 
 class RuleViolation(Exception):
@@ -20,23 +28,47 @@ class RuleViolation(Exception):
 
 class ForbiddenTransition(Exception):
     def __init__(self, status: str, action: str):
-        super().__init__(f"a case in status {status!r} cannot be {action!r}-ed")
+        super().__init__(f"a case in status {status!r} does not allow {action!r}")
         self.status = status
         self.action = action
 
 
-# The case lifecycle as data: action -> (allowed from, goes to). None is "no case yet".
+NEW = None
+SAME = "="  # the action keeps the status it found
+# action -> (allowed from, goes to). NEW is "no case yet".
 TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
-    "accept": ((None,), "in_review"),
-    "decide": (("in_review",), "completed"),
+    "accept": ((NEW,), "in_review"),                       # instant, promised, joint: complete materials
+    "accept_for_initial_review": ((NEW,), "initial_review"),  # escalated: the town reviews first (初审)
+    "accept_incomplete": ((NEW,), "pending_materials"),    # supplement: one-time notice of all that is missing
+    "consult": ((NEW,), "consulted"),                      # consultation: told where and with what to go
+    "return": ((NEW, "pending_materials", "initial_review"), "returned"),  # 不予受理 / 退回, with the reason
+    "supplement": (("pending_materials",), SAME),  # some, not all, of the missing materials
+    "complete_materials": (("pending_materials",), "in_review"),  # the clock starts today
+    "complete_materials_for_initial_review": (("pending_materials",), "initial_review"),
+    "pass_initial_review": (("initial_review",), "in_review"),  # relayed to the city department
+    "request_review": (("returned",), SAME),          # 复核: a linked case for the department head
+    "deliver_deferred": (("in_review", "paused"), SAME),  # 容缺: a promised material arrives
+    "pause": (("in_review",), "paused"),                    # 特别程序 starts
+    "resume": (("paused",), "in_review"),                   # and ends: the deadline moves
+    "extend": (("in_review",), SAME),                # 延期, once, with reason and approver
+    "record_decision": (("in_review", "paused"), SAME),  # one department of a joint case decided
+    "decide": (("in_review", "paused"), "completed"),
 }
+STATUSES = ("pending_materials", "initial_review", "in_review", "paused", "completed", "returned", "consulted")
+TERMINAL = ("completed", "returned", "consulted")
 
 
 def next_status(current: str | None, action: str) -> str:
+    if action not in TRANSITIONS:
+        raise KeyError(f"no action {action!r}")
     allowed_from, to = TRANSITIONS[action]
     if current not in allowed_from:
         raise ForbiddenTransition(current or "new", action)
-    return to
+    return current if to == SAME else to
+
+
+def allowed_actions(current: str | None) -> list[str]:
+    return sorted(a for a, (frm, _to) in TRANSITIONS.items() if current in frm)
 
 
 def case_number(town: str, day: date, sequence: int) -> str:
@@ -44,11 +76,20 @@ def case_number(town: str, day: date, sequence: int) -> str:
     return f"{town}-{day:%Y%m%d}-{sequence:05d}"
 
 
+# --- materials ---------------------------------------------------------------------------------
+
 def missing_materials(item: dict, provided: list[str]) -> list[dict]:
-    """ALL required materials that were not provided, at once (一次性告知)."""
+    """ALL required materials not provided that cannot be deferred, at once (一次性告知)."""
     have = set(provided)
     return [{"code": m["code"], "name": m["name"]} for m in item["materials"]
             if m["required"] and not m["deferrable"] and m["code"] not in have]
+
+
+def deferred_materials(item: dict, provided: list[str]) -> list[dict]:
+    """Required materials that are missing but may follow acceptance (容缺受理)."""
+    have = set(provided)
+    return [{"code": m["code"], "name": m["name"]} for m in item["materials"]
+            if m["required"] and m["deferrable"] and m["code"] not in have]
 
 
 def unknown_materials(item: dict, provided: list[str]) -> list[str]:
@@ -56,19 +97,71 @@ def unknown_materials(item: dict, provided: list[str]) -> list[str]:
     return sorted(set(provided) - known)
 
 
-def handling_town(item: dict, accepting_town: str) -> str:
-    """Where the case is decided: the city bureau for city-level items, else the town's office."""
-    return "city" if item["level"] == "city" else accepting_town
+# --- routing and kinds ----------------------------------------------------------------------------
+
+def handling_town(item: dict, accepting_town: str, applicant_town: str | None = None) -> str:
+    """Where the case is decided (收受分离): the city bureau for city-level items, else the town
+    the applicant belongs to for city-wide items, else the accepting town's own office."""
+    if item["level"] == "city" or item["kind"] == "escalated":
+        return "city"
+    if applicant_town and item["city_wide"]:
+        return applicant_town
+    return accepting_town
 
 
-def case_kind(item: dict) -> str:
-    return "instant" if item["kind"] == "instant" else "promised"
+def check_city_wide(item: dict, accepting_town: str, applicant_town: str | None) -> None:
+    if applicant_town and applicant_town != accepting_town and not item["city_wide"]:
+        raise RuleViolation(f"item {item['code']} is not city-wide (全城通办): apply at the centre of town "
+                            f"{applicant_town}", {"applicant_town": ["this item is handled only in its own town"]})
 
 
-def deadline(item: dict, accepted_on: date, calendar: WorkingCalendar) -> Deadline:
-    """The promised date (承诺办结时限): promised working days after acceptance, that day not counted."""
-    return calendar.add_working_days(accepted_on, item["promised_days"])
+def departments(item: dict) -> list[str]:
+    """Every department that must decide: the lead first, then the co-departments (联办)."""
+    return [item["department"], *[d for d in item["co_departments"] if d != item["department"]]]
 
+
+def opening_action(item: dict, missing: list[dict]) -> str:
+    if item["kind"] == "consultation":
+        return "consult"
+    if missing:
+        return "accept_incomplete"
+    return "accept_for_initial_review" if item["kind"] == "escalated" else "accept"
+
+
+def check_in_person(item: dict, via_agent: str | None, in_person: bool) -> None:
+    if item["in_person"] and (via_agent or not in_person):
+        raise RuleViolation(f"{item['name']} needs the applicant in person (本人到场)",
+                            {"in_person": ["the applicant must come in person; an agent cannot submit this item"]})
+    if via_agent and not item["agent_allowed"]:
+        raise RuleViolation(f"a village agent may not submit {item['name']}",
+                            {"via_agent": ["not an item village agents may submit"]})
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+def deadline(item: dict, clock_start: date, calendar: WorkingCalendar) -> Deadline:
+    """The promised date (承诺办结时限): promised working days after the clock starts, that day not counted."""
+    return calendar.add_working_days(clock_start, item["promised_days"])
+
+
+def deadline_after_pause(current: date, paused_from: date, resumed_on: date, calendar: WorkingCalendar) -> Deadline:
+    """Special procedures stop the clock: the deadline moves by the working days spent paused."""
+    paused_days = max(0, calendar.working_days_between(paused_from, resumed_on))
+    return calendar.add_working_days(current, paused_days)
+
+
+def check_extension(already_extended: bool, days: int, statutory_days: int, promised_days: int, reason: str) -> None:
+    if already_extended:
+        raise RuleViolation("the deadline was extended once already; a case may be extended at most once")
+    if not reason or not reason.strip():
+        raise RuleViolation("an extension needs a written reason", {"reason": ["required"]})
+    limit = max(statutory_days - promised_days, 0) or statutory_days
+    if not 1 <= days <= max(limit, 1):
+        raise RuleViolation(f"an extension is 1 to {max(limit, 1)} working days for this item",
+                            {"days": [f"1..{max(limit, 1)}"]})
+
+
+# --- decisions ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Decision:
@@ -76,12 +169,27 @@ class Decision:
     reason: str | None
     result_number: str | None
     decided_on_version: int
+    department: str = ""
 
 
 def decision_is_current(case_version: int, decision: Decision) -> bool:
     """A decision made on an older version of the case than the ledger holds is stale."""
     return decision.decided_on_version == case_version
 
+
+def joint_outcome(required: list[str], decided: dict[str, Decision]) -> tuple[str, str | None, str | None] | None:
+    """联办: refused as soon as any department refuses (with its reason); approved when all approved."""
+    for dept in required:
+        d = decided.get(dept)
+        if d and d.outcome == "refused":
+            return "refused", f"{dept}: {d.reason}" if len(required) > 1 else d.reason, None
+    if all(dept in decided for dept in required):
+        numbers = [decided[d].result_number for d in required if decided[d].result_number]
+        return "approved", None, ";".join(numbers) or None
+    return None
+
+
+# --- history ----------------------------------------------------------------------------------------
 
 def action_hash(prev_hash: str, record: dict) -> str:
     """Hash-chain the history: each action's hash covers the previous one, so edits show."""
@@ -90,3 +198,21 @@ def action_hash(prev_hash: str, record: dict) -> str:
 
 
 GENESIS_HASH = "0" * 64
+
+
+def history_record(case_number: str, seq: int, action: str, actor: str, at, reason, data: dict) -> dict:
+    """What an action's hash covers. Times are UTC without an offset, as every database gives them back."""
+    if at.tzinfo is not None:
+        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+    return {"case_number": case_number, "seq": seq, "action": action, "actor": actor,
+            "at": at.isoformat(timespec="microseconds"), "reason": reason, "data": data}
+
+
+def verify_chain(records: list[tuple[dict, str, str]]) -> int | None:
+    """Given (record, prev_hash, hash) in order, the index of the first broken link, or None."""
+    prev = GENESIS_HASH
+    for i, (record, stored_prev, stored_hash) in enumerate(records):
+        if stored_prev != prev or action_hash(prev, record) != stored_hash:
+            return i
+        prev = stored_hash
+    return None

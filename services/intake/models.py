@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from shared.db import NAMING_CONVENTION
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.intake import domain
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Case(Base):
@@ -26,6 +27,21 @@ class Case(Base):
     kind: Mapped[str] = mapped_column(sa.String(20), nullable=False, index=True)
     department: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False, index=True)
+    applicant_type: Mapped[str] = mapped_column(sa.String(12), nullable=False, default="person")
+    applicant_town: Mapped[str | None] = mapped_column(sa.String(9))
+    departments: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    routed_version: Mapped[int | None] = mapped_column(sa.Integer)
+    missing: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    deferred: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    deferred_due: Mapped[date | None] = mapped_column(sa.Date)
+    was_supplement: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    clock_started_on: Mapped[date | None] = mapped_column(sa.Date)
+    paused_from: Mapped[date | None] = mapped_column(sa.Date)
+    pause_procedure: Mapped[str | None] = mapped_column(sa.String(20))
+    extended_days: Mapped[int | None] = mapped_column(sa.Integer)
+    review_of: Mapped[str | None] = mapped_column(sa.String(40))
+    review_case: Mapped[str | None] = mapped_column(sa.String(40))
+    advice: Mapped[str | None] = mapped_column(sa.Text)
     outcome: Mapped[str | None] = mapped_column(sa.String(20))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     result_number: Mapped[str | None] = mapped_column(sa.String(100))
@@ -37,7 +53,7 @@ class Case(Base):
     via_agent: Mapped[str | None] = mapped_column(sa.String(64))
     accepted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     accepted_on: Mapped[date] = mapped_column(sa.Date, nullable=False)
-    deadline: Mapped[date] = mapped_column(sa.Date, nullable=False, index=True)
+    deadline: Mapped[date | None] = mapped_column(sa.Date, nullable=True, index=True)
     deadline_provisional: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     completed_on: Mapped[date | None] = mapped_column(sa.Date)
     request_key: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
@@ -63,12 +79,46 @@ class CaseAction(Base):
     __table_args__ = (sa.UniqueConstraint("case_number", "seq"),)
 
 
+class DepartmentDecision(Base):
+    """Each department's decision on a case (one for most, several for a joint case 联办件)."""
+
+    __tablename__ = "department_decisions"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    case_number: Mapped[str] = mapped_column(sa.ForeignKey("cases.case_number"), nullable=False, index=True)
+    department: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    outcome: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    result_number: Mapped[str | None] = mapped_column(sa.String(100))
+    decided_by: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    decided_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("case_number", "department"),)
+
+
+class Notice(Base):
+    """A notice (文书) the centre issued: its data, so the PDF can be printed again at any time."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    case_number: Mapped[str] = mapped_column(sa.ForeignKey("cases.case_number"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    sms_text: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    data: Mapped[dict] = mapped_column(sa.JSON, nullable=False)
+
+
 class DailySequence(Base):
     __tablename__ = "daily_sequences"
 
     town: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     last: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+
+
+def _jsonable(data: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in data.items()}
 
 
 class Ledger:
@@ -102,21 +152,50 @@ class Ledger:
                               .order_by(CaseAction.seq.desc()).limit(1)).first()
         seq = (last.seq + 1) if last else 1
         prev = last.hash if last else domain.GENESIS_HASH
-        record = {"case_number": case.case_number, "seq": seq, "action": action, "actor": actor,
-                  "at": at.isoformat(), "reason": reason, "data": data or {}}
+        data = _jsonable(data or {})
+        record = domain.history_record(case.case_number, seq, action, actor, at, reason, data)
         entry = CaseAction(case_number=case.case_number, seq=seq, action=action, actor=actor, at=at,
-                           reason=reason, data=data or {}, idempotency_key=idempotency_key,
+                           reason=reason, data=data, idempotency_key=idempotency_key,
                            prev_hash=prev, hash=domain.action_hash(prev, record))
         self.s.add(entry)
         self.s.flush()
         return entry
+
+    def decisions(self, case_number: str) -> list[DepartmentDecision]:
+        return list(self.s.scalars(sa.select(DepartmentDecision)
+                                   .where(DepartmentDecision.case_number == case_number)
+                                   .order_by(DepartmentDecision.id)))
+
+    def add_decision(self, decision: DepartmentDecision) -> None:
+        self.s.add(decision)
+        self.s.flush()
+
+    def add_notice(self, notice: Notice) -> Notice:
+        self.s.add(notice)
+        self.s.flush()
+        return notice
+
+    def notices(self, case_number: str) -> list[Notice]:
+        return list(self.s.scalars(sa.select(Notice).where(Notice.case_number == case_number).order_by(Notice.id)))
+
+    def notice(self, case_number: str, notice_id: int) -> Notice | None:
+        n = self.s.get(Notice, notice_id)
+        return n if n is not None and n.case_number == case_number else None
+
+    def all_case_numbers(self) -> list[str]:
+        return list(self.s.scalars(sa.select(Case.case_number).order_by(Case.case_number)))
+
+    def provisional(self) -> list[Case]:
+        return list(self.s.scalars(sa.select(Case).where(Case.deadline_provisional.is_(True),
+                                                         Case.status.in_(("in_review", "paused", "initial_review")))))
 
     def history(self, case_number: str) -> list[CaseAction]:
         return list(self.s.scalars(sa.select(CaseAction).where(CaseAction.case_number == case_number)
                                    .order_by(CaseAction.seq)))
 
     def list(self, towns: set[str] | None, status: str | None = None, kind: str | None = None,
-             item_code: str | None = None, limit: int = 100, offset: int = 0) -> list[Case]:
+             item_code: str | None = None, limit: int = 100, offset: int = 0, due_by: date | None = None,
+             overdue_on: date | None = None) -> list[Case]:
         q = sa.select(Case).order_by(Case.accepted_at.desc(), Case.case_number.desc())
         if towns is not None:
             q = q.where(Case.accepting_town.in_(towns))
@@ -126,17 +205,29 @@ class Ledger:
             q = q.where(Case.kind == kind)
         if item_code:
             q = q.where(Case.item_code == item_code)
+        if due_by:
+            q = q.where(Case.deadline <= due_by)
+        if overdue_on:
+            q = q.where(Case.deadline < overdue_on, Case.status.in_(("in_review", "paused")))
         return list(self.s.scalars(q.limit(limit).offset(offset)))
 
     def counts(self) -> dict:
-        rows = self.s.execute(sa.select(Case.status, Case.outcome, Case.kind, sa.func.count())
-                              .group_by(Case.status, Case.outcome, Case.kind)).all()
-        out = {"accepted": 0, "completed": 0, "approved": 0, "refused": 0, "by_kind": {}}
-        for status, outcome, kind, n in rows:
-            out["accepted"] += n
-            out["by_kind"][kind] = out["by_kind"].get(kind, 0) + n
+        rows = self.s.execute(sa.select(Case.status, Case.outcome, Case.kind, Case.was_supplement, sa.func.count())
+                              .group_by(Case.status, Case.outcome, Case.kind, Case.was_supplement)).all()
+        out = {"cases": 0, "accepted": 0, "completed": 0, "approved": 0, "refused": 0, "by_kind": {},
+               "by_status": {}}
+        for status, outcome, kind, was_supplement, n in rows:
+            out["cases"] += n
+            if status not in ("consulted", "returned"):
+                out["accepted"] += n
+            out["by_status"][status] = out["by_status"].get(status, 0) + n
+            # the six kinds (六件): the catalogue's kind, plus supplement and returned as they happened
+            for k in {kind, *(["supplement"] if was_supplement else []), *(["returned"] if status == "returned" else [])}:
+                out["by_kind"][k] = out["by_kind"].get(k, 0) + n
             if status == "completed":
                 out["completed"] += n
             if outcome in ("approved", "refused"):
                 out[outcome] += n
+        out["department_decisions"] = self.s.execute(
+            sa.select(sa.func.count()).select_from(DepartmentDecision)).scalar_one()
         return out

@@ -3,54 +3,147 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.catalog import Catalog, load_catalog
+from nameko.timer import timer
+from werkzeug.wrappers import Response
+
+from shared.bus import Topology
+from shared.catalog import CatalogStore
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message, rk_decided
 from shared.platform import Platform, consume
-from shared.web import ApiCall, PlatformEndpoints, api
+from shared.web import ApiCall, NotFound, PlatformEndpoints, api
 from shared.workdays import WorkingCalendar
 
-from services.intake.window import DEFAULT_CATALOG, Window
-from services.intake.schemas import SubmitCaseSchema
+from services.intake.schemas import (ExtensionSchema, MaterialsSchema, PauseSchema, ReasonSchema,
+                                     SubmitCaseSchema)
+from services.intake.window import Window
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+WINDOW = ("clerk", "service")
+READERS = ("clerk", "town_agent", "supervisor", "service", "city_admin")
+SUPERVISORS = ("supervisor", "department_head", "city_admin")
+EVERYONE = ("clerk", "approver", "department_head", "agent", "town_agent", "supervisor", "city_admin", "service")
 
 
-def build_service(settings: Settings, catalog: Catalog | None = None, calendar: WorkingCalendar | None = None,
-                  clock: Clock | None = None):
+def build_service(settings: Settings, calendar: WorkingCalendar | None = None, clock: Clock | None = None,
+                  catalogs: CatalogStore | None = None):
     if not settings.town:
         raise ValueError("intake needs its town code (TONGBAN_TOWN)")
+    calendar_dir = Path(settings.data_dir) / "calendar"
     window = Window(
         town=settings.town, instance=settings.instance,
-        catalog=catalog or load_catalog(settings.extra.get("catalog_path") or DEFAULT_CATALOG),
-        calendar=calendar or WorkingCalendar.from_directory(Path(settings.data_dir) / "calendar"),
+        catalogs=catalogs or CatalogStore(Path(settings.data_dir) / "catalog"),
+        calendar=calendar or WorkingCalendar.from_directory(calendar_dir),
         clock=clock or Clock(),
+        work_exchange=Topology(settings.bus_prefix).work.name,
     )
+    calendar_seen = {"mtime": _mtime(calendar_dir), "fixed": calendar is not None}
+
+    def step(name: str, schema=None, roles=WINDOW):
+        """The POST /cases/<n>/<name> endpoints all read the same way."""
+        return api("POST", f"/cases/<string:case_number>/{name}", roles=roles, schema=schema)
 
     class IntakeService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
 
-        @api("POST", "/cases", roles=("clerk", "service"), schema=SubmitCaseSchema)
+        @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema)
         def submit_case(self, call: ApiCall):
+            """Open a case: accepted, accepted with materials to follow, returned, or a consultation record."""
             window.require_town_scope(call.principal)
             with self.platform.store.transaction() as tx:
-                case, created = window.accept(tx, call.body, call.principal,
+                case, created = window.submit(tx, call.body, call.principal,
                                               request_key=call.headers.get("Idempotency-Key"))
                 view = window.view(tx, case)
             return (201 if created else 200), view
 
-        @api("GET", "/cases/<string:case_number>", roles=("clerk", "supervisor", "service", "city_admin"))
+        @step("supplement", MaterialsSchema)
+        def supplement(self, call: ApiCall):
+            """补正: missing materials arrive; when all are there the clock starts."""
+            return self._act(call, window.supplement, call.body["materials"])
+
+        @step("return", ReasonSchema)
+        def return_case(self, call: ApiCall):
+            """不予受理 / 退回, with the reason in writing."""
+            return self._act(call, window.return_case, call.body["reason"])
+
+        @step("review", ReasonSchema)
+        def request_review(self, call: ApiCall):
+            """复核 of a returned case: a linked case for the department head."""
+            return self._act(call, window.request_review, call.body["reason"])
+
+        @step("initial-review", roles=("clerk", "town_agent", "service"))
+        def pass_initial_review(self, call: ApiCall):
+            """初审 passed: an escalated case leaves the town for the city department."""
+            return self._act(call, window.pass_initial_review)
+
+        @step("pause", PauseSchema, roles=WINDOW + SUPERVISORS)
+        def pause(self, call: ApiCall):
+            """特别程序 starts: the clock stops."""
+            return self._act(call, window.pause, call.body["procedure"], call.body["reason"])
+
+        @step("resume", roles=WINDOW + SUPERVISORS)
+        def resume(self, call: ApiCall):
+            """特别程序 ends: the deadline moves by the working days it took."""
+            return self._act(call, window.resume)
+
+        @step("extension", ExtensionSchema, roles=SUPERVISORS)
+        def extend(self, call: ApiCall):
+            """延期, at most once, with a reason; the caller (a supervisor or department head) approves it."""
+            return self._act(call, window.extend, call.body["days"], call.body["reason"])
+
+        @step("deferred", MaterialsSchema)
+        def deliver_deferred(self, call: ApiCall):
+            """容缺: a material promised at acceptance arrives."""
+            return self._act(call, window.deliver_deferred, call.body["materials"])
+
+        @api("GET", "/cases/<string:case_number>", roles=READERS)
         def get_case(self, call: ApiCall):
+            """A case with its deadline, departments' progress, notices and full timeline."""
             with self.platform.store.transaction() as tx:
                 return window.view(tx, window.visible_case(tx, call.principal, call.params["case_number"]),
                                    with_history=True)
 
-        @api("GET", "/cases", roles=("clerk", "supervisor", "service", "city_admin"))
+        @api("GET", "/cases", roles=READERS)
         def list_cases(self, call: ApiCall):
+            """Cases filtered by status, kind, item, due date (due_by) and overdue; numbers masked."""
             with self.platform.store.transaction() as tx:
                 return window.list(tx, call.principal, call.query)
+
+        @api("GET", "/cases/<string:case_number>/notices/<int:notice_id>.pdf", roles=READERS)
+        def notice_pdf(self, call: ApiCall):
+            """A notice as a printable PDF."""
+            with self.platform.store.transaction() as tx:
+                pdf = window.notice_pdf(tx, call.principal, call.params["case_number"], call.params["notice_id"])
+            return Response(pdf, status=200, mimetype="application/pdf")
+
+        @api("GET", "/catalog", roles=EVERYONE)
+        def catalog(self, call: ApiCall):
+            """The item catalogue in force (事项目录)."""
+            c = window.catalog
+            q = call.query
+            items = [i for i in c.items.values()
+                     if all(not q.get(k) or i[k] == q[k] for k in ("kind", "category", "department", "level"))]
+            return {"version": c.version, "items": [{k: i[k] for k in (
+                "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
+                "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items]}
+
+        @api("GET", "/catalog/items/<string:code>", roles=EVERYONE)
+        def catalog_item(self, call: ApiCall):
+            """One item with its materials, limits and fee."""
+            version = call.query.get("version")
+            c = window.catalogs.get(version) if version else window.catalog
+            item = c.item(call.params["code"])
+            if item is None:
+                raise NotFound(f"no item {call.params['code']} in catalogue {c.version}")
+            return {"version": c.version, **item}
+
+        @api("GET", "/ledger/verify", roles=("supervisor", "city_admin", "service"))
+        def verify(self, call: ApiCall):
+            """Recompute the hash chain of every case's history."""
+            with self.platform.store.transaction() as tx:
+                return window.verify_ledger(tx)
 
         @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
         def stats(self, call: ApiCall):
@@ -59,8 +152,31 @@ def build_service(settings: Settings, catalog: Catalog | None = None, calendar: 
 
         @consume(settings, "decisions", [rk_decided("*", settings.town)])
         def on_decision(self, tx, message: Message):
-            """A department decided: close the case in the ledger and tell everyone."""
+            """A department decided: record it; close the case when every department has."""
             return window.apply_decision(tx, message)
+
+        @timer(interval=30)
+        def refresh_calendar(self):
+            """City IT may load a year's holidays at any time: recount provisional deadlines then."""
+            mtime = _mtime(calendar_dir)
+            if calendar_seen["fixed"] or mtime == calendar_seen["mtime"]:
+                return
+            calendar_seen["mtime"] = mtime
+            window.calendar = WorkingCalendar.from_directory(calendar_dir)
+            with self.platform.store.transaction() as tx:
+                window.recompute_provisional(tx)
+
+        def _act(self, call: ApiCall, use_case, *args):
+            with self.platform.store.transaction() as tx:
+                case = use_case(tx, call.principal, call.params["case_number"], *args)
+                return window.view(tx, case, with_history=True)
 
     IntakeService.window = window
     return IntakeService
+
+
+def _mtime(folder: Path) -> float:
+    try:
+        return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.glob("*.yaml"))])
+    except FileNotFoundError:
+        return 0.0

@@ -3,31 +3,45 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date
 
 from shared import auth
-from shared.catalog import SAMPLE_CATALOG, Catalog
+from shared.catalog import Catalog, CatalogError, CatalogStore
 from shared.clock import Clock
-from shared.contracts import (Message, make_message, rk_accepted, rk_completed, rk_routed)
+from shared.contracts import (Message, make_message, rk_accepted, rk_completed, rk_notice_issued, rk_routed,
+                              rk_updated)
 from shared.logging import bind_context, get_logger
-from shared.pii import mask_phone, mask_resident_id, normalise_resident_id
+from shared.pii import mask_credit_code, mask_phone, mask_resident_id, normalise_resident_id
 from shared.store import Tx
 from shared.web import BadRequest, Conflict, Forbidden, NotFound
 from shared.workdays import WorkingCalendar
 
-from services.intake import domain
-from services.intake.models import Case, Ledger
+from services.intake import domain, notices
+from services.intake.models import Case, DepartmentDecision, Ledger, Notice
 
-DEFAULT_CATALOG = SAMPLE_CATALOG
 log = get_logger(__name__)
+CLERKS = ("clerk", "town_agent", "service")
 
 
 @dataclass
 class Window:
     town: str
     instance: str
-    catalog: Catalog
+    catalogs: CatalogStore
     calendar: WorkingCalendar
     clock: Clock
+    work_exchange: str
+    window_name: str = "综合受理窗口"
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalogs.active()
+
+    def catalog_of(self, case: Case) -> Catalog:
+        try:
+            return self.catalogs.get(case.catalog_version)
+        except CatalogError:  # the version was removed by hand: fall back rather than fail the window
+            return self.catalog
 
     # --- access -----------------------------------------------------------------------------
 
@@ -35,71 +49,214 @@ class Window:
         if not auth.can_see_town(principal, self.town):
             raise Forbidden(f"scope {principal.scope} does not cover town {self.town}")
 
-    def visible_case(self, tx: Tx, principal: auth.Principal, case_number: str) -> Case:
-        case = Ledger(tx.session).get(case_number)
+    def visible_case(self, tx: Tx, principal: auth.Principal, case_number: str, for_update: bool = False) -> Case:
+        case = Ledger(tx.session).get(case_number, for_update=for_update)
         if case is None:
             raise NotFound(f"no case {case_number}")
         if not (auth.can_see_town(principal, case.accepting_town)
-                or auth.can_see_town(principal, case.handling_town)):
+                or (case.handling_town != "city" and auth.can_see_town(principal, case.handling_town))):
             raise Forbidden(f"case {case_number} is outside scope {principal.scope}")
         return case
 
-    # --- accept -------------------------------------------------------------------------------
+    # --- opening a case -------------------------------------------------------------------------
 
-    def accept(self, tx: Tx, body: dict, principal: auth.Principal, request_key: str | None) -> tuple[Case, bool]:
+    def submit(self, tx: Tx, body: dict, principal: auth.Principal, request_key: str | None) -> tuple[Case, bool]:
+        """Whatever the applicant brings, the window opens a record: accepted, incomplete, returned or consulted."""
         repo = Ledger(tx.session)
-        if request_key:
-            existing = repo.by_request_key(self._scoped_key(principal, request_key))
+        key = self._scoped_key(principal, request_key) if request_key else None
+        if key:
+            existing = repo.by_request_key(key)
             if existing is not None:  # the same request again: answer it, change nothing
                 return existing, False
-        item = self.catalog.item(body["item_code"])
+        catalog = self.catalog
+        item = catalog.item(body["item_code"])
         if item is None:
             raise BadRequest(f"unknown item {body['item_code']!r}", {"item_code": ["not in the catalogue"]})
-        if item["kind"] not in ("instant", "promised"):
-            raise BadRequest(f"item {item['code']} is a {item['kind']} item, not handled at this window yet")
+        applicant = body["applicant"]
+        try:
+            domain.check_in_person(item, body.get("via_agent"), body.get("in_person", True))
+            domain.check_city_wide(item, self.town, applicant.get("town"))
+        except domain.RuleViolation as exc:
+            raise BadRequest(exc.message, exc.details) from None
         unknown = domain.unknown_materials(item, body["materials"])
         if unknown:
             raise BadRequest("materials not listed for this item", {"materials": unknown})
-        missing = domain.missing_materials(item, body["materials"])
-        if missing:
-            raise BadRequest("required materials are missing (一次性告知)", {"missing": missing})
 
-        now = self.clock.now()
-        today = self.clock.today()
-        due = domain.deadline(item, today, self.calendar)
+        now, today = self.clock.now(), self.clock.today()
+        missing = domain.missing_materials(item, body["materials"])
+        action = "return" if body.get("return_reason") else domain.opening_action(item, missing)
         number = repo.next_case_number(self.town, today)
         bind_context(case_number=number, town=self.town, department=item["department"])
-        applicant = body["applicant"]
-        responder = body.get("first_responder") or principal.subject
+        person = applicant["type"] == "person"
         case = Case(
             case_number=number, version=1, accepting_town=self.town,
-            handling_town=domain.handling_town(item, self.town), item_code=item["code"],
-            item_name=item["name"], catalog_version=self.catalog.version, kind=domain.case_kind(item),
-            department=item["department"], status=domain.next_status(None, "accept"),
-            applicant_name=applicant["name"], applicant_id=normalise_resident_id(applicant["id_number"]),
+            handling_town=domain.handling_town(item, self.town, applicant.get("town")),
+            item_code=item["code"], item_name=item["name"], catalog_version=catalog.version, kind=item["kind"],
+            department=item["department"], departments=domain.departments(item),
+            status=domain.next_status(None, action), applicant_type=applicant["type"],
+            applicant_name=applicant["name"],
+            applicant_id=normalise_resident_id(applicant["id_number"]) if person else applicant["credit_code"].upper(),
             applicant_phone=applicant["phone"], contact_channel=applicant["channel"],
-            first_responder=responder, via_agent=body.get("via_agent"), accepted_at=now, accepted_on=today,
-            deadline=due.date, deadline_provisional=due.provisional,
-            request_key=self._scoped_key(principal, request_key) if request_key else None,
-        )
+            applicant_town=applicant.get("town"), first_responder=body.get("first_responder") or principal.subject,
+            via_agent=body.get("via_agent"), accepted_at=now, accepted_on=today, deadline=None,
+            deadline_provisional=False, missing=missing, was_supplement=bool(missing) and action != "return",
+            deferred=[], request_key=key)
+        if action in ("accept", "accept_for_initial_review"):
+            self._start_clock(case, item, today)
+            case.deferred = domain.deferred_materials(item, body["materials"])
+            if case.deferred:
+                case.deferred_due = self.calendar.add_working_days(today, domain.DEFERRED_MATERIALS_DAYS).date
+        if action == "consult":
+            case.advice = self._advice(catalog, item)
+        if action == "return":
+            case.reason = body["return_reason"]
         repo.add(case)
-        repo.append(case, "accept", principal.subject, now, f"{number}:accept",
-                    data={"item_code": item["code"], "deadline": due.date.isoformat(),
-                          "materials": sorted(body["materials"])})
-        common = {"accepting_town": self.town, "handling_town": case.handling_town, "item_code": item["code"],
-                  "item_name": item["name"], "department": item["department"], "kind": case.kind,
-                  "deadline": due.date}
-        tx.publish(self._message("case.accepted", case, {
-            **common, "first_responder": responder, "via_agent": case.via_agent,
-            "contact": {"name": applicant["name"], "phone": applicant["phone"], "channel": applicant["channel"],
-                        "email": applicant.get("email")}}), rk_accepted(self.town))
-        tx.publish(self._message("case.routed", case, {**common, "auto_decide": bool(item["auto_decide"])}),
-                   rk_routed(item["department"], case.handling_town))
-        log.info("case.accepted", item=item["code"], kind=case.kind, deadline=due.date.isoformat(),
-                 provisional=due.provisional)
+        repo.append(case, action, principal.subject, now, f"{number}:{action}", reason=case.reason,
+                    data={"item_code": item["code"], "materials": sorted(body["materials"]),
+                          "missing": [m["code"] for m in missing], "deferred": [m["code"] for m in case.deferred],
+                          "deadline": case.deadline})
+        if action == "consult":
+            self._publish_update(tx, case, action)
+        else:
+            tx.publish(self._message("case.accepted", case, {
+                "accepting_town": self.town, "handling_town": case.handling_town, "item_code": item["code"],
+                "item_name": item["name"], "department": item["department"], "kind": case.kind,
+                "status": case.status, "deadline": case.deadline, "first_responder": case.first_responder,
+                "via_agent": case.via_agent}), rk_accepted(self.town))
+        if action == "accept":
+            self._route(tx, case, item)
+        self._issue_for(tx, case, item, action)
+        log.info("case.opened", action=action, item=item["code"], kind=case.kind, status=case.status,
+                 deadline=case.deadline.isoformat() if case.deadline else None)
         return case, True
 
-    # --- decisions ------------------------------------------------------------------------------
+    # --- the steps after ---------------------------------------------------------------------------
+
+    def supplement(self, tx: Tx, principal: auth.Principal, case_number: str, materials: list[str]) -> Case:
+        """补正: the applicant brings missing materials; the clock starts when all are there."""
+        case = self._case_for_action(tx, principal, case_number, "supplement")
+        item = self.catalog_of(case).item(case.item_code)
+        unknown = domain.unknown_materials(item, materials)
+        if unknown:
+            raise BadRequest("materials not listed for this item", {"materials": unknown})
+        still_missing = [m for m in case.missing if m["code"] not in set(materials)]
+        if len(still_missing) == len(case.missing):
+            raise BadRequest("none of these materials was missing", {"missing": case.missing})
+        today = self.clock.today()
+        if still_missing:
+            action = "supplement"
+        else:
+            action = "complete_materials_for_initial_review" if case.kind == "escalated" else "complete_materials"
+        self._transition(case, action)
+        case.missing = still_missing
+        if not still_missing:
+            self._start_clock(case, item, today)
+        self._record(tx, case, action, principal.subject, data={"supplied": sorted(materials),
+                                                                 "still_missing": [m["code"] for m in still_missing],
+                                                                 "deadline": case.deadline})
+        if action == "complete_materials":
+            self._route(tx, case, item)
+        self._issue_for(tx, case, item, action)
+        return case
+
+    def return_case(self, tx: Tx, principal: auth.Principal, case_number: str, reason: str) -> Case:
+        """不予受理 / 退回: with the reason in writing; the applicant may ask for review."""
+        case = self._case_for_action(tx, principal, case_number, "return")
+        self._transition(case, "return")
+        case.reason = reason
+        self._record(tx, case, "return", principal.subject, reason=reason)
+        self._issue_for(tx, case, self.catalog_of(case).item(case.item_code), "return")
+        return case
+
+    def request_review(self, tx: Tx, principal: auth.Principal, case_number: str, reason: str) -> Case:
+        """复核: a linked case goes to the department head; the returned case stays as it was."""
+        case = self._case_for_action(tx, principal, case_number, "request_review")
+        if case.review_case:
+            raise Conflict(f"review was already requested: case {case.review_case}")
+        repo = Ledger(tx.session)
+        now, today = self.clock.now(), self.clock.today()
+        item = self.catalog_of(case).item(case.item_code)
+        number = repo.next_case_number(self.town, today)
+        review = Case(
+            case_number=number, version=1, accepting_town=self.town, handling_town=case.handling_town,
+            item_code=case.item_code, item_name=f"{case.item_name}（复核）", catalog_version=case.catalog_version,
+            kind="review", department=case.department, departments=[case.department], status="in_review",
+            applicant_type=case.applicant_type, applicant_name=case.applicant_name, applicant_id=case.applicant_id,
+            applicant_phone=case.applicant_phone, contact_channel=case.contact_channel,
+            applicant_town=case.applicant_town, first_responder=case.first_responder, via_agent=case.via_agent,
+            accepted_at=now, accepted_on=today, review_of=case.case_number, missing=[], deferred=[],
+            reason=reason, clock_started_on=today, deadline_provisional=False)
+        due = self.calendar.add_working_days(today, max(item["promised_days"], 1))
+        review.deadline, review.deadline_provisional = due.date, due.provisional
+        repo.add(review)
+        repo.append(review, "open_review", principal.subject, now, f"{number}:open_review", reason=reason,
+                    data={"review_of": case.case_number})
+        case.review_case = number
+        self._transition(case, "request_review")
+        self._record(tx, case, "request_review", principal.subject, reason=reason, data={"review_case": number})
+        tx.publish(self._message("case.accepted", review, {
+            "accepting_town": self.town, "handling_town": review.handling_town, "item_code": review.item_code,
+            "item_name": review.item_name, "department": review.department, "kind": "review",
+            "status": review.status, "deadline": review.deadline, "first_responder": review.first_responder,
+            "via_agent": review.via_agent}), rk_accepted(self.town))
+        self._route(tx, review, item, kind="review")
+        return case
+
+    def pass_initial_review(self, tx: Tx, principal: auth.Principal, case_number: str) -> Case:
+        """初审 passed: the case leaves the town for the city department (上报)."""
+        case = self._case_for_action(tx, principal, case_number, "pass_initial_review")
+        self._transition(case, "pass_initial_review")
+        self._record(tx, case, "pass_initial_review", principal.subject)
+        self._route(tx, case, self.catalog_of(case).item(case.item_code))
+        return case
+
+    def pause(self, tx: Tx, principal: auth.Principal, case_number: str, procedure: str, reason: str) -> Case:
+        case = self._case_for_action(tx, principal, case_number, "pause")
+        self._transition(case, "pause")
+        case.paused_from, case.pause_procedure = self.clock.today(), procedure
+        self._record(tx, case, "pause", principal.subject, reason=reason, data={"procedure": procedure})
+        return case
+
+    def resume(self, tx: Tx, principal: auth.Principal, case_number: str) -> Case:
+        case = self._case_for_action(tx, principal, case_number, "resume")
+        today = self.clock.today()
+        due = domain.deadline_after_pause(case.deadline, case.paused_from, today, self.calendar)
+        moved = {"from": case.deadline, "to": due.date, "paused_from": case.paused_from,
+                 "procedure": case.pause_procedure}
+        self._transition(case, "resume")
+        case.deadline, case.deadline_provisional = due.date, case.deadline_provisional or due.provisional
+        case.paused_from = case.pause_procedure = None
+        self._record(tx, case, "resume", principal.subject, data=moved)
+        return case
+
+    def extend(self, tx: Tx, principal: auth.Principal, case_number: str, days: int, reason: str) -> Case:
+        """延期: once, with a reason, approved by a supervisor or the department head (the caller)."""
+        case = self._case_for_action(tx, principal, case_number, "extend")
+        item = self.catalog_of(case).item(case.item_code)
+        try:
+            domain.check_extension(case.extended_days is not None, days, item["statutory_days"],
+                                   item["promised_days"], reason)
+        except domain.RuleViolation as exc:
+            raise Conflict(exc.message, exc.details) if "once" in exc.message else BadRequest(exc.message, exc.details)
+        due = self.calendar.add_working_days(case.deadline, days)
+        moved = {"from": case.deadline, "to": due.date, "days": days, "approved_by": principal.subject}
+        self._transition(case, "extend")
+        case.deadline, case.extended_days = due.date, days
+        case.deadline_provisional = case.deadline_provisional or due.provisional
+        self._record(tx, case, "extend", principal.subject, reason=reason, data=moved)
+        return case
+
+    def deliver_deferred(self, tx: Tx, principal: auth.Principal, case_number: str, materials: list[str]) -> Case:
+        case = self._case_for_action(tx, principal, case_number, "deliver_deferred")
+        owed = {m["code"] for m in case.deferred}
+        if not set(materials) <= owed:
+            raise BadRequest("these materials were not owed", {"materials": sorted(set(materials) - owed)})
+        self._transition(case, "deliver_deferred")
+        case.deferred = [m for m in case.deferred if m["code"] not in set(materials)]
+        self._record(tx, case, "deliver_deferred", principal.subject, data={"delivered": sorted(materials)})
+        return case
+
+    # --- decisions from the departments ---------------------------------------------------------------
 
     def apply_decision(self, tx: Tx, message: Message) -> str:
         repo = Ledger(tx.session)
@@ -108,27 +265,60 @@ class Window:
             log.error("decision.unknown_case", case_number=message.case_number)
             return "unknown_case"
         p = message.payload
-        decision = domain.Decision(p["outcome"], p.get("reason"), p.get("result_number"), message.case_version)
-        if case.status != "in_review" or not domain.decision_is_current(case.version, decision):
-            log.warning("decision.stale", case_version=case.version, decided_on=message.case_version,
-                        status=case.status)
+        decision = domain.Decision(p["outcome"], p.get("reason"), p.get("result_number"), message.case_version,
+                                   p["department"])
+        if (case.status not in ("in_review", "paused") or case.routed_version != message.case_version
+                or p["department"] not in case.departments):
+            log.warning("decision.stale", routed_version=case.routed_version, decided_on=message.case_version,
+                        status=case.status, department=p["department"])
             return "stale"
-        now = self.clock.now()
-        today = self.clock.today()
-        case.status = domain.next_status(case.status, "decide")
-        case.outcome, case.reason, case.result_number = decision.outcome, decision.reason, decision.result_number
+        if any(d.department == p["department"] for d in repo.decisions(case.case_number)):
+            return "duplicate"
+        now, today = self.clock.now(), self.clock.today()
+        repo.add_decision(DepartmentDecision(case_number=case.case_number, department=p["department"],
+                                             outcome=p["outcome"], reason=p.get("reason"),
+                                             result_number=p.get("result_number"), decided_by=p["decided_by"],
+                                             decided_at=now))
+        decided = {d.department: domain.Decision(d.outcome, d.reason, d.result_number, message.case_version,
+                                                 d.department) for d in repo.decisions(case.case_number)}
+        verdict = domain.joint_outcome(case.departments, decided)
+        data = {"department": p["department"], "outcome": decision.outcome, "result_number": decision.result_number}
+        if verdict is None:  # a joint case waits for the other departments
+            self._transition(case, "record_decision")
+            self._record(tx, case, "record_decision", p["decided_by"], reason=decision.reason, data=data,
+                         key=f"{case.case_number}:record_decision:{p['department']}")
+            return "ok"
+        self._transition(case, "decide")
+        case.outcome, case.reason, case.result_number = verdict
         case.completed_on = today
-        case.version += 1
-        repo.append(case, "decide", p["decided_by"], now, f"{case.case_number}:decide:{message.message_id}",
-                    reason=decision.reason, data={"outcome": decision.outcome, "department": p["department"],
-                                                  "result_number": decision.result_number})
+        self._record(tx, case, "decide", p["decided_by"], reason=case.reason, data=data,
+                     key=f"{case.case_number}:decide")
         tx.publish(self._message("case.completed", case, {
             "accepting_town": self.town, "department": case.department, "item_name": case.item_name,
             "kind": case.kind, "outcome": case.outcome, "reason": case.reason,
             "result_number": case.result_number, "completed_on": today, "deadline": case.deadline,
-            "on_time": today <= case.deadline, "via_agent": case.via_agent}), rk_completed(self.town))
+            "on_time": case.deadline is None or today <= case.deadline, "via_agent": case.via_agent}),
+            rk_completed(self.town))
+        self._issue_for(tx, case, self.catalog_of(case).item(case.item_code), "decide")
         log.info("case.completed", outcome=case.outcome)
         return "ok"
+
+    def recompute_provisional(self, tx: Tx) -> int:
+        """Deadlines counted on a guessed calendar are counted again once the year is known."""
+        changed = 0
+        for case in Ledger(tx.session).provisional():
+            item = self.catalog_of(case).item(case.item_code)
+            due = domain.deadline(item, case.clock_started_on, self.calendar)
+            if due.provisional:
+                continue
+            extra = case.extended_days or 0
+            final = self.calendar.add_working_days(due.date, extra).date if extra else due.date
+            moved = {"from": case.deadline, "to": final}
+            case.deadline, case.deadline_provisional = final, False
+            self._record(tx, case, "recompute_deadline", "system:calendar", data=moved,
+                         key=f"{case.case_number}:recompute:{case.version}")
+            changed += 1
+        return changed
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -137,17 +327,30 @@ class Window:
             "case_number": case.case_number, "version": case.version, "status": case.status,
             "kind": case.kind, "item_code": case.item_code, "item_name": case.item_name,
             "catalog_version": case.catalog_version, "department": case.department,
-            "accepting_town": case.accepting_town, "handling_town": case.handling_town,
-            "applicant": {"name": case.applicant_name, "id_number": mask_resident_id(case.applicant_id),
+            "departments": case.departments, "accepting_town": case.accepting_town,
+            "handling_town": case.handling_town,
+            "applicant": {"type": case.applicant_type, "name": case.applicant_name,
+                          "id_number" if case.applicant_type == "person" else "credit_code":
+                          mask_resident_id(case.applicant_id) if case.applicant_type == "person"
+                          else mask_credit_code(case.applicant_id),
                           "phone": mask_phone(case.applicant_phone)},
-            "first_responder": case.first_responder, "accepted_at": case.accepted_at,
-            "deadline": case.deadline, "deadline_provisional": case.deadline_provisional,
-            "outcome": case.outcome, "reason": case.reason, "result_number": case.result_number,
-            "completed_on": case.completed_on,
+            "first_responder": case.first_responder, "via_agent": case.via_agent, "accepted_at": case.accepted_at,
+            "clock_started_on": case.clock_started_on, "deadline": case.deadline,
+            "deadline_provisional": case.deadline_provisional, "days_left": self._days_left(case),
+            "missing_materials": case.missing, "deferred_materials": case.deferred, "deferred_due": case.deferred_due,
+            "paused": {"since": case.paused_from, "procedure": case.pause_procedure} if case.paused_from else None,
+            "extended_days": case.extended_days, "review_of": case.review_of, "review_case": case.review_case,
+            "advice": case.advice, "outcome": case.outcome, "reason": case.reason,
+            "result_number": case.result_number, "completed_on": case.completed_on,
+            "allowed_actions": domain.allowed_actions(case.status),
         }
         if with_history:
+            repo = Ledger(tx.session)
+            out["departments_progress"] = self._progress(case, repo.decisions(case.case_number))
             out["history"] = [{"seq": a.seq, "action": a.action, "actor": a.actor, "at": a.at,
-                               "reason": a.reason, "data": a.data} for a in Ledger(tx.session).history(case.case_number)]
+                               "reason": a.reason, "data": a.data} for a in repo.history(case.case_number)]
+            out["notices"] = [{"id": n.id, "kind": n.kind, "title": notices.TITLES[n.kind], "issued_at": n.issued_at,
+                               "sms_text": n.sms_text} for n in repo.notices(case.case_number)]
         return out
 
     def list(self, tx: Tx, principal: auth.Principal, query: dict) -> dict:
@@ -157,16 +360,138 @@ class Window:
         try:
             limit = min(int(query.get("limit", 100)), 500)
             offset = max(int(query.get("offset", 0)), 0)
+            due_by = date.fromisoformat(query["due_by"]) if query.get("due_by") else None
         except ValueError:
-            raise BadRequest("limit and offset must be integers") from None
-        cases = Ledger(tx.session).list(towns, status=query.get("status"), kind=query.get("kind"),
-                                        item_code=query.get("item_code"), limit=limit, offset=offset)
+            raise BadRequest("limit and offset must be integers, due_by a date (YYYY-MM-DD)") from None
+        status = query.get("status")
+        if status and status not in domain.STATUSES:
+            raise BadRequest(f"unknown status {status!r}", {"status": list(domain.STATUSES)})
+        overdue = query.get("overdue") in ("1", "true", "yes")
+        cases = Ledger(tx.session).list(towns, status=status, kind=query.get("kind"),
+                                        item_code=query.get("item_code"), limit=limit, offset=offset,
+                                        due_by=due_by, overdue_on=self.clock.today() if overdue else None)
         return {"cases": [self.view(tx, c) for c in cases], "limit": limit, "offset": offset}
 
     def stats(self, tx: Tx) -> dict:
         return {"town": self.town, **Ledger(tx.session).counts()}
 
+    def notice_pdf(self, tx: Tx, principal: auth.Principal, case_number: str, notice_id: int) -> bytes:
+        self.visible_case(tx, principal, case_number)
+        notice = Ledger(tx.session).notice(case_number, notice_id)
+        if notice is None:
+            raise NotFound(f"case {case_number} has no notice {notice_id}")
+        return notices.render_pdf(notices.notice_from_dict(notice.data))
+
+    def verify_ledger(self, tx: Tx) -> dict:
+        return verify_ledger(tx.session)
+
     # --- helpers --------------------------------------------------------------------------------
+
+    def _case_for_action(self, tx: Tx, principal: auth.Principal, case_number: str, action: str) -> Case:
+        case = self.visible_case(tx, principal, case_number, for_update=True)
+        if case.accepting_town != self.town:
+            raise Forbidden(f"case {case_number} belongs to the centre of town {case.accepting_town}")
+        try:
+            domain.next_status(case.status, action)
+        except domain.ForbiddenTransition as exc:
+            raise Conflict(str(exc), {"status": case.status, "allowed": domain.allowed_actions(case.status)}) from None
+        bind_context(case_number=case.case_number, town=self.town, department=case.department)
+        return case
+
+    @staticmethod
+    def _transition(case: Case, action: str) -> None:
+        case.status = domain.next_status(case.status, action)
+        case.version += 1
+
+    def _record(self, tx: Tx, case: Case, action: str, actor: str, reason: str | None = None,
+                data: dict | None = None, key: str | None = None) -> None:
+        Ledger(tx.session).append(case, action, actor, self.clock.now(), key or f"{case.case_number}:{case.version}",
+                                  reason=reason, data=data or {})
+        self._publish_update(tx, case, action, reason)
+
+    def _publish_update(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
+        tx.publish(self._message("case.updated", case, {
+            "accepting_town": self.town, "action": action, "status": case.status, "deadline": case.deadline,
+            "reason": reason}), rk_updated(self.town))
+
+    def _start_clock(self, case: Case, item: dict, today: date) -> None:
+        due = domain.deadline(item, today, self.calendar)
+        case.clock_started_on, case.deadline, case.deadline_provisional = today, due.date, due.provisional
+
+    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None) -> None:
+        """Send the work to every department that decides (the lead first); decisions must name this version."""
+        case.routed_version = case.version
+        for dept in case.departments:
+            tx.publish(self._message("case.routed", case, {
+                "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
+                "item_name": case.item_name, "department": dept, "kind": kind or case.kind,
+                "deadline": case.deadline, "auto_decide": bool(item["auto_decide"]) and case.kind == "instant",
+                "lead_department": case.department, "departments": case.departments}),
+                rk_routed(dept, case.handling_town), exchange=self.work_exchange)
+
+    def _issue_for(self, tx: Tx, case: Case, item: dict, action: str) -> None:
+        """The notices (文书) each step owes the applicant."""
+        kinds = {
+            "accept": ["acceptance"] if case.kind == "instant" else ["promise"],
+            "accept_for_initial_review": ["acceptance"],
+            "complete_materials": ["acceptance"] if case.kind == "instant" else ["promise"],
+            "complete_materials_for_initial_review": ["acceptance"],
+            "accept_incomplete": ["one_time_notice"],
+            "supplement": ["one_time_notice"],
+            "return": ["rejection"],
+            "decide": ["result"] + (["pickup"] if case.outcome == "approved" and case.contact_channel == "pickup"
+                                    else []),
+        }.get(action, [])
+        for kind in kinds:
+            self._issue(tx, case, item, kind)
+
+    def _issue(self, tx: Tx, case: Case, item: dict, kind: str) -> None:
+        catalog = self.catalog_of(case)
+        town = catalog.towns.get(self.town, {"name": self.town})
+        data = notices.NoticeData(
+            case_number=case.case_number, kind=kind, issued_on=self.clock.today(),
+            applicant_name=case.applicant_name,
+            applicant_id_masked=mask_resident_id(case.applicant_id) if case.applicant_type == "person"
+            else mask_credit_code(case.applicant_id),
+            item_name=case.item_name, item_code=case.item_code,
+            department_name=catalog.departments.get(case.department, {"name": case.department})["name"],
+            accepting_centre=f"{town['name']}便民服务中心", window=self.window_name,
+            responsible_person=case.first_responder, supervision_phone=catalog.data.get("supervision_phone", "12345"),
+            basis=item.get("basis"), conditions=item.get("conditions"),
+            materials=[{"name": m["name"], "form": m["form"], "required": m["required"]} for m in item["materials"]],
+            missing_materials=[m["name"] for m in case.missing], promised_date=case.deadline,
+            provisional=case.deadline_provisional, reason=case.reason, result_number=case.result_number,
+            outcome=case.outcome, pickup_place=f"{town['name']}便民服务中心{self.window_name}",
+            fee_fen=item.get("fee_fen", 0))
+        notice = Ledger(tx.session).add_notice(Notice(case_number=case.case_number, kind=kind,
+                                                      issued_at=self.clock.now(), sms_text=notices.render_sms(data),
+                                                      data=notices.notice_to_dict(data)))
+        tx.publish(self._message("notice.issued", case, {
+            "accepting_town": self.town, "notice_id": notice.id, "notice_kind": kind, "title": notices.TITLES[kind],
+            "sms_text": notice.sms_text,
+            "contact": {"name": case.applicant_name, "phone": case.applicant_phone,
+                        "channel": "sms" if case.contact_channel in ("pickup", "mail") else case.contact_channel}}),
+            rk_notice_issued(self.town))
+
+    def _advice(self, catalog: Catalog, item: dict) -> str:
+        """咨询告知: where to go and what to bring."""
+        where = {"city": "市级部门", "town": "镇（街道）便民服务中心", "village": "村（社区）便民服务站"}[item["level"]]
+        dept = catalog.departments.get(item["department"], {"name": item["department"]})["name"]
+        materials = "、".join(m["name"] for m in item["materials"]) or "无需材料"
+        guide = item.get("guide") or f"请到{where}（{dept}）办理“{item['name']}”"
+        return f"{guide.rstrip('。')}。需携带：{materials}。"
+
+    def _days_left(self, case: Case) -> int | None:
+        if case.deadline is None or case.status in domain.TERMINAL:
+            return None
+        return self.calendar.working_days_between(self.clock.today(), case.deadline)
+
+    @staticmethod
+    def _progress(case: Case, decisions: list[DepartmentDecision]) -> list[dict]:
+        by_dept = {d.department: d for d in decisions}
+        return [{"department": dept, "lead": dept == case.department,
+                 "outcome": by_dept[dept].outcome if dept in by_dept else None,
+                 "reason": by_dept[dept].reason if dept in by_dept else None} for dept in case.departments]
 
     def _message(self, type_: str, case: Case, payload: dict) -> Message:
         return make_message(type_, case.case_number, case.version, payload, producer=self.instance,
@@ -176,3 +501,18 @@ class Window:
     def _scoped_key(principal: auth.Principal, key: str) -> str:
         # keys are the client's; scope them to the user so two clients cannot collide
         return hashlib.sha256(f"{principal.subject}:{key}".encode()).hexdigest()[:64]
+
+
+def verify_ledger(session) -> dict:
+    """Recompute every case's hash chain; report the first broken link of each damaged case."""
+    repo = Ledger(session)
+    broken = {}
+    numbers = repo.all_case_numbers()
+    for number in numbers:
+        history = repo.history(number)
+        records = [(domain.history_record(a.case_number, a.seq, a.action, a.actor, a.at, a.reason, a.data),
+                    a.prev_hash, a.hash) for a in history]
+        bad = domain.verify_chain(records)
+        if bad is not None:
+            broken[number] = history[bad].seq
+    return {"cases": len(numbers), "broken": broken}

@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from shared.db import NAMING_CONVENTION
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Contact(Base):
@@ -30,12 +31,13 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     case_number: Mapped[str] = mapped_column(sa.String(40), nullable=False, index=True)
     notice_kind: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    notice_id: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     channel: Mapped[str] = mapped_column(sa.String(10), nullable=False)
     text: Mapped[str] = mapped_column(sa.Text, nullable=False)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
 
-    __table_args__ = (sa.UniqueConstraint("case_number", "notice_kind"),)
+    __table_args__ = (sa.UniqueConstraint("case_number", "notice_id"),)
 
 
 class Deliveries:
@@ -48,9 +50,9 @@ class Deliveries:
     def save_contact(self, contact: Contact) -> None:
         self.s.merge(contact)
 
-    def exists(self, case_number: str, notice_kind: str) -> bool:
+    def exists(self, case_number: str, notice_id: int) -> bool:
         return self.s.scalars(sa.select(Delivery.id).where(
-            Delivery.case_number == case_number, Delivery.notice_kind == notice_kind)).first() is not None
+            Delivery.case_number == case_number, Delivery.notice_id == notice_id)).first() is not None
 
     def add(self, delivery: Delivery) -> None:
         self.s.add(delivery)

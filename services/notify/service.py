@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_accepted, rk_completed
+from shared.contracts import Message, rk_notice_issued
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
@@ -21,12 +21,10 @@ def build_service(settings: Settings, clock: Clock | None = None):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
 
-        # one queue for both, so an acceptance is normally handled before its result
-        @consume(settings, "notices", [rk_accepted("*"), rk_completed("*")])
-        def on_case_event(self, tx, message: Message):
-            if message.type == "case.accepted":
-                return notifier.on_accepted(tx, message)
-            return notifier.on_completed(tx, message)
+        @consume(settings, "notices", [rk_notice_issued("*")])
+        def on_notice_issued(self, tx, message: Message):
+            """Every notice a centre issues reaches its applicant."""
+            return notifier.on_notice_issued(tx, message)
 
         @api("GET", "/cases/<string:case_number>/deliveries", roles=("clerk", "supervisor", "service", "city_admin"))
         def deliveries(self, call: ApiCall):

@@ -57,9 +57,9 @@ def test_bad_id_number_is_explained(running):
 def test_rules_of_the_window_are_4xx(running):
     r = _post(running, body=_body(item_code="NOPE-1"))
     assert r.status_code == 400 and "unknown item" in r.json()["message"]
-    r = _post(running, body=_body(materials=["idcard"]))
-    assert r.status_code == 400
-    assert r.json()["details"]["missing"] == [{"code": "photo", "name": "一寸免冠照片"}]
+    r = _post(running, body=_body(materials=["idcard"]))  # incomplete: recorded, not refused (补办件)
+    assert r.status_code == 201 and r.json()["status"] == "pending_materials"
+    assert r.json()["missing_materials"] == [{"code": "photo", "name": "一寸免冠照片"}]
     r = _post(running, body=_body(materials=["idcard", "photo", "passport"]))
     assert r.status_code == 400 and r.json()["details"]["materials"] == ["passport"]
     r = running.call("GET", "intake-320583101", "/cases/320583101-20260101-00001", running.token("clerk", f"town:{TOWN_A}"))
@@ -75,7 +75,8 @@ def test_the_same_request_twice_creates_one_case(running):
     assert first.json()["case_number"] == second.json()["case_number"]
     listing = running.call("GET", "intake-320583101", "/cases", token).json()["cases"]
     assert len(listing) == 1
-    assert listing[0]["applicant"] == {"name": "张三", "id_number": "110105********002X", "phone": "138****5678"}
+    assert listing[0]["applicant"] == {"type": "person", "name": "张三", "id_number": "110105********002X",
+                                       "phone": "138****5678"}
 
 
 def test_tokens_are_required_and_checked(running):

@@ -6,8 +6,9 @@ import logging
 import eventlet
 import pytest
 
-from shared.contracts import make_message, rk_accepted, rk_completed, rk_decided
+from shared.contracts import make_message, rk_decided, rk_notice_issued
 from shared.logging import configure_logging
+from tests.service.probe import build_probe
 from tests.support import TOWN_A, TOWN_B, VALID_ID, wait_for
 from tongban import cli
 
@@ -69,64 +70,61 @@ def test_duplicated_and_stale_decisions_have_no_second_effect(any_city):
     case = city.case(number, TOWN_B)
     assert case["outcome"] == "approved" and case["result_number"] == "RS-2026-001"
     assert [h["action"] for h in case["history"]] == ["accept", "decide"]
-    wait_for(lambda: city.stats("notify")["result"] == 1, what="one result notice")
+    wait_for(lambda: city.stats("notify")["by_kind"].get("result") == 1, what="one result notice")
     eventlet.sleep(0.5)
-    assert city.stats("notify")["result"] == 1, "no second result notice"
+    assert city.stats("notify")["by_kind"] == {"promise": 1, "result": 1}, "no second result notice"
 
 
-def _accepted(number: str, phone: str = "13912345678"):
-    return make_message("case.accepted", number, 1, {
-        "accepting_town": TOWN_A, "handling_town": TOWN_A, "item_code": "MZ-0001", "item_name": "老年人优待证办理",
-        "department": "minzheng", "kind": "instant", "deadline": date(2026, 11, 24), "first_responder": "clerk-1",
-        "contact": {"name": "李四", "phone": phone, "channel": "sms"}}, producer="test")
+def _notice(number: str, phone: str = "13912345678"):
+    return make_message("notice.issued", number, 1, {
+        "accepting_town": TOWN_A, "notice_id": 1, "notice_kind": "acceptance", "title": "受理通知书",
+        "sms_text": f"【全城通办】受理号{number}", "contact": {"name": "李四", "phone": phone, "channel": "sms"}},
+        producer="test")
 
 
-def _completed(number: str):
-    return make_message("case.completed", number, 2, {
-        "accepting_town": TOWN_A, "department": "minzheng", "item_name": "老年人优待证办理", "kind": "instant",
-        "outcome": "approved", "reason": None, "result_number": "MZ-1", "completed_on": date(2026, 11, 24),
-        "deadline": date(2026, 11, 24), "on_time": True}, producer="test")
+def _probe(case_number: str):
+    return make_message("case.updated", case_number, 1, {
+        "accepting_town": TOWN_A, "action": "probe", "status": "in_review", "deadline": None}, producer="test")
 
 
 def test_failing_handler_dead_letters_after_the_limit_and_replay_puts_it_back(city, monkeypatch, capsys):
-    city.start("notify")
-    dlq = city.queue("notify", "notices") + ".dlq"
-    poison = "320583101-20261124-09999"
-    # a result for a case whose acceptance never arrived: the handler raises every time
-    city.publish(_completed(poison), rk_completed(TOWN_A))
+    handled, poisoned = [], {"P-1"}
+    settings = city.base.with_(service="probe", instance="probe", http_port=city.layout[0].http_port)
+    city.cluster.start(settings, service_cls=build_probe(settings, handled, poisoned))
+    queue = f"{city.prefix}.probe.probe"
+    dlq = queue + ".dlq"
+    city.publish(_probe("P-1"), "probe.x")  # its handler raises every time
     wait_for(lambda: city.queue_depth(dlq) == 1, what="dead letter after the delivery limit")
-    assert _metric(city, "notify", "tongban_messages_handled_total",
-                   queue=city.queue("notify", "notices"), outcome="error") == city.delivery_limit + 1
+    assert handled == []
 
-    # the consumer is alive: later messages flow
-    city.publish(_accepted("320583101-20261124-00001"), rk_accepted(TOWN_A))
-    wait_for(lambda: city.stats("notify")["acceptance"] == 1, what="later message handled")
+    city.publish(_probe("P-2"), "probe.x")  # the consumer is alive: later messages flow
+    wait_for(lambda: handled == ["P-2"], what="later message handled")
 
-    # the operator fixes the cause (the acceptance arrives), then replays the dead letter
-    city.publish(_accepted(poison), rk_accepted(TOWN_A))
-    wait_for(lambda: city.stats("notify")["acceptance"] == 2, what="acceptance of the poisoned case")
+    poisoned.clear()  # the operator fixes the cause, then replays the dead letter
     monkeypatch.setenv("TONGBAN_AMQP_URL", city.amqp_url)
     monkeypatch.setenv("TONGBAN_BUS_PREFIX", city.prefix)
     assert cli.main(["dlq", "list"]) == 0
     listing = capsys.readouterr().out
-    assert f"{dlq}: 1 message(s)" in listing and poison in listing and "delivery_limit" in listing
+    assert f"{dlq}: 1 message(s)" in listing and "P-1" in listing and "delivery_limit" in listing
     assert cli.main(["dlq", "replay", dlq]) == 0
     assert "replayed 1 message(s)" in capsys.readouterr().out
-    wait_for(lambda: city.stats("notify")["result"] == 1, what="replayed result delivered")
+    wait_for(lambda: handled == ["P-2", "P-1"], what="replayed message handled")
     assert city.queue_depth(dlq) == 0
+    assert city.queue_depth(queue) == 0
 
 
 def test_malformed_messages_are_dead_lettered_at_once_and_the_consumer_goes_on(city):
     city.start("notify")
     queue = city.queue("notify", "notices")
-    city.publish_raw(b"{not json", rk_accepted(TOWN_A))
-    city.publish_raw({"type": "case.accepted", "payload": {}}, rk_accepted(TOWN_A))  # no envelope
-    bad_payload = _accepted("320583101-20261124-00002").to_wire()
+    rk = rk_notice_issued(TOWN_A)
+    city.publish_raw(b"{not json", rk)
+    city.publish_raw({"type": "notice.issued", "payload": {}}, rk)  # no envelope
+    bad_payload = _notice("320583101-20261124-00002").to_wire()
     bad_payload["payload"]["contact"]["phone"] = "12345"
-    city.publish_raw(bad_payload, rk_accepted(TOWN_A))
-    city.publish_raw(["a", "list"], rk_accepted(TOWN_A))
-    city.publish(_accepted("320583101-20261124-00003"), rk_accepted(TOWN_A))
-    wait_for(lambda: city.stats("notify")["acceptance"] == 1, what="the good message handled")
+    city.publish_raw(bad_payload, rk)
+    city.publish_raw(["a", "list"], rk)
+    city.publish(_notice("320583101-20261124-00003"), rk)
+    wait_for(lambda: city.stats("notify")["total"] == 1, what="the good message handled")
     wait_for(lambda: city.queue_depth(queue + ".dlq") == 4, what="four dead letters")
     assert _metric(city, "notify", "tongban_messages_handled_total", queue=queue, outcome="malformed") == 4
     assert city.call("GET", "notify", "/health").status_code == 200
@@ -138,7 +136,7 @@ def test_no_unmasked_id_or_phone_number_reaches_the_logs(city):
     try:
         city.start()
         number = city.submit("MZ-0001", TOWN_A).json()["case_number"]
-        wait_for(lambda: city.stats("notify")["result"] == 1, what="result notice")
+        wait_for(lambda: city.stats("notify")["by_kind"].get("result") == 1, what="result notice")
         # the ID also travels in a URL, which the web server's access log writes
         city.call("GET", "intake-320583101", f"/cases?item_code={VALID_ID}&q=13812345678",
                   city.token("clerk", f"town:{TOWN_A}"))

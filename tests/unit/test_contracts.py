@@ -7,9 +7,11 @@ from shared.contracts import MalformedMessage, decode, make_message
 
 ACCEPTED = {
     "accepting_town": "320583101", "handling_town": "city", "item_code": "MZ-0001", "item_name": "老年人优待证办理",
-    "department": "minzheng", "kind": "instant", "deadline": date(2026, 11, 24), "first_responder": "clerk-1",
-    "contact": {"name": "李四", "phone": "13912345678", "channel": "sms"},
+    "department": "minzheng", "kind": "instant", "status": "in_review", "deadline": date(2026, 11, 24),
+    "first_responder": "clerk-1",
 }
+NOTICE = {"accepting_town": "320583101", "notice_id": 3, "notice_kind": "acceptance", "title": "受理通知书",
+          "sms_text": "【全城通办】…", "contact": {"name": "李四", "phone": "13912345678", "channel": "sms"}}
 
 
 def test_round_trip_keeps_every_field():
@@ -23,7 +25,9 @@ def test_round_trip_keeps_every_field():
 
 def test_an_invalid_payload_never_leaves():
     with pytest.raises(ValueError, match="phone"):
-        make_message("case.accepted", "n", 1, {**ACCEPTED, "contact": {"name": "x", "phone": "123"}}, "p")
+        make_message("notice.issued", "n", 1, {**NOTICE, "contact": {"name": "x", "phone": "123"}}, "p")
+    with pytest.raises(ValueError, match="kind"):
+        make_message("case.accepted", "n", 1, {**ACCEPTED, "kind": "urgent"}, "p")
     with pytest.raises(ValueError, match="no contract"):
         make_message("case.exploded", "n", 1, {}, "p")
 

@@ -42,6 +42,74 @@ def test_transitions_are_data_and_forbidden_ones_raise():
         intake.next_status("in_review", "accept")
 
 
+# every (status, action) pair: allowed exactly where the table says, and nowhere else
+EXPECTED = {
+    None: {"accept", "accept_for_initial_review", "accept_incomplete", "consult", "return"},
+    "pending_materials": {"return", "supplement", "complete_materials", "complete_materials_for_initial_review"},
+    "initial_review": {"return", "pass_initial_review"},
+    "in_review": {"deliver_deferred", "pause", "extend", "record_decision", "decide"},
+    "paused": {"deliver_deferred", "resume", "record_decision", "decide"},
+    "returned": {"request_review"},
+    "completed": set(),
+    "consulted": set(),
+}
+RESULT = {"accept": "in_review", "accept_for_initial_review": "initial_review", "accept_incomplete": "pending_materials",
+          "consult": "consulted", "return": "returned", "supplement": "pending_materials",
+          "complete_materials": "in_review", "complete_materials_for_initial_review": "initial_review",
+          "pass_initial_review": "in_review", "request_review": "returned", "pause": "paused", "resume": "in_review",
+          "decide": "completed"}
+
+
+@pytest.mark.parametrize("status", list(EXPECTED))
+@pytest.mark.parametrize("action", sorted(intake.TRANSITIONS))
+def test_every_transition_allowed_or_forbidden(status, action):
+    if action in EXPECTED[status]:
+        to = intake.next_status(status, action)
+        assert to == RESULT.get(action, status), "actions not listed keep the status"
+    else:
+        with pytest.raises(intake.ForbiddenTransition):
+            intake.next_status(status, action)
+    assert set(intake.allowed_actions(status)) == EXPECTED[status]
+
+
+def test_joint_outcome():
+    d = lambda o, r=None, n=None: intake.Decision(o, r, n, 1)  # noqa: E731
+    need = ["minzheng", "weijian", "renshe"]
+    assert intake.joint_outcome(need, {"minzheng": d("approved", n="A")}) is None
+    assert intake.joint_outcome(need, {"weijian": d("refused", "不符合")}) == ("refused", "weijian: 不符合", None)
+    everyone = {k: d("approved", n=k.upper()) for k in need}
+    assert intake.joint_outcome(need, everyone) == ("approved", None, "MINZHENG;WEIJIAN;RENSHE")
+
+
+def test_pause_moves_the_deadline_by_the_working_days_paused():
+    cal = WorkingCalendar()
+    # paused Mon 2026-11-02, resumed Mon 2026-11-09: 5 working days paused
+    due = intake.deadline_after_pause(date(2026, 11, 20), date(2026, 11, 2), date(2026, 11, 9), cal)
+    assert due.date == date(2026, 11, 27)
+
+
+def test_extension_rules():
+    intake.check_extension(False, 5, 20, 5, "需要补充调查")
+    with pytest.raises(intake.RuleViolation, match="once"):
+        intake.check_extension(True, 5, 20, 5, "再延")
+    with pytest.raises(intake.RuleViolation, match="reason"):
+        intake.check_extension(False, 5, 20, 5, " ")
+    with pytest.raises(intake.RuleViolation, match="1 to 15"):
+        intake.check_extension(False, 16, 20, 5, "太长")
+
+
+def test_history_chain_verification_finds_the_edited_entry():
+    records, prev = [], intake.GENESIS_HASH
+    for seq in (1, 2, 3):
+        rec = {"seq": seq}
+        h = intake.action_hash(prev, rec)
+        records.append((rec, prev, h))
+        prev = h
+    assert intake.verify_chain(records) is None
+    records[1] = ({"seq": 2, "actor": "mallory"}, records[1][1], records[1][2])
+    assert intake.verify_chain(records) == 1
+
+
 def test_city_level_items_are_handled_by_the_city():
     assert intake.handling_town({**PROMISED, "level": "city"}, "320583101") == "city"
     assert intake.handling_town(PROMISED, "320583101") == "320583101"
@@ -68,11 +136,7 @@ def test_approval_decisions():
     assert approval.result_number("renshe", "320583101-20261124-00001") == "RENSHE-320583101-20261124-00001"
 
 
-def test_notice_texts():
-    text = notify.acceptance_text("N-1", "社保登记", date(2026, 12, 1), "promised")
-    assert "2026年12月01日前办结" in text and "N-1" in text
-    assert "理由：材料不实" in notify.result_text("N-1", "社保登记", "refused", "材料不实", None)
-    assert "编号RS-1" in notify.result_text("N-1", "社保登记", "approved", None, "RS-1")
+def test_delivery_channel():
     assert notify.channel_for("sms", {"log"}) == "log"
     assert notify.channel_for("sms", {"log", "sms"}) == "sms"
 

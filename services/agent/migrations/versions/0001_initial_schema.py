@@ -1,8 +1,8 @@
-"""initial
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:54:01.974399
+Create Date: 2026-11-23 19:24:36.925556
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,8 +27,8 @@ def upgrade():
     sa.Column('item_name', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_number')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_replies')),
+    sa.UniqueConstraint('case_number', name=op.f('uq_replies_case_number'))
     )
     with op.batch_alter_table('replies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_replies_agent'), ['agent'], unique=False)

@@ -1,8 +1,8 @@
-"""initial deliveries
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:53:37.312481
+Create Date: 2026-11-23 19:24:35.492686
 """
 from alembic import op
 import sqlalchemy as sa
@@ -26,18 +26,19 @@ def upgrade():
     sa.Column('phone', sa.String(length=20), nullable=False),
     sa.Column('channel', sa.String(length=10), nullable=False),
     sa.Column('email', sa.String(length=200), nullable=True),
-    sa.PrimaryKeyConstraint('case_number')
+    sa.PrimaryKeyConstraint('case_number', name=op.f('pk_contacts'))
     )
     op.create_table('deliveries',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('case_number', sa.String(length=40), nullable=False),
     sa.Column('notice_kind', sa.String(length=20), nullable=False),
+    sa.Column('notice_id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=10), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_number', 'notice_kind')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
+    sa.UniqueConstraint('case_number', 'notice_id', name=op.f('uq_deliveries_case_number_notice_id'))
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deliveries_case_number'), ['case_number'], unique=False)

@@ -1,8 +1,8 @@
-"""initial work items
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:53:08.234158
+Create Date: 2026-11-23 19:24:34.782032
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,8 +37,8 @@ def upgrade():
     sa.Column('decided_by', sa.String(length=64), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_number', 'case_version', 'department')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_work_items')),
+    sa.UniqueConstraint('case_number', 'case_version', 'department', name=op.f('uq_work_items_case_number_case_version_department'))
     )
     with op.batch_alter_table('work_items', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_work_items_case_number'), ['case_number'], unique=False)
@@ -55,9 +55,9 @@ def upgrade():
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=100), nullable=False),
-    sa.ForeignKeyConstraint(['work_item_id'], ['work_items.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('idempotency_key')
+    sa.ForeignKeyConstraint(['work_item_id'], ['work_items.id'], name=op.f('fk_work_actions_work_item_id_work_items')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_work_actions')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_work_actions_idempotency_key'))
     )
     with op.batch_alter_table('work_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_work_actions_work_item_id'), ['work_item_id'], unique=False)

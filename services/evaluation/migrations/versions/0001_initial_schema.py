@@ -1,8 +1,8 @@
-"""initial
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:54:00.990960
+Create Date: 2026-11-23 19:24:36.193553
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,8 +29,8 @@ def upgrade():
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('message_id')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_events')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_case_events_message_id'))
     )
     with op.batch_alter_table('case_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_events_case_number'), ['case_number'], unique=False)

@@ -1,8 +1,8 @@
-"""initial ledger
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:51:55.491781
+Create Date: 2026-11-23 19:24:34.080424
 """
 from alembic import op
 import sqlalchemy as sa
@@ -30,6 +30,21 @@ def upgrade():
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('department', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('applicant_type', sa.String(length=12), nullable=False),
+    sa.Column('applicant_town', sa.String(length=9), nullable=True),
+    sa.Column('departments', sa.JSON(), nullable=False),
+    sa.Column('routed_version', sa.Integer(), nullable=True),
+    sa.Column('missing', sa.JSON(), nullable=False),
+    sa.Column('deferred', sa.JSON(), nullable=False),
+    sa.Column('deferred_due', sa.Date(), nullable=True),
+    sa.Column('was_supplement', sa.Boolean(), nullable=False),
+    sa.Column('clock_started_on', sa.Date(), nullable=True),
+    sa.Column('paused_from', sa.Date(), nullable=True),
+    sa.Column('pause_procedure', sa.String(length=20), nullable=True),
+    sa.Column('extended_days', sa.Integer(), nullable=True),
+    sa.Column('review_of', sa.String(length=40), nullable=True),
+    sa.Column('review_case', sa.String(length=40), nullable=True),
+    sa.Column('advice', sa.Text(), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('result_number', sa.String(length=100), nullable=True),
@@ -41,12 +56,12 @@ def upgrade():
     sa.Column('via_agent', sa.String(length=64), nullable=True),
     sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('accepted_on', sa.Date(), nullable=False),
-    sa.Column('deadline', sa.Date(), nullable=False),
+    sa.Column('deadline', sa.Date(), nullable=True),
     sa.Column('deadline_provisional', sa.Boolean(), nullable=False),
     sa.Column('completed_on', sa.Date(), nullable=True),
     sa.Column('request_key', sa.String(length=100), nullable=True),
-    sa.PrimaryKeyConstraint('case_number'),
-    sa.UniqueConstraint('request_key')
+    sa.PrimaryKeyConstraint('case_number', name=op.f('pk_cases')),
+    sa.UniqueConstraint('request_key', name=op.f('uq_cases_request_key'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_accepting_town'), ['accepting_town'], unique=False)
@@ -59,7 +74,7 @@ def upgrade():
     sa.Column('town', sa.String(length=9), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('last', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('town', 'day')
+    sa.PrimaryKeyConstraint('town', 'day', name=op.f('pk_daily_sequences'))
     )
     op.create_table('case_actions',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -73,19 +88,56 @@ def upgrade():
     sa.Column('idempotency_key', sa.String(length=100), nullable=False),
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['case_number'], ['cases.case_number'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('case_number', 'seq'),
-    sa.UniqueConstraint('idempotency_key')
+    sa.ForeignKeyConstraint(['case_number'], ['cases.case_number'], name=op.f('fk_case_actions_case_number_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_actions')),
+    sa.UniqueConstraint('case_number', 'seq', name=op.f('uq_case_actions_case_number_seq')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_case_actions_idempotency_key'))
     )
     with op.batch_alter_table('case_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_actions_case_number'), ['case_number'], unique=False)
+
+    op.create_table('department_decisions',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('case_number', sa.String(length=40), nullable=False),
+    sa.Column('department', sa.String(length=32), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('result_number', sa.String(length=100), nullable=True),
+    sa.Column('decided_by', sa.String(length=64), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_number'], ['cases.case_number'], name=op.f('fk_department_decisions_case_number_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_department_decisions')),
+    sa.UniqueConstraint('case_number', 'department', name=op.f('uq_department_decisions_case_number_department'))
+    )
+    with op.batch_alter_table('department_decisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_department_decisions_case_number'), ['case_number'], unique=False)
+
+    op.create_table('notices',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('case_number', sa.String(length=40), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sms_text', sa.Text(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['case_number'], ['cases.case_number'], name=op.f('fk_notices_case_number_cases')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notices'))
+    )
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notices_case_number'), ['case_number'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notices_case_number'))
+
+    op.drop_table('notices')
+    with op.batch_alter_table('department_decisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_department_decisions_case_number'))
+
+    op.drop_table('department_decisions')
     with op.batch_alter_table('case_actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_actions_case_number'))
 
