@@ -5,6 +5,8 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     case.accepted.<accepting town>
     case.routed.<department>.<handling town or "city">     work for a department (its approval instance)
     case.decided.<department>.<accepting town>               the decision, back to the centre owning the ledger
+    case.department.<department>.<accepting town>            the back office asks the ledger for a step
+                                                             (more materials, special procedure, extension)
     case.updated.<accepting town>                            any other step in the ledger (supplement, pause …)
     case.completed.<accepting town>                          the ledger closed the case (agent, evaluation)
     notice.issued.<accepting town>                           the centre issued a notice (文书): notify delivers it
@@ -107,6 +109,41 @@ class CaseDecidedV1(Schema):
             raise ValidationError("a refusal needs a reason", "reason")
 
 
+DEPARTMENT_ACTIONS = ("request_materials", "start_procedure", "end_procedure", "extend")
+SPECIAL_PROCEDURES = ("现场勘察", "听证", "检验", "检测", "鉴定", "专家评审")
+
+
+class RequestedMaterialSchema(Schema):
+    code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class CaseDepartmentActionV1(Schema):
+    """A department asks the centre that owns the case to take a step; the case version is the one routed."""
+
+    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
+    department = fields.String(required=True, validate=DEPT_CODE)
+    work_item_id = fields.Integer(required=True)
+    action = fields.String(required=True, validate=validate.OneOf(DEPARTMENT_ACTIONS))
+    by = fields.String(required=True, validate=validate.Length(1, 64))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    materials = fields.List(fields.Nested(RequestedMaterialSchema), load_default=list)  # request_materials
+    procedure = fields.String(load_default=None, allow_none=True,
+                              validate=validate.OneOf(SPECIAL_PROCEDURES))  # start_procedure
+    days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 60))  # extend
+    approved_by = fields.String(load_default=None, allow_none=True)  # extend: the department head
+
+    @validates_schema
+    def _what_each_action_needs(self, data, **_):
+        needs = {"request_materials": "materials", "start_procedure": "procedure", "extend": "days"}
+        field = needs.get(data["action"])
+        if field and not data.get(field):
+            raise ValidationError(f"{data['action']} needs {field}", field)
+        if data["action"] == "extend" and not data.get("approved_by"):
+            raise ValidationError("an extension needs the approving head", "approved_by")
+
+
 class CaseCompletedV1(Schema):
     accepting_town = fields.String(required=True, validate=TOWN_CODE)
     department = fields.String(required=True, validate=DEPT_CODE)
@@ -141,6 +178,7 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
     ("case.decided", 1): CaseDecidedV1,
+    ("case.department", 1): CaseDepartmentActionV1,
     ("case.updated", 1): CaseUpdatedV1,
     ("case.completed", 1): CaseCompletedV1,
     ("notice.issued", 1): NoticeIssuedV1,
@@ -168,6 +206,10 @@ def rk_updated(accepting_town: str) -> str:
 
 def rk_notice_issued(accepting_town: str) -> str:
     return f"notice.issued.{accepting_town}"
+
+
+def rk_department_action(department: str, accepting_town: str) -> str:
+    return f"case.department.{department}.{accepting_town}"
 
 
 def rk_completed(accepting_town: str) -> str:

@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import date, timezone
 
+from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses (re-exported for the window)
 from shared.workdays import Deadline, WorkingCalendar
-
-SPECIAL_PROCEDURES = ("现场勘察", "听证", "检验", "检测", "鉴定", "专家评审")  # 特别程序: the clock pauses
 DEFERRED_MATERIALS_DAYS = 5  # 容缺受理: working days to bring what was promised (local rule)
 
 
