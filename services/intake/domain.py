@@ -47,6 +47,7 @@ TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
     "pass_initial_review": (("initial_review",), "in_review"),  # relayed to the city department
     "request_review": (("returned",), SAME),          # 复核: a linked case for the department head
     "deliver_deferred": (("in_review", "paused"), SAME),  # 容缺: a promised material arrives
+    "request_materials": (("in_review",), "pending_materials"),  # the back office needs more: the clock stops
     "pause": (("in_review",), "paused"),                    # 特别程序 starts
     "resume": (("paused",), "in_review"),                   # and ends: the deadline moves
     "extend": (("in_review",), SAME),                # 延期, once, with reason and approver

@@ -10,7 +10,7 @@ from shared.bus import Topology
 from shared.catalog import CatalogStore
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_decided
+from shared.contracts import Message, rk_decided, rk_department_action
 from shared.platform import Platform, consume
 from shared.web import ApiCall, NotFound, PlatformEndpoints, api
 from shared.workdays import WorkingCalendar
@@ -150,12 +150,15 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
             with self.platform.store.transaction() as tx:
                 return window.stats(tx)
 
-        @consume(settings, "decisions", [rk_decided("*", settings.town)])
-        def on_decision(self, tx, message: Message):
-            """A department decided: record it; close the case when every department has."""
+        # one queue for both, so a department's requests and its decision arrive in the order sent
+        @consume(settings, "decisions", [rk_decided("*", settings.town), rk_department_action("*", settings.town)])
+        def on_department_message(self, tx, message: Message):
+            """A department decided (close the case when every department has) or asks for a step."""
+            if message.type == "case.department":
+                return window.apply_department_action(tx, message)
             return window.apply_decision(tx, message)
 
-        @timer(interval=30)
+        @timer(interval=settings.extra.get("calendar_refresh_seconds", 30))
         def refresh_calendar(self):
             """City IT may load a year's holidays at any time: recount provisional deadlines then."""
             mtime = _mtime(calendar_dir)

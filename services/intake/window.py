@@ -136,7 +136,7 @@ class Window:
         """补正: the applicant brings missing materials; the clock starts when all are there."""
         case = self._case_for_action(tx, principal, case_number, "supplement")
         item = self.catalog_of(case).item(case.item_code)
-        unknown = domain.unknown_materials(item, materials)
+        unknown = [c for c in domain.unknown_materials(item, materials) if c not in {m["code"] for m in case.missing}]
         if unknown:
             raise BadRequest("materials not listed for this item", {"materials": unknown})
         still_missing = [m for m in case.missing if m["code"] not in set(materials)]
@@ -149,13 +149,18 @@ class Window:
             action = "complete_materials_for_initial_review" if case.kind == "escalated" else "complete_materials"
         self._transition(case, action)
         case.missing = still_missing
-        if not still_missing:
+        if not still_missing and case.clock_started_on and case.paused_from:
+            # the back office asked for more: the clock stopped then and runs on now
+            due = domain.deadline_after_pause(case.deadline, case.paused_from, today, self.calendar)
+            case.deadline, case.paused_from = due.date, None
+            case.deadline_provisional = case.deadline_provisional or due.provisional
+        elif not still_missing:
             self._start_clock(case, item, today)
         self._record(tx, case, action, principal.subject, data={"supplied": sorted(materials),
                                                                  "still_missing": [m["code"] for m in still_missing],
                                                                  "deadline": case.deadline})
         if action == "complete_materials":
-            self._route(tx, case, item)
+            self._route(tx, case, item, only_undecided=True)
         self._issue_for(tx, case, item, action)
         return case
 
@@ -303,6 +308,62 @@ class Window:
         log.info("case.completed", outcome=case.outcome)
         return "ok"
 
+    def apply_department_action(self, tx: Tx, message: Message) -> str:
+        """The back office asks for a step: more materials, a special procedure, the one extension."""
+        repo = Ledger(tx.session)
+        case = repo.get(message.case_number, for_update=True)
+        p = message.payload
+        if case is None or case.accepting_town != self.town:
+            log.error("department_action.unknown_case", case_number=message.case_number)
+            return "unknown_case"
+        if case.routed_version != message.case_version or p["department"] not in case.departments:
+            log.warning("department_action.stale", routed_version=case.routed_version,
+                        asked_on=message.case_version, action=p["action"])
+            return "stale"
+        action = {"request_materials": "request_materials", "start_procedure": "pause",
+                  "end_procedure": "resume", "extend": "extend"}[p["action"]]
+        try:
+            domain.next_status(case.status, action)
+        except domain.ForbiddenTransition:
+            log.warning("department_action.not_now", status=case.status, action=p["action"])
+            return "refused"
+        bind_context(case_number=case.case_number, town=self.town, department=p["department"])
+        today = self.clock.today()
+        data = {"department": p["department"], "work_item_id": p["work_item_id"]}
+        if action == "request_materials":
+            missing = [{"code": m.get("code") or f"{p['department']}-{i}", "name": m["name"]}
+                       for i, m in enumerate(p["materials"], start=1)]
+            self._transition(case, action)
+            case.missing, case.paused_from = missing, today
+            self._record(tx, case, action, p["by"], reason=p["reason"], data={**data, "materials": missing})
+            self._issue(tx, case, self.catalog_of(case).item(case.item_code), "one_time_notice")
+        elif action == "pause":
+            self._transition(case, action)
+            case.paused_from, case.pause_procedure = today, p["procedure"]
+            self._record(tx, case, action, p["by"], reason=p["reason"], data={**data, "procedure": p["procedure"]})
+        elif action == "resume":
+            due = domain.deadline_after_pause(case.deadline, case.paused_from, today, self.calendar)
+            moved = {**data, "from": case.deadline, "to": due.date, "procedure": case.pause_procedure}
+            self._transition(case, action)
+            case.deadline, case.paused_from, case.pause_procedure = due.date, None, None
+            case.deadline_provisional = case.deadline_provisional or due.provisional
+            self._record(tx, case, action, p["by"], reason=p["reason"], data=moved)
+        else:
+            item = self.catalog_of(case).item(case.item_code)
+            try:
+                domain.check_extension(case.extended_days is not None, p["days"], item["statutory_days"],
+                                       item["promised_days"], p["reason"])
+            except domain.RuleViolation as exc:
+                log.warning("department_action.extension_refused", reason=exc.message)
+                return "refused"
+            due = self.calendar.add_working_days(case.deadline, p["days"])
+            moved = {**data, "from": case.deadline, "to": due.date, "days": p["days"], "approved_by": p["approved_by"]}
+            self._transition(case, action)
+            case.deadline, case.extended_days = due.date, p["days"]
+            case.deadline_provisional = case.deadline_provisional or due.provisional
+            self._record(tx, case, action, p["by"], reason=p["reason"], data=moved)
+        return "ok"
+
     def recompute_provisional(self, tx: Tx) -> int:
         """Deadlines counted on a guessed calendar are counted again once the year is known."""
         changed = 0
@@ -418,10 +479,13 @@ class Window:
         due = domain.deadline(item, today, self.calendar)
         case.clock_started_on, case.deadline, case.deadline_provisional = today, due.date, due.provisional
 
-    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None) -> None:
-        """Send the work to every department that decides (the lead first); decisions must name this version."""
+    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None, only_undecided: bool = False) -> None:
+        """Send the work to every department that decides (the lead first); decisions must name this version.
+
+        Routed again after the back office asked for more materials, it goes to those yet to decide."""
         case.routed_version = case.version
-        for dept in case.departments:
+        decided = {d.department for d in Ledger(tx.session).decisions(case.case_number)} if only_undecided else set()
+        for dept in [d for d in case.departments if d not in decided]:
             tx.publish(self._message("case.routed", case, {
                 "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
                 "item_name": case.item_name, "department": dept, "kind": kind or case.kind,

@@ -47,7 +47,7 @@ EXPECTED = {
     None: {"accept", "accept_for_initial_review", "accept_incomplete", "consult", "return"},
     "pending_materials": {"return", "supplement", "complete_materials", "complete_materials_for_initial_review"},
     "initial_review": {"return", "pass_initial_review"},
-    "in_review": {"deliver_deferred", "pause", "extend", "record_decision", "decide"},
+    "in_review": {"deliver_deferred", "pause", "extend", "record_decision", "decide", "request_materials"},
     "paused": {"deliver_deferred", "resume", "record_decision", "decide"},
     "returned": {"request_review"},
     "completed": set(),
@@ -56,7 +56,7 @@ EXPECTED = {
 RESULT = {"accept": "in_review", "accept_for_initial_review": "initial_review", "accept_incomplete": "pending_materials",
           "consult": "consulted", "return": "returned", "supplement": "pending_materials",
           "complete_materials": "in_review", "complete_materials_for_initial_review": "initial_review",
-          "pass_initial_review": "in_review", "request_review": "returned", "pause": "paused", "resume": "in_review",
+          "pass_initial_review": "in_review", "request_materials": "pending_materials", "request_review": "returned", "pause": "paused", "resume": "in_review",
           "decide": "completed"}
 
 
