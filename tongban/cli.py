@@ -41,7 +41,8 @@ def cmd_up(args) -> int:
 
     configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
     base = _base_settings(args)
-    layout = host_layout(base, towns=args.towns, departments=args.departments, first_port=args.port)
+    departments = args.departments or _catalogue_departments(base)
+    layout = host_layout(base, towns=args.towns, departments=departments, first_port=args.port)
     cluster = Cluster()
     try:
         for settings in layout:
@@ -56,6 +57,15 @@ def cmd_up(args) -> int:
         cluster.stop()
     print("stopped.")
     return 0
+
+
+def _catalogue_departments(base) -> list[str]:
+    """Every department of the catalogue in force gets its approval instance."""
+    from pathlib import Path
+
+    from shared.catalog import CatalogStore
+
+    return sorted(CatalogStore(Path(base.data_dir) / "catalog").active().departments)
 
 
 def cmd_serve(args) -> int:
@@ -186,14 +196,15 @@ def _safe(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tongban.runtime import DEFAULT_DEPARTMENTS, DEFAULT_TOWNS
+    from tongban.runtime import DEFAULT_TOWNS
 
     p = argparse.ArgumentParser(prog="tongban", description="全城通办: any town centre takes any application.")
     sub = p.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run the whole suite on this host")
     up.add_argument("--towns", nargs="+", default=list(DEFAULT_TOWNS))
-    up.add_argument("--departments", nargs="+", default=list(DEFAULT_DEPARTMENTS))
+    up.add_argument("--departments", nargs="+", default=None,
+                    help="approval instances to run (default: every department of the catalogue)")
     up.add_argument("--port", type=int, default=8101, help="first HTTP port (default 8101)")
     up.add_argument("--data-dir", help="where the SQLite files live (default $TONGBAN_DATA_DIR or ./var)")
     up.set_defaults(func=cmd_up)

@@ -13,6 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.auth import verify_token
+from shared.catalog import load_catalog
 from shared.config import DEV_SECRET
 from tests.support import _free_port_block
 from tongban.runtime import host_layout, remove_bus
@@ -30,7 +31,7 @@ def _env(tmp_path, prefix):
 
 def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
     prefix = f"up{uuid.uuid4().hex[:8]}"
-    port = _free_port_block(7)
+    port = _free_port_block(2 + len(load_catalog().departments) + 3)
     proc = subprocess.Popen([*TONGBAN, "up", "--port", str(port)], env=_env(tmp_path, prefix),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -43,7 +44,9 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             if "tongban is up" in line:
                 break
         urls = re.findall(r"(http://127\.0\.0\.1:\d+)", "".join(lines))
-        assert len(urls) == 7, "".join(lines)
+        departments = len(load_catalog().departments)
+        assert len(urls) == 2 + departments + 3, "".join(lines)  # two windows, every department, three more
+        assert "approval-minzheng" in "".join(lines) and "approval-zhujian" in "".join(lines)
         for url in urls:
             health = requests.get(f"{url}/health", timeout=10)
             assert health.status_code == 200 and health.json()["checks"] == {"database": "ok", "broker": "ok"}
@@ -64,7 +67,7 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
         if proc.poll() is None:
             proc.kill()
         base = Settings(service="t", instance="t", bus_prefix=prefix)
-        remove_bus(base.amqp_url, prefix, host_layout(base))
+        remove_bus(base.amqp_url, prefix, host_layout(base, departments=sorted(load_catalog().departments)))
 
 
 def test_demo_reconciles_and_prints_json(tmp_path):
