@@ -58,8 +58,8 @@ def bench_relay(messages: int) -> dict:
     seconds = time.perf_counter() - started
     with Connection(settings.amqp_url) as conn:
         conn.default_channel.queue_delete(sink.name)
-        conn.default_channel.exchange_delete(platform_.topology.events.name)
-        conn.default_channel.exchange_delete(platform_.topology.dead_letters.name)
+        for exchange in (platform_.topology.events, platform_.topology.work, platform_.topology.dead_letters):
+            conn.default_channel.exchange_delete(exchange.name)
     return {"messages": messages, "seconds": round(seconds, 3), "messages_per_second": round(messages / seconds, 1)}
 
 
