@@ -8,22 +8,29 @@ from shared.config import Settings
 from shared.contracts import Message, rk_completed, rk_routed
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
+from shared.workdays import WorkingCalendar
 
 from services.approval.desk import Desk
-from services.approval.schemas import DecisionSchema
+from services.approval.metrics import DeskMetrics
+from services.approval.schemas import (AbsenceSchema, DecisionSchema, ExtensionRequestSchema, MaterialsRequestSchema,
+                                       PostSchema, ProcedureEndSchema, ProcedureSchema)
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 READERS = ("approver", "department_head", "supervisor", "city_admin", "service")
+ACTORS = ("approver", "department_head")
+MANAGERS = ("department_head", "city_admin")
 
 
-def build_service(settings: Settings, clock: Clock | None = None):
+def build_service(settings: Settings, clock: Clock | None = None, calendar: WorkingCalendar | None = None):
     if not settings.department:
         raise ValueError("approval needs its department code (TONGBAN_DEPARTMENT)")
-    desk = Desk(department=settings.department, instance=settings.instance, clock=clock or Clock())
+    desk = Desk(department=settings.department, instance=settings.instance, clock=clock or Clock(),
+                calendar=calendar or WorkingCalendar.from_directory(Path(settings.data_dir) / "calendar"))
 
     class ApprovalService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
+        desk_metrics = DeskMetrics(desk)
 
         @consume(settings, "work", [rk_routed(settings.department, "*")], work=True)
         def on_routed(self, tx, message: Message):
@@ -35,23 +42,85 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """A case closed elsewhere: withdraw this department's open work on it."""
             return desk.on_case_completed(tx, message)
 
+        # --- the worklist ---------------------------------------------------------------------------
+
         @api("GET", "/work-items", roles=READERS)
         def worklist(self, call: ApiCall):
+            """Open work by urgency (working days left); paused items apart. ?status=open|all|<s>[,<s>]&assignee=me|none|<id>"""
             with self.platform.store.transaction() as tx:
                 return desk.worklist(tx, call.principal, call.query)
 
         @api("GET", "/work-items/<int:item_id>", roles=READERS)
         def get_item(self, call: ApiCall):
+            """One work item with its extension and history."""
             with self.platform.store.transaction() as tx:
-                item = desk.visible_item(tx, call.principal, call.params["item_id"])
-                return {**desk.view(item), "history": desk.history(tx, item)}
+                return desk.detail(tx, desk.visible_item(tx, call.principal, call.params["item_id"]))
 
-        @api("POST", "/work-items/<int:item_id>/decision", roles=("approver", "department_head"),
-             schema=DecisionSchema)
+        @api("POST", "/work-items/<int:item_id>/claim", roles=ACTORS)
+        def claim(self, call: ApiCall):
+            """Take an unassigned item, or one whose holder is away."""
+            return self._step(call, desk.claim)
+
+        @api("POST", "/work-items/<int:item_id>/decision", roles=ACTORS, schema=DecisionSchema)
         def decide(self, call: ApiCall):
+            """Approve (with the document number and validity) or refuse (with the reason)."""
+            return self._step(call, desk.decide, call.body)
+
+        @api("POST", "/work-items/<int:item_id>/materials", roles=ACTORS, schema=MaterialsRequestSchema)
+        def request_materials(self, call: ApiCall):
+            """Ask for more materials, all at once: the case goes back to the window, the clock stops."""
+            return self._step(call, desk.request_materials, call.body)
+
+        @api("POST", "/work-items/<int:item_id>/procedure", roles=ACTORS, schema=ProcedureSchema)
+        def start_procedure(self, call: ApiCall):
+            """Start a special procedure (特别程序): the item and the case's clock pause."""
+            return self._step(call, desk.start_procedure, call.body)
+
+        @api("POST", "/work-items/<int:item_id>/procedure/end", roles=ACTORS, schema=ProcedureEndSchema)
+        def end_procedure(self, call: ApiCall):
+            """End the special procedure: the clock runs again."""
+            return self._step(call, desk.end_procedure, call.body)
+
+        @api("POST", "/work-items/<int:item_id>/extension", roles=ACTORS, schema=ExtensionRequestSchema)
+        def request_extension(self, call: ApiCall):
+            """Ask for the one extension (延期); the department head approves it."""
+            return self._step(call, desk.request_extension, call.body)
+
+        @api("POST", "/work-items/<int:item_id>/extension/approve", roles=("department_head",))
+        def approve_extension(self, call: ApiCall):
+            """The department head approves the extension: the centre moves the deadline."""
+            return self._step(call, desk.approve_extension)
+
+        def _step(self, call: ApiCall, use_case, *args):
             with self.platform.store.transaction() as tx:
-                item = desk.decide(tx, call.principal, call.params["item_id"], call.body)
-                return desk.view(item)
+                item = use_case(tx, call.principal, call.params["item_id"], *args)
+                return desk.detail(tx, item)
+
+        # --- AB posts (AB岗) ------------------------------------------------------------------------
+
+        @api("GET", "/posts", roles=READERS)
+        def list_posts(self, call: ApiCall):
+            """The AB posts of the offices in scope, who is on duty and who is away."""
+            with self.platform.store.transaction() as tx:
+                return desk.posts(tx, call.principal)
+
+        @api("PUT", "/posts/<office>", roles=MANAGERS, schema=PostSchema)
+        def set_post(self, call: ApiCall):
+            """Set an office's A and B holders and the head who falls back (office: town code or 'city')."""
+            with self.platform.store.transaction() as tx:
+                return desk.set_post(tx, call.principal, call.params["office"], call.body)
+
+        @api("POST", "/posts/<office>/absences", roles=MANAGERS, schema=AbsenceSchema)
+        def add_absence(self, call: ApiCall):
+            """Mark a holder away for a period (leave, training, meeting); their open work moves on."""
+            with self.platform.store.transaction() as tx:
+                return 201, desk.add_absence(tx, call.principal, call.params["office"], call.body)
+
+        @api("GET", "/posts/<office>/handovers", roles=READERS)
+        def handovers(self, call: ApiCall):
+            """Every handover of the office's work: who, from whom, when, why."""
+            with self.platform.store.transaction() as tx:
+                return desk.handovers(tx, call.principal, call.params["office"])
 
         @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
         def stats(self, call: ApiCall):

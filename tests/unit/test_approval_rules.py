@@ -1,0 +1,310 @@
+"""The back office's rules without a broker: who holds the work (AB岗), the one extension, decisions,
+the steps of a work item, and urgency. The last tests run the desk on a SQLite file (no broker)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.approval import domain
+from services.approval.domain import Absence, Post
+from shared.auth import Principal, Scope
+from shared.clock import ManualClock
+from shared.contracts import make_message
+
+T = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)  # Tuesday 3 Nov 2026, 10:00 in Shanghai
+POST = Post(a="zhang", b="li", head="wang")
+
+
+def away(holder, reason="年休假", start=T - timedelta(hours=1), end=T + timedelta(days=1)):
+    return Absence(holder, start, end, reason)
+
+
+# --- who gets the work at time T ---------------------------------------------------------------------
+
+def test_a_present_gets_the_work_without_a_handover():
+    got = domain.assign(POST, [away("li")], T)
+    assert (got.holder, got.role, got.handover, got.head_fallback) == ("zhang", "A", False, False)
+
+
+def test_a_away_b_holds_the_post_with_a_handover_from_a():
+    got = domain.assign(POST, [away("zhang", "参加培训")], T)
+    assert (got.holder, got.role, got.handover_from) == ("li", "B", "zhang")
+    assert got.handover and not got.head_fallback
+    assert "zhang" in got.reason and "参加培训" in got.reason
+
+
+def test_both_away_the_head_falls_back():
+    got = domain.assign(POST, [away("zhang", "病假"), away("li", "会议")], T)
+    assert (got.holder, got.role, got.handover_from) == ("wang", "head", "zhang")
+    assert got.head_fallback
+    assert "病假" in got.reason and "会议" in got.reason
+
+
+def test_everybody_away_leaves_the_work_with_the_office_never_with_an_absent_person():
+    got = domain.assign(POST, [away("zhang"), away("li"), away("wang")], T)
+    assert got.holder is None and got.role is None
+    assert got.handover and not got.head_fallback
+    assert "nobody of the post is present" in got.reason
+
+
+def test_no_post_configured_leaves_the_work_unassigned():
+    got = domain.assign(None, [away("zhang")], T)
+    assert got == domain.Assignment(None, None)
+    assert not got.handover
+
+
+def test_a_current_holder_is_kept_while_present_and_replaced_when_away():
+    assert domain.assign(POST, [], T, current="li") == domain.Assignment("li", "B")
+    assert domain.assign(POST, [], T, current="zhao") == domain.Assignment("zhao", None)  # a claimant
+    moved = domain.assign(POST, [away("li", "事假")], T, current="li")
+    assert (moved.holder, moved.role, moved.handover_from) == ("zhang", "A", "li")
+    assert "事假" in moved.reason
+    to_b = domain.assign(POST, [away("zhang"), away("zhao", "出差")], T, current="zhao")
+    assert (to_b.holder, to_b.handover_from) == ("li", "zhao") and "出差" in to_b.reason
+    released = domain.assign(None, [away("zhao")], T, current="zhao")
+    assert released.holder is None and released.handover_from == "zhao"
+
+
+def test_an_absence_is_half_open_from_inclusive_to_exclusive():
+    gone = away("zhang", start=T, end=T + timedelta(hours=2))
+    assert domain.assign(POST, [gone], T).holder == "li", "away from the first instant of `from`"
+    assert domain.assign(POST, [gone], T - timedelta(microseconds=1)).holder == "zhang"
+    assert domain.assign(POST, [gone], T + timedelta(hours=2) - timedelta(microseconds=1)).holder == "li"
+    assert domain.assign(POST, [gone], T + timedelta(hours=2)).holder == "zhang", "back at `to`"
+
+
+def test_plain_dates_and_naive_times_are_shanghai():
+    leave = domain.absence("zhang", date(2026, 11, 2), date(2026, 11, 5), "年休假 2-4 Nov")
+    shanghai = timezone(timedelta(hours=8))
+    assert leave.start == datetime(2026, 11, 2, tzinfo=shanghai)
+    assert leave.covers(datetime(2026, 11, 4, 23, 59, 59, tzinfo=shanghai))
+    assert not leave.covers(datetime(2026, 11, 5, 0, 0, tzinfo=shanghai)), "back on the 5th"
+    assert not leave.covers(datetime(2026, 11, 1, 23, 59, 59, tzinfo=shanghai))
+    meeting = domain.absence("li", datetime(2026, 11, 3, 14, 0), datetime(2026, 11, 3, 16, 0), "会议")
+    assert meeting.start == datetime(2026, 11, 3, 6, 0, tzinfo=timezone.utc)
+    aware = domain.absence("li", datetime(2026, 11, 3, 6, 0, tzinfo=timezone.utc), T + timedelta(days=1), "培训")
+    assert aware.start.tzinfo == timezone.utc and aware.start.hour == 6
+
+
+def test_an_absence_needs_a_reason_and_an_end_after_its_start():
+    with pytest.raises(domain.DecisionRejected, match="after"):
+        domain.absence("zhang", T, T, "会议")
+    with pytest.raises(domain.DecisionRejected, match="after"):
+        domain.absence("zhang", T, T - timedelta(hours=1), "会议")
+    with pytest.raises(domain.DecisionRejected, match="reason"):
+        domain.absence("zhang", T, T + timedelta(hours=1), "  ")
+
+
+def test_a_post_has_two_different_holders_and_a_separate_head():
+    assert domain.check_post("zhang", "li", "wang") == POST
+    with pytest.raises(domain.DecisionRejected, match="different"):
+        domain.check_post("zhang", "zhang", "wang")
+    with pytest.raises(domain.DecisionRejected, match="fallback"):
+        domain.check_post("zhang", "li", "li")
+    with pytest.raises(domain.DecisionRejected, match="staff id"):
+        domain.check_post("zhang san", "li", "wang")
+    assert domain.valid_office("city") and domain.valid_office("320583101")
+    assert not domain.valid_office("32058310") and not domain.valid_office("town")
+
+
+# --- claiming and acting ---------------------------------------------------------------------------------
+
+def test_claims():
+    assert domain.check_claim("pending", None, "zhao", [], T) == "take"
+    assert domain.check_claim("paused", "zhao", "zhao", [], T) == "held"
+    with pytest.raises(domain.NotYours, match="held by zhang"):
+        domain.check_claim("pending", "zhang", "zhao", [], T)
+    assert domain.check_claim("pending", "zhang", "zhao", [away("zhang")], T) == "takeover"
+    with pytest.raises(domain.NotYours, match="away"):
+        domain.check_claim("pending", None, "zhao", [away("zhao")], T)
+    with pytest.raises(domain.ItemClosed, match="superseded"):
+        domain.check_claim("superseded", None, "zhao", [], T, superseded_by=9)
+    with pytest.raises(domain.AlreadyDecided):
+        domain.check_claim("decided", None, "zhao", [], T)
+
+
+def test_who_may_act_on_an_item():
+    domain.check_actor(None, "zhao", is_head=False)
+    domain.check_actor("zhao", "zhao", is_head=False)
+    domain.check_actor("zhang", "wang", is_head=True)
+    with pytest.raises(domain.NotYours, match="claim it first"):
+        domain.check_actor("zhang", "zhao", is_head=False)
+
+
+# --- decisions and the steps of an item ---------------------------------------------------------------------
+
+def test_decision_checks():
+    domain.check_decision("pending", "approved", None)
+    domain.check_decision("pending", "approved", None, valid_until=date(2031, 1, 1), today=date(2026, 11, 3))
+    with pytest.raises(domain.DecisionRejected, match="reason"):
+        domain.check_decision("pending", "refused", "  ")
+    with pytest.raises(domain.AlreadyDecided, match="refused"):
+        domain.check_decision("decided", "approved", None, current_outcome="refused")
+    with pytest.raises(domain.ItemClosed, match=r"superseded.*work item 12"):
+        domain.check_decision("superseded", "approved", None, superseded_by=12)
+    with pytest.raises(domain.ItemClosed, match="withdrawn"):
+        domain.check_decision("withdrawn", "approved", None)
+    with pytest.raises(domain.NotNow, match="materials"):
+        domain.check_decision("waiting_materials", "approved", None)
+    with pytest.raises(domain.NotNow, match="procedure"):
+        domain.check_decision("paused", "approved", None)
+    with pytest.raises(domain.DecisionRejected, match="only an approval"):
+        domain.check_decision("pending", "refused", "不符合条件", valid_until=date(2031, 1, 1))
+    with pytest.raises(domain.DecisionRejected, match="before today"):
+        domain.check_decision("pending", "approved", None, valid_until=date(2026, 11, 2), today=date(2026, 11, 3))
+    assert issubclass(domain.ItemClosed, domain.Conflicting) and issubclass(domain.AlreadyDecided, domain.Conflicting)
+
+
+@pytest.mark.parametrize("status, step, after", [
+    ("pending", "request_materials", "waiting_materials"),
+    ("pending", "start_procedure", "paused"),
+    ("paused", "end_procedure", "pending"),
+    ("paused", "request_extension", "paused"),
+    ("pending", "approve_extension", "pending"),
+    ("waiting_materials", "claim", "waiting_materials"),
+])
+def test_steps_allowed(status, step, after):
+    assert domain.next_status(status, step) == after
+
+
+@pytest.mark.parametrize("status, step, error", [
+    ("paused", "start_procedure", domain.NotNow),
+    ("pending", "end_procedure", domain.NotNow),
+    ("waiting_materials", "request_materials", domain.NotNow),
+    ("waiting_materials", "request_extension", domain.NotNow),
+    ("superseded", "end_procedure", domain.ItemClosed),
+    ("withdrawn", "claim", domain.ItemClosed),
+    ("decided", "request_materials", domain.AlreadyDecided),
+])
+def test_steps_refused(status, step, error):
+    with pytest.raises(error):
+        domain.next_status(status, step)
+
+
+def test_materials_are_told_all_at_once_each_named_once():
+    assert domain.check_materials([{"name": " 劳动合同 "}, {"code": "bank", "name": "银行流水"}]) == [
+        {"code": None, "name": "劳动合同"}, {"code": "bank", "name": "银行流水"}]
+    with pytest.raises(domain.DecisionRejected, match="at least one"):
+        domain.check_materials([])
+    with pytest.raises(domain.DecisionRejected, match="twice"):
+        domain.check_materials([{"name": "劳动合同"}, {"code": None, "name": "劳动合同"}])
+    with pytest.raises(domain.DecisionRejected, match="name"):
+        domain.check_materials([{"name": "  "}])
+
+
+def test_the_extension_at_most_once():
+    domain.check_extension_request(None, 5, "需征求意见")
+    asked = domain.ExtensionState("requested", 5, "zhang")
+    with pytest.raises(domain.ExtensionTaken, match="at most once"):
+        domain.check_extension_request(asked, 3, "again")
+    with pytest.raises(domain.ExtensionTaken):
+        domain.check_extension_request(domain.ExtensionState("approved", 5, "zhang"), 3, "again")
+    with pytest.raises(domain.DecisionRejected, match="reason"):
+        domain.check_extension_request(None, 5, " ")
+    with pytest.raises(domain.DecisionRejected, match="1 to 60"):
+        domain.check_extension_request(None, 61, "太久")
+    domain.check_extension_approval(asked)
+    with pytest.raises(domain.NotNow, match="no extension"):
+        domain.check_extension_approval(None)
+    with pytest.raises(domain.ExtensionTaken, match="already approved"):
+        domain.check_extension_approval(domain.ExtensionState("approved", 5, "zhang"))
+
+
+# --- urgency -------------------------------------------------------------------------------------------------
+
+def test_urgency_orders_overdue_first_then_fewest_days_then_arrival():
+    items = [(3, date(2026, 11, 6), 1), (-1, date(2026, 11, 2), 7), (0, date(2026, 11, 3), 5),
+             (3, date(2026, 11, 6), 0), (1, date(2026, 11, 4), 2)]
+    ranked = sorted(items, key=lambda i: domain.urgency_key(*i))
+    assert [i[2] for i in ranked] == [7, 5, 2, 0, 1]
+
+
+def test_status_filters():
+    assert domain.parse_status_filter(None) == domain.OPEN
+    assert domain.parse_status_filter("all") is None
+    assert domain.parse_status_filter("decided,superseded") == ("decided", "superseded")
+    with pytest.raises(domain.DecisionRejected, match="status"):
+        domain.parse_status_filter("lost")
+
+
+# --- the desk on a SQLite file (no broker) -------------------------------------------------------------------
+
+TOWN = "320583101"
+
+
+@pytest.fixture
+def desk_and_store(tmp_path):
+    from pathlib import Path
+
+    from services.approval.desk import Desk
+    from services.approval.service import VERSIONS
+    from shared.store import Store
+    from shared.workdays import WorkingCalendar
+
+    store = Store(f"sqlite:///{tmp_path / 'approval.db'}", Path(VERSIONS), "x.events")
+    store.migrate()
+    desk = Desk(department="renshe", instance="approval-renshe", clock=ManualClock(T), calendar=WorkingCalendar())
+    yield desk, store
+    store.dispose()
+
+
+def _route(desk, store, number, deadline, version=1, auto=False):
+    msg = make_message("case.routed", number, version, {
+        "accepting_town": TOWN, "handling_town": TOWN, "item_code": "RS-0001", "item_name": "就业登记",
+        "department": "renshe", "kind": "promised", "deadline": deadline, "auto_decide": auto,
+        "lead_department": "renshe", "departments": ["renshe"]}, producer="test")
+    with store.transaction() as tx:
+        return desk.receive(tx, msg)
+
+
+def _who(role, subject, scope=f"department:renshe@{TOWN}"):
+    return Principal(subject=subject, role=role, scope=Scope.parse(scope), expires_at=2**40, issued_at=0)
+
+
+def test_worklist_by_urgency_with_paused_items_apart(desk_and_store):
+    desk, store = desk_and_store
+    for n, due in (("C-late", date(2026, 11, 10)), ("C-soon", date(2026, 11, 4)), ("C-over", date(2026, 11, 2)),
+                   ("C-mid", date(2026, 11, 6))):
+        assert _route(desk, store, n, due) == "ok"
+    approver = _who("approver", "zhao")
+    with store.transaction() as tx:
+        mid = next(i for i in desk.worklist(tx, approver, {})["items"] if i["case_number"] == "C-mid")
+        desk.start_procedure(tx, approver, mid["id"], {"procedure": "现场勘察", "reason": "需现场核实"})
+    with store.transaction() as tx:
+        listing = desk.worklist(tx, approver, {})
+    assert [(i["case_number"], i["days_left"]) for i in listing["items"]] == [
+        ("C-over", -1), ("C-soon", 1), ("C-late", 5)]
+    assert [(i["case_number"], i["status"], i["paused"]) for i in listing["paused"]] == [("C-mid", "paused", True)]
+    assert listing["items"][0]["overdue"] is True and listing["items"][1]["overdue"] is False
+
+
+def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
+    desk, store = desk_and_store
+    registry = CollectorRegistry()
+    desk.bind_metrics(registry)
+    desk.bind_metrics(registry)  # binding twice to the same registry is harmless
+    count = lambda: registry.get_sample_value("tongban_ab_head_fallback_total", {"department": "renshe"})
+    assert count() == 0
+    head = _who("department_head", "wang")
+    with store.transaction() as tx:
+        desk.set_post(tx, head, TOWN, {"a": "zhang", "b": "li", "head": None})
+        for holder in ("zhang", "li"):
+            desk.add_absence(tx, head, TOWN, {"holder": holder, "from_": T - timedelta(hours=1),
+                                              "to": T + timedelta(days=2), "reason": "培训"})
+    assert _route(desk, store, "C-both-away", date(2026, 11, 9)) == "ok"
+    assert count() == 1
+    try:
+        with store.transaction() as tx:
+            desk.receive(tx, make_message("case.routed", "C-never", 1, {
+                "accepting_town": TOWN, "handling_town": TOWN, "item_code": "RS-0001", "item_name": "就业登记",
+                "department": "renshe", "kind": "promised", "deadline": date(2026, 11, 9), "auto_decide": False,
+                "lead_department": "renshe", "departments": ["renshe"]}, producer="test"))
+            raise RuntimeError("the handler failed after assigning")
+    except RuntimeError:
+        pass
+    assert count() == 1, "a rolled-back assignment is not counted"
+    with store.transaction() as tx:
+        items = desk.worklist(tx, head, {})["items"]
+    assert [(i["case_number"], i["assignee"]) for i in items] == [("C-both-away", "wang")]
