@@ -122,6 +122,7 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
             cluster.start(settings)
         say(f"started {len(layout)} instances on bus prefix {base.bus_prefix}")
         city = DemoCity(base.secret, {s.instance: s.base_url for s in layout}, towns, departments, catalog, rng)
+        city.staff_posts()
         city.submit_all(cases, Progress("submit", cases, as_json))
         city.work_until_closed(Progress("close", cases, as_json), timeout)
         summary = city.reconcile(layout)
@@ -150,13 +151,35 @@ class DemoCity:
         self.opened: list[dict] = []  # (case view, town) of every case the windows opened
         self.actions = Counter()
 
-    def _token_for(self, department: str, handling_town: str) -> str:
+    def _token_for(self, department: str, handling_town: str, holder: str | None = None) -> str:
+        """The token of whoever holds the work (a post holder, the head), or of anyone in that office."""
         scope = f"department:{department}" if handling_town == "city" else f"department:{department}@{handling_town}"
-        return issue_token(self.secret, f"approver-{department}", "approver", scope)
+        subject = holder or f"{department}-{handling_town[-3:]}-staff"
+        role = "department_head" if subject.endswith("-head") else "approver"
+        return issue_token(self.secret, subject, role, scope)
+
+    def staff_posts(self) -> None:
+        """AB岗: every office has an A and a B holder; some A holders are on leave, a few offices have both away."""
+        admin = issue_token(self.secret, "city-it", "city_admin", "city")
+        now = time.time()
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 86400))
+        until = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now + 30 * 86400))
+        for dept in self.departments:
+            url = self.urls[f"approval-{dept}"]
+            for office in [*self.catalog.towns, "city"]:
+                tag = f"{dept}-{office[-3:]}"
+                self.http("PUT", f"{url}/posts/{office}", admin, {"a": f"{tag}-a", "b": f"{tag}-b", "head": f"{tag}-head"})
+                luck = self.rng.random()
+                away = [f"{tag}-a"] if luck < 0.25 else [f"{tag}-a", f"{tag}-b"] if luck < 0.32 else []
+                for holder in away:
+                    self.http("POST", f"{url}/posts/{office}/absences", admin,
+                              {"holder": holder, "from": since, "to": until, "reason": "年休假"})
+                    self.actions["absences"] += 1
 
     # --- the windows -----------------------------------------------------------------------------
 
     def submit_all(self, n: int, progress: Progress) -> None:
+        """The applicants come to the windows, a dozen at a time."""
         items = list(self.catalog.items.values())
         jobs = [(k, self.rng.choice(self.towns), self.rng.choice(items), self.rng.random(),
                  fake_applicant(self.rng, list(self.catalog.towns))) for k in range(n)]
@@ -215,12 +238,9 @@ class DemoCity:
         progress.total = total
         while True:
             for dept in self.departments:
-                url = self.urls[f"approval-{dept}"]
-                for item in self.http("GET", f"{url}/work-items", self.ops, status="pending", limit=500)["items"]:
-                    refuse = self.rng.random() < 0.08
-                    body = {"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse else {"outcome": "approved"}
-                    self.http("POST", f"{url}/work-items/{item['id']}/decision",
-                              self._token_for(dept, item["handling_town"]), body, expect=(200, 400, 409))
+                self._work_the_list(dept)
+            for town in self.towns:  # cases the back office sent back for more materials
+                self._supplement_requested(town)
             open_cases = sum(sum(self._intake_stats(t)["by_status"].get(s, 0) for s in OPEN_STATUSES)
                              for t in self.towns)
             progress.show(total - open_cases, f"(open {open_cases})")
@@ -229,6 +249,40 @@ class DemoCity:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"demo timed out with {open_cases} cases still open")
             eventlet.sleep(0.3)
+
+    def _work_the_list(self, dept: str) -> None:
+        url = self.urls[f"approval-{dept}"]
+        worklist = self.http("GET", f"{url}/work-items", self.ops, limit=500)
+        for item in worklist["paused"]:
+            if item["status"] == "paused":  # the special procedure is over by the next round
+                token = self._token_for(dept, item["handling_town"], item["assignee"])
+                self.http("POST", f"{url}/work-items/{item['id']}/procedure/end", token, {"reason": "勘察完毕"},
+                          expect=(200, 409))
+        for item in worklist["items"]:
+            token = self._token_for(dept, item["handling_town"], item["assignee"])
+            base = f"{url}/work-items/{item['id']}"
+            luck = self.rng.random()
+            if item["kind"] == "promised" and luck < 0.04 and not item.get("requested_materials"):
+                self.http("POST", f"{base}/materials", token,
+                          {"materials": [{"name": "补充说明材料"}], "reason": "需补充说明"}, expect=(200, 409))
+                self.actions["back_office_materials"] += 1
+                continue
+            if item["kind"] == "promised" and luck < 0.07 and not item.get("procedure"):
+                self.http("POST", f"{base}/procedure", token, {"procedure": "现场勘察", "reason": "需现场核实"},
+                          expect=(200, 409))
+                self.actions["back_office_procedure"] += 1
+                continue
+            refuse = luck > 0.93
+            body = {"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse else {"outcome": "approved"}
+            self.http("POST", f"{base}/decision", token, body, expect=(200, 409))
+
+    def _supplement_requested(self, town: str) -> None:
+        base, token = self.urls["intake-" + town], self.clerks[town]
+        for case in self.http("GET", f"{base}/cases", token, status="pending_materials", limit=500)["cases"]:
+            codes = [m["code"] for m in case["missing_materials"]]
+            self.http("POST", f"{base}/cases/{case['case_number']}/supplement", token, {"materials": codes},
+                      expect=(200, 409))
+            self.actions["supplement_for_back_office"] += 1
 
     def _intake_stats(self, town: str) -> dict:
         return self.http("GET", f"{self.urls['intake-' + town]}/stats", self.ops)
@@ -250,7 +304,8 @@ class DemoCity:
                 "decisions": {"approval": sum(x["decided"] for x in approval),
                               "intake": sum(x["department_decisions"] for x in intake)},
                 "work_items": {"received": sum(x["received"] for x in approval),
-                               "decided+withdrawn": sum(x["decided"] + x["withdrawn"] for x in approval)},
+                               "decided+withdrawn+superseded": sum(x["decided"] + x["withdrawn"] + x["superseded"]
+                                                                   for x in approval)},
                 "open": {"cases": sum(sum(x["by_status"].get(s, 0) for s in OPEN_STATUSES) for x in intake),
                          "work_items": sum(x["pending"] for x in approval)},
             }
@@ -272,6 +327,12 @@ class DemoCity:
             "by_department": {d: x["decided"] for d, x in zip(self.departments, approval) if x["decided"]},
             "window_actions": dict(sorted(self.actions.items())),
             "notices": notify["by_kind"],
+            "ab_posts": {"handovers": sum(x["handovers"] for x in approval),
+                         "head_fallbacks": sum(x["head_fallbacks"] for x in approval),
+                         "absences": self.actions["absences"]},
+            "back_office": {"materials_requested": self.actions["back_office_materials"],
+                            "special_procedures": self.actions["back_office_procedure"],
+                            "superseded_work_items": sum(x["superseded"] for x in approval)},
             "deadlines": self._deadlines(),
         }
 
@@ -302,13 +363,18 @@ def _print_summary(s: dict) -> None:
           f"(incl. review cases)")
     print("  the six kinds       " + ", ".join(f"{k} {v}" for k, v in s["by_kind"].items()))
     print("  final status        " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
-    print("  window actions      " + ", ".join(f"{k} {v}" for k, v in s["window_actions"].items()))
+    print("  actions             " + ", ".join(f"{k} {v}" for k, v in s["window_actions"].items()))
     print(f"  completed           intake {b['completed']['intake']}, result notices {b['completed']['result_notices']}, "
           f"evaluation {b['completed']['evaluation']}   (approved {s['outcomes']['approved']}, "
           f"refused {s['outcomes']['refused']})")
     print(f"  decisions           approval {b['decisions']['approval']}, recorded in ledgers {b['decisions']['intake']}")
-    print(f"  work items          received {b['work_items']['received']}, decided or withdrawn "
-          f"{b['work_items']['decided+withdrawn']}, still open {b['open']['work_items']}")
+    print(f"  work items          received {b['work_items']['received']}, decided, withdrawn or superseded "
+          f"{b['work_items']['decided+withdrawn+superseded']}, still open {b['open']['work_items']}")
+    ab, bo = s["ab_posts"], s["back_office"]
+    print(f"  AB posts            {ab['absences']} absences; {ab['handovers']} handovers to a present holder, "
+          f"{ab['head_fallbacks']} to the department head (both away)")
+    print(f"  back office         more materials asked {bo['materials_requested']}, special procedures "
+          f"{bo['special_procedures']}, work items superseded {bo['superseded_work_items']}")
     print("  by department       " + ", ".join(f"{d} {n}" for d, n in s["by_department"].items()))
     d = s["deadlines"]
     print(f"  deadlines           on time {d['on_time']}, late {d['late']}, provisional {d['provisional']}")

@@ -85,6 +85,9 @@ def test_demo_reconciles_and_prints_json(tmp_path):
     # the sample city's catalogue drives it: every kind of case appears
     assert {"instant", "promised", "joint", "escalated", "consultation", "supplement"} <= set(summary["by_kind"])
     assert summary["deadlines"]["on_time"] + summary["deadlines"]["late"] == books["completed"]["intake"]
+    # AB posts: some A holders are away, so work went to B or to the head
+    assert summary["ab_posts"]["absences"] > 0
+    assert summary["ab_posts"]["handovers"] + summary["ab_posts"]["head_fallbacks"] > 0
 
 
 def test_token_is_minted_for_a_role_and_scope(tmp_path):
