@@ -185,3 +185,19 @@ def test_notice_pdf_is_served_and_the_ledger_verifies(city):
     cli = subprocess.run([sys.executable, "-m", "tongban.cli", "ledger", "verify", "--town", TOWN_A], env=env,
                          capture_output=True, text=True)
     assert cli.returncode == 1 and f"{number}: history entry 1" in cli.stdout, cli.stdout + cli.stderr
+
+
+def test_joint_case_of_three_departments_approved_only_after_the_last(city):
+    city.start("intake-320583101", "approval-nongye", "approval-ziran", "approval-zhujian")
+    number = city.submit("NY-0001", materials=["idcard", "hukou", "apply", "pledge", "minutes", "drawing"],
+                         ).json()["case_number"]
+    for i, dept in enumerate(("zhujian", "nongye", "ziran")):
+        city.decide(dept, number, TOWN_A)
+        if i < 2:
+            case = wait_for(lambda: (c := city.case(number))["departments_progress"] and
+                            sum(p["outcome"] == "approved" for p in c["departments_progress"]) == i + 1 and c,
+                            what=f"{i + 1} decisions recorded")
+            assert case["status"] == "in_review", f"not approved after {i + 1} of 3"
+    done = _completed(city, number)
+    assert done["outcome"] == "approved" and done["history"][-1]["action"] == "decide"
+    assert [p["outcome"] for p in done["departments_progress"]] == ["approved"] * 3
