@@ -28,7 +28,6 @@ RESULTS = Path(__file__).parent / "results" / "flow.json"
 
 def bench_relay(messages: int) -> dict:
     """Publish `messages` outbox rows with confirms through a real broker (SQLite store)."""
-    from datetime import date
 
     from kombu import Connection, Queue
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -295,7 +295,3 @@ def decode(body) -> Message:
     return Message(type=env["type"], case_number=env["case_number"], case_version=env["case_version"],
                    payload=payload, producer=env["producer"], schema_version=env["schema_version"],
                    message_id=env["message_id"], occurred_at=env["occurred_at"])
-
-
-def as_date(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)

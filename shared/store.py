@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts import Message
@@ -135,14 +134,3 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(outbox_table)
                                 .where(outbox_table.c.published_at.is_(None))).scalar_one()
-
-    def handled_count(self, consumer: str | None = None) -> int:
-        q = sa.select(sa.func.count()).select_from(inbox_table)
-        if consumer:
-            q = q.where(inbox_table.c.consumer == consumer)
-        with self.engine.connect() as conn:
-            return conn.execute(q).scalar_one()
-
-
-def is_duplicate_key(exc: Exception) -> bool:
-    return isinstance(exc, IntegrityError)

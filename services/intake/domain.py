@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import date, timezone
 
-from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses (re-exported for the window)
 from shared.workdays import Deadline, WorkingCalendar
+
 DEFERRED_MATERIALS_DAYS = 5  # 容缺受理: working days to bring what was promised (local rule)
 
 

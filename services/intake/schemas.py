@@ -1,9 +1,8 @@
 """Wire formats of the window API."""
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
-
-from services.intake.domain import SPECIAL_PROCEDURES
 
 
 class _Strict(Schema):

@@ -20,7 +20,6 @@ from services.intake import domain, notices
 from services.intake.models import Case, DepartmentDecision, Ledger, Notice
 
 log = get_logger(__name__)
-CLERKS = ("clerk", "town_agent", "service")
 
 
 @dataclass

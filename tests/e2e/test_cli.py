@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families

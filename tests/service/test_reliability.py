@@ -1,10 +1,8 @@
 """Nothing lost: crash between commit and publish, duplicates, poison messages, malformed bodies."""
 import io
-from datetime import date
 import logging
 
 import eventlet
-import pytest
 
 from shared.contracts import make_message, rk_decided, rk_notice_issued
 from shared.logging import configure_logging

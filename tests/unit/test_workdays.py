@@ -21,7 +21,6 @@ from pathlib import Path
 import chinese_calendar
 import prometheus_client
 import pytest
-import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
