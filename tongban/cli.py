@@ -25,7 +25,7 @@ def _eventlet():
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _base_settings(args) -> "Settings":
+def _base_settings(args):
     from shared.config import Settings
 
     overrides = {}
