@@ -15,7 +15,7 @@ from shared.auth import issue_token
 from shared.config import Settings
 from shared.contracts import Message
 from tongban.demo import fake_resident_id
-from tongban.runtime import Cluster, host_layout, remove_bus
+from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 TOWN_A, TOWN_B = "320583101", "320583102"
 VALID_ID = "11010519491231002X"
@@ -206,9 +206,7 @@ class City:
 
 
 def _free_port_block(n: int) -> int:
-    from tongban.demo import _free_port_block as find
-
-    return find(n, start=19000 + (uuid.uuid4().int % 200) * 50)
+    return free_port_block(n, start=19000 + (uuid.uuid4().int % 200) * 50)
 
 
 __all__ = ["City", "PostgresDatabases", "wait_for", "fake_resident_id", "TOWN_A", "TOWN_B", "VALID_ID"]

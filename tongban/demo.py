@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from shared.auth import issue_token
 from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
-from tongban.runtime import Cluster, host_layout, remove_bus
+from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -47,21 +46,6 @@ def fake_applicant(rng: random.Random, towns: list[str]) -> dict:
             "id_number": fake_resident_id(rng),
             "phone": f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}",
             "channel": rng.choice(["sms", "sms", "pickup"]), "town": rng.choice(towns)}
-
-
-def _free_port_block(n: int, start: int = 18100) -> int:
-    for first in range(start, 60000, 50):
-        ok = True
-        for port in range(first, first + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return first
-    raise RuntimeError("no free block of ports on 127.0.0.1")
 
 
 class Progress:
@@ -110,8 +94,8 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
                              http_port=None)
     towns = list(catalog.towns)[:DEMO_TOWNS]
     departments = sorted(catalog.departments)
-    layout = host_layout(base, towns=towns, departments=departments)
-    layout = [s.with_(http_port=p) for s, p in zip(layout, range(_free_port_block(len(layout)), 65535))]
+    layout = host_layout(base, towns=towns, departments=departments,
+                         first_port=free_port_block(len(towns) + len(departments) + 3))
     say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(f"tongban demo: a simulated city of {len(catalog.towns)} towns, {len(catalog.departments)} departments, "
         f"{len(catalog.items)} items; {cases} applicants at {len(towns)} windows")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,22 @@ def service_class(settings: Settings, **kwargs):
         raise ValueError(f"unknown service {settings.service!r}; one of {', '.join(SERVICES)}")
     module = importlib.import_module(f"services.{settings.service}.service")
     return module.build_service(settings, **kwargs)
+
+
+def free_port_block(n: int, start: int = 18100) -> int:
+    """The first of `n` consecutive ports free on 127.0.0.1 (the demo and the tests run beside `up`)."""
+    for first in range(start, 60000, 50):
+        ok = True
+        for port in range(first, first + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return first
+    raise RuntimeError("no free block of ports on 127.0.0.1")
 
 
 def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTMENTS,
