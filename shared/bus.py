@@ -53,6 +53,11 @@ class Topology:
             },
         )
 
+    def queue_for(self, spec) -> Queue:
+        """The kombu queue of a registry entry (`shared.registry.QueueSpec`)."""
+        return self.work_queue(spec.instance, spec.purpose, list(spec.routing_keys),
+                               exchange=self.work if spec.exchange == "work" else self.events)
+
     def dead_letter_queue(self, queue_name: str) -> Queue:
         return Queue(f"{queue_name}.dlq", exchange=self.dead_letters, routing_key=queue_name,
                      durable=True, queue_arguments={"x-queue-type": "quorum"})

@@ -33,13 +33,22 @@ NOTICE_KINDS = ("acceptance", "one_time_notice", "rejection", "promise", "result
 OUTCOMES = ("approved", "refused")
 
 
-class MalformedMessage(Exception):
-    """A body that is not a valid contract: dead-lettered at once, never retried."""
+class DeadLetterNow(Exception):
+    """A message that waiting cannot fix: dead-lettered at once with the reason, never retried."""
 
     def __init__(self, reason: str, details=None):
         super().__init__(reason)
         self.reason = reason
         self.details = details
+
+
+class MalformedMessage(DeadLetterNow):
+    """A body that is not a valid contract."""
+
+
+class Unacceptable(DeadLetterNow):
+    """A well-formed message this receiver must not act on: a case it does not hold, work for another
+    department. Acking it would lose it silently; retrying cannot help."""
 
 
 # --- payloads ----------------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from pathlib import Path
 from kombu import Connection, Exchange
 from nameko.extensions import DependencyProvider
 
-from shared import contracts
+from shared import contracts, registry
 from shared.bus import ConfirmedPublisher, Topology, Unroutable, WorkConsumer, broker_reachable, consumer
 from shared.config import Settings
-from shared.contracts import MalformedMessage
+from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
 from shared.store import Store
@@ -96,8 +96,11 @@ class Platform(DependencyProvider):
     def work_queues(self):
         return [ep.queue for ep in self.container.entrypoints if isinstance(ep, WorkConsumer)]
 
-    def handle(self, queue_name: str, body, handler) -> str:
-        """Decode, deduplicate and run `handler(tx, message)` in one transaction; returns the outcome."""
+    def handle(self, queue_name: str, body, handler, inbox: bool = True) -> str:
+        """Decode, deduplicate and run `handler(tx, message)` in one transaction; returns the outcome.
+
+        With `inbox=False` the handler itself makes a redelivery harmless (it keeps its own record,
+        e.g. a delivery that must happen at most once)."""
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -110,12 +113,16 @@ class Platform(DependencyProvider):
                      message_type=message.type)
         try:
             with self.store.transaction() as tx:
-                if not tx.first_time(queue_name, message):
+                if inbox and not tx.first_time(queue_name, message):
                     outcome = "duplicate"
                 else:
                     outcome = handler(tx, message) or "ok"
             log.info("message.handled", queue=queue_name, outcome=outcome)
             return outcome
+        except DeadLetterNow as exc:
+            outcome = "unacceptable"
+            log.warning("message.unacceptable", queue=queue_name, reason=exc.reason)
+            raise
         except Exception:
             log.exception("message.failed", queue=queue_name)
             raise
@@ -193,19 +200,25 @@ class Platform(DependencyProvider):
         return all(v == "ok" for v in checks.values()), checks
 
 
-def consume(settings: Settings, purpose: str, routing_keys: list[str], work: bool = False):
-    """Declare a consumer in one line: a quorum queue bound to `routing_keys`, handled once per message.
+def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = None, work: bool = False,
+            inbox: bool = True):
+    """Declare a consumer in one line: a quorum queue bound as the registry says, handled once per message.
 
-    `work=True` binds to the work exchange (a department's work) instead of the events exchange.
-    The handler is `fn(self, tx, message)`; it may return an outcome label such as "stale".
+    The queue and its routing keys come from `shared.registry` (the service's subscription for
+    `purpose`); a probe outside the registry names its `routing_keys` (and `work=True` for the work
+    exchange). The handler is `fn(self, tx, message)`; it may return an outcome label such as "stale".
     """
     topology = Topology(settings.bus_prefix, settings.delivery_limit)
-    queue = topology.work_queue(settings.instance, purpose, routing_keys,
-                                exchange=topology.work if work else None)
+    if routing_keys is None:
+        spec = registry.queue_spec(registry.subscription(settings.service, purpose), settings.town,
+                                   settings.department)
+    else:
+        spec = registry.QueueSpec(settings.instance, purpose, tuple(routing_keys), "work" if work else "events")
+    queue = topology.queue_for(spec)
 
     def decorator(fn):
         def entry(service, body):
-            return service.platform.handle(queue.name, body, partial(fn, service))
+            return service.platform.handle(queue.name, body, partial(fn, service), inbox=inbox)
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__

@@ -28,6 +28,12 @@ class Tx:
         self.session = session
         self._exchange = exchange
         self.published = 0
+        self.after_commit_calls: list = []
+
+    def after_commit(self, fn) -> None:
+        """Run `fn()` once this transaction has committed (a side effect outside the database, such as
+        an SMS, is recorded first and made after). An exception from `fn` fails the message handling."""
+        self.after_commit_calls.append(fn)
 
     def publish(self, message: Message, routing_key: str, exchange: str | None = None) -> None:
         """Queue a message to leave when, and only if, this transaction commits."""
@@ -86,6 +92,8 @@ class Store:
             session.close()
         if tx.published and self.on_commit_with_messages:
             self.on_commit_with_messages()
+        for fn in tx.after_commit_calls:
+            fn()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

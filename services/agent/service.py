@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_completed
+from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
@@ -21,9 +21,11 @@ def build_service(settings: Settings, clock: Clock | None = None):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
 
-        @consume(settings, "results", [rk_completed("*")])
+        @consume(settings, "results")
         def on_completed(self, tx, message: Message):
             """A case finished: if an agent submitted it, the agent owes the villager a reply."""
+            if message.type != "case.completed":
+                return "ignored"
             return station.on_completed(tx, message)
 
         @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"))

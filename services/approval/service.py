@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_completed, rk_routed
+from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 from shared.workdays import WorkingCalendar
@@ -32,12 +32,12 @@ def build_service(settings: Settings, clock: Clock | None = None, calendar: Work
         platform = Platform(settings, VERSIONS)
         desk_metrics = DeskMetrics(desk)
 
-        @consume(settings, "work", [rk_routed(settings.department, "*")], work=True)
+        @consume(settings, "work")
         def on_routed(self, tx, message: Message):
             """A case routed to this department (town offices and the city bureau alike)."""
             return desk.receive(tx, message)
 
-        @consume(settings, "closures", [rk_completed("*")])
+        @consume(settings, "closures")
         def on_case_completed(self, tx, message: Message):
             """A case closed elsewhere: withdraw this department's open work on it."""
             return desk.on_case_completed(tx, message)

@@ -21,7 +21,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
 
-        @consume(settings, "events", ["case.#", "notice.#"])
+        @consume(settings, "events")
         def on_event(self, tx, message: Message):
             """Every case event, from every town and department."""
             return recorder.record(tx, message)

@@ -10,7 +10,7 @@ from shared.bus import Topology
 from shared.catalog import CatalogStore
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_decided, rk_department_action
+from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, NotFound, PlatformEndpoints, api
 from shared.workdays import WorkingCalendar
@@ -150,8 +150,7 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
             with self.platform.store.transaction() as tx:
                 return window.stats(tx)
 
-        # one queue for both, so a department's requests and its decision arrive in the order sent
-        @consume(settings, "decisions", [rk_decided("*", settings.town), rk_department_action("*", settings.town)])
+        @consume(settings, "decisions")
         def on_department_message(self, tx, message: Message):
             """A department decided (close the case when every department has) or asks for a step."""
             if message.type == "case.department":

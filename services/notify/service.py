@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.contracts import Message, rk_notice_issued
+from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
@@ -21,9 +21,11 @@ def build_service(settings: Settings, clock: Clock | None = None):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
 
-        @consume(settings, "notices", [rk_notice_issued("*")])
+        @consume(settings, "notices")
         def on_notice_issued(self, tx, message: Message):
             """Every notice a centre issues reaches its applicant."""
+            if message.type != "notice.issued":
+                return "ignored"
             return notifier.on_notice_issued(tx, message)
 
         @api("GET", "/cases/<string:case_number>/deliveries", roles=("clerk", "supervisor", "service", "city_admin"))

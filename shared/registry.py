@@ -1,0 +1,97 @@
+"""The one list of the queues a deployment has: every service's subscriptions, and a work queue for
+every department of the active catalogue.
+
+Every service declares the whole registry when it starts (and `tongban bus declare` does it for an
+operator), so a message published before its consumer ever ran waits in its queue instead of being
+routed nowhere. A queue is named after the logical instance that consumes it
+(`<prefix>.<instance>.<purpose>`); replicas of one instance share it as competing consumers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from shared.contracts import (rk_accepted, rk_completed, rk_decided, rk_department_action, rk_notice_issued,
+                              rk_routed, rk_updated)
+
+SINGLETONS = ("agent", "notify", "evaluation")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one service consumes: a queue per instance, bound to these routing keys on one exchange."""
+
+    service: str
+    purpose: str
+    keys: Callable[[str | None], list[str]]  # given the instance's town or department
+    exchange: str = "events"  # "events" (facts everyone may hear) or "work" (a department's work)
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    # one queue for both, so a department's requests and its decision arrive in the order sent
+    Subscription("intake", "decisions", lambda town: [rk_decided("*", town), rk_department_action("*", town)]),
+    Subscription("approval", "work", lambda dept: [rk_routed(dept, "*")], exchange="work"),
+    Subscription("approval", "closures", lambda _dept: [rk_completed("*")]),
+    Subscription("agent", "results", lambda _: [rk_accepted("*"), rk_completed("*")]),
+    Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
+    Subscription("evaluation", "events", lambda _: ["case.#", "notice.#"]),
+)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One consuming queue of the deployment (its dead-letter queue goes with it)."""
+
+    instance: str
+    purpose: str
+    routing_keys: tuple[str, ...]
+    exchange: str  # "events" or "work"
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}.{self.instance}.{self.purpose}"
+
+
+def subscription(service: str, purpose: str) -> Subscription:
+    for s in SUBSCRIPTIONS:
+        if s.service == service and s.purpose == purpose:
+            return s
+    raise KeyError(f"no subscription {service}/{purpose} in the registry")
+
+
+def instance_name(service: str, town: str | None = None, department: str | None = None) -> str:
+    """The logical instance a queue belongs to: intake-<town>, approval-<department>, or the service."""
+    if service == "intake":
+        return f"intake-{town}"
+    if service == "approval":
+        return f"approval-{department}"
+    return service
+
+
+def queue_spec(sub: Subscription, town: str | None = None, department: str | None = None) -> QueueSpec:
+    scope = town if sub.service == "intake" else department
+    return QueueSpec(instance_name(sub.service, town, department), sub.purpose, tuple(sub.keys(scope)),
+                     sub.exchange)
+
+
+def deployment_queues(towns: Iterable[str], departments: Iterable[str]) -> list[QueueSpec]:
+    """Every consuming queue of a deployment serving these towns and departments."""
+    towns, departments = sorted(set(towns)), sorted(set(departments))
+    specs = []
+    for sub in SUBSCRIPTIONS:
+        if sub.service == "intake":
+            specs += [queue_spec(sub, town=t) for t in towns]
+        elif sub.service == "approval":
+            specs += [queue_spec(sub, department=d) for d in departments]
+        else:
+            specs.append(queue_spec(sub))
+    return specs
+
+
+def catalogue_scope(data_dir) -> tuple[list[str], list[str]]:
+    """The towns and departments of the active catalogue (what the registry must cover)."""
+    from pathlib import Path
+
+    from shared.catalog import CatalogStore
+
+    catalog = CatalogStore(Path(data_dir) / "catalog").active()
+    return sorted(catalog.towns), sorted(catalog.departments)
