@@ -55,6 +55,11 @@ class Settings:
         return f"sqlite:///{(Path(self.data_dir) / (self.instance + '.db')).resolve()}"
 
     @property
+    def service_amqp_url(self) -> str:
+        """The URL this instance connects with (its service kind's own broker user, see shared.busauth)."""
+        return self.amqp_url
+
+    @property
     def web_address(self) -> str:
         return f"{self.http_host}:{self.http_port}"
 
