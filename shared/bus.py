@@ -14,23 +14,48 @@ from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.messaging import Consumer, QueueConsumer
 
-from shared.contracts import MalformedMessage
+from shared.config import DEFAULT_RETRY_DELAYS
+from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
-class Topology:
-    """Names and declarations of one deployment's exchanges and queues (by bus prefix)."""
+REASON = "tongban-reason"  # why a message was dead-lettered (shown by `tongban dlq list`)
+FAILED_QUEUE = "tongban-failed-queue"
+ATTEMPT = "tongban-attempt"  # how many times a handler failed on this message so far
 
-    def __init__(self, prefix: str, delivery_limit: int = 5):
+
+class Topology:
+    """Names and declarations of one deployment's exchanges and queues (by bus prefix).
+
+    Retries wait in RabbitMQ, never in a worker: a failed message is published, with its attempt
+    count, to the retry exchange under `<delay ms>.<queue>`; the retry queue of that delay holds it
+    for its TTL and then dead-letters it to the requeue exchange, where the queue it failed in is
+    bound with `*.<queue>`. One retry queue per delay serves the whole deployment (a queue's TTL
+    expires from its head, so every message in it must wait equally long). What waiting cannot fix
+    goes to `<queue>.dlq` at once, with the reason in a header.
+    """
+
+    def __init__(self, prefix: str, delivery_limit: int = 5, retry_delays=DEFAULT_RETRY_DELAYS):
         self.prefix = prefix
         self.delivery_limit = delivery_limit
+        self.retry_delays = tuple(retry_delays)
         self.events = Exchange(f"{prefix}.events", type="topic", durable=True)
         # work for a department travels apart from the facts everyone listens to, so that with
         # `mandatory` a department nobody serves is an error, not a message only evaluation saw
         self.work = Exchange(f"{prefix}.work", type="topic", durable=True)
         self.dead_letters = Exchange(f"{prefix}.dlx", type="topic", durable=True)
+        self.retry = Exchange(f"{prefix}.retry", type="topic", durable=True)
+        self.requeue = Exchange(f"{prefix}.requeue", type="topic", durable=True)
+
+    @classmethod
+    def of(cls, settings) -> "Topology":
+        return cls(settings.bus_prefix, settings.delivery_limit, settings.retry_delays)
+
+    @property
+    def exchanges(self) -> tuple[Exchange, ...]:
+        return (self.events, self.work, self.dead_letters, self.retry, self.requeue)
 
     def queue_name(self, instance: str, purpose: str) -> str:
         return f"{self.prefix}.{instance}.{purpose}"
@@ -40,10 +65,12 @@ class Topology:
         name = self.queue_name(instance, purpose)
         return Queue(
             name,
-            bindings=[binding(exchange or self.events, routing_key=rk) for rk in routing_keys],
+            bindings=[binding(exchange or self.events, routing_key=rk) for rk in routing_keys]
+            + [binding(self.requeue, routing_key=f"*.{name}")],  # back from a retry queue, or replayed
             durable=True,
             queue_arguments={
                 "x-queue-type": "quorum",
+                # a backstop for a message that kills its consumer (no handler returns to retry it)
                 "x-delivery-limit": self.delivery_limit,
                 "x-dead-letter-exchange": self.dead_letters.name,
                 # the dead letter keeps the name of the queue it failed in, so replay knows where to go
@@ -62,17 +89,91 @@ class Topology:
         return Queue(f"{queue_name}.dlq", exchange=self.dead_letters, routing_key=queue_name,
                      durable=True, queue_arguments={"x-queue-type": "quorum"})
 
+    @staticmethod
+    def delay_ms(seconds: float) -> int:
+        return max(1, int(round(seconds * 1000)))
+
+    def retry_queue(self, seconds: float) -> Queue:
+        """Where messages wait `seconds` before going back to the queue they failed in."""
+        ms = self.delay_ms(seconds)
+        return Queue(f"{self.prefix}.retry.{ms}ms", exchange=self.retry, routing_key=f"{ms}.#", durable=True,
+                     queue_arguments={
+                         "x-queue-type": "quorum",
+                         "x-message-ttl": ms,
+                         "x-dead-letter-exchange": self.requeue.name,
+                         "x-dead-letter-strategy": "at-least-once",
+                         "x-overflow": "reject-publish",
+                     })
+
+    def retry_routing_key(self, attempt: int, queue_name: str) -> str:
+        """The key that parks a message for the `attempt`-th wait (0-based) before it returns to its queue."""
+        return f"{self.delay_ms(self.retry_delays[attempt])}.{queue_name}"
+
     def declare(self, connection: Connection, queues: list[Queue]) -> None:
-        """Declare exchanges, work queues with their bindings, and dead-letter queues (idempotent)."""
+        """Declare exchanges, work queues with their bindings, dead-letter and retry queues (idempotent)."""
         channel = connection.default_channel
-        for exchange in (self.events, self.work, self.dead_letters):
+        for exchange in self.exchanges:
             exchange(channel).declare()
+        for seconds in self.retry_delays:
+            self.retry_queue(seconds)(channel).declare()
         for queue in queues:
             queue(channel).declare()
             self.dead_letter_queue(queue.name)(channel).declare()
 
 
 # --- consuming ----------------------------------------------------------------------------------
+
+class Settler:
+    """What becomes of a message its handler could not take: wait and try again, or a dead letter.
+
+    Both are a confirmed publish made before the original is acked, so a crash in between
+    duplicates (consumers are idempotent) and never loses.
+    """
+
+    def __init__(self, amqp_url: str, topology: Topology):
+        self.topology = topology
+        self._publisher = Publisher(amqp_url, use_confirms=True, mandatory=True, serializer=None,
+                                    retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                              "interval_step": 0.5})
+
+    def _republish(self, message, exchange: Exchange, routing_key: str, headers: dict) -> None:
+        kept = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
+        props = message.properties or {}
+        try:
+            self._publisher.publish(
+                message.body, exchange=exchange, routing_key=routing_key, headers={**kept, **headers},
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                message_id=props.get("message_id"))
+        except UndeliverableMessage:
+            raise Unroutable(routing_key) from None
+
+    def retry_later(self, queue_name: str, message, error: str) -> str:
+        """Park the message for its next wait; 'dead' once every wait was spent."""
+        attempt = _attempts(message)
+        if attempt >= len(self.topology.retry_delays):
+            self.dead_letter(queue_name, message, f"failed {attempt + 1} times; last error: {error}")
+            return "dead"
+        self._republish(message, self.topology.retry, self.topology.retry_routing_key(attempt, queue_name),
+                        {ATTEMPT: attempt + 1, "tongban-last-error": error[:500]})
+        return "retry"
+
+    def dead_letter(self, queue_name: str, message, reason: str) -> None:
+        self._republish(message, self.topology.dead_letters, queue_name,
+                        {REASON: reason[:1000], FAILED_QUEUE: queue_name, ATTEMPT: _attempts(message)})
+
+
+def _attempts(message) -> int:
+    try:
+        return int((message.headers or {}).get(ATTEMPT, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _error_text(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason or exc}"
+
 
 class SafeQueueConsumer(QueueConsumer):
     """nameko's queue consumer, except that a body kombu cannot decode is dead-lettered.
@@ -100,27 +201,53 @@ class SafeQueueConsumer(QueueConsumer):
             hook = getattr(dependency, "on_malformed", None)
             if hook:
                 hook(provider.queue.name)
-        message.reject(requeue=False)
+        provider.settle_failure(message, MalformedMessage(f"undecodable body: {exc}"))
 
 
 class WorkConsumer(Consumer):
-    """@consume with broker-side retries: requeue on error, dead-letter malformed bodies at once."""
+    """@consume with retries that wait in the broker; what waiting cannot fix is dead-lettered at once."""
 
     queue_consumer = SafeQueueConsumer()
+
+    def __init__(self, queue, requeue_on_error=True, settler: Settler | None = None, **kwargs):
+        self.settler = settler
+        super().__init__(queue, requeue_on_error=requeue_on_error, **kwargs)
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
-        elif issubclass(exc_info[0], MalformedMessage):
-            if message.channel.connection:
-                message.reject(requeue=False)
         else:
+            self.settle_failure(message, exc_info[1])
+
+    def settle_failure(self, message, exc: BaseException) -> None:
+        queue = self.queue.name
+        if not message.channel.connection:
+            return  # the broker has taken the message back already: it will come again
+        error = _error_text(exc)
+        try:
+            if self.settler is None:
+                raise RuntimeError("no settler")
+            if isinstance(exc, DeadLetterNow):
+                self.settler.dead_letter(queue, message, error)
+                outcome = "dead"
+            else:
+                outcome = self.settler.retry_later(queue, message, error)
+        except Exception as publish_error:  # broker trouble: let the broker redeliver (delivery limit)
+            log.warning("message.settle_failed", queue=queue, error=str(publish_error))
             self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
+        log.info("message.retry_later" if outcome == "retry" else "message.dead_lettered", queue=queue,
+                 attempt=_attempts(message) + 1, error=error)
+        for dependency in self.container.dependencies:
+            hook = getattr(dependency, "on_settled", None)
+            if hook:
+                hook(queue, outcome)
 
 
-def consumer(queue: Queue):
+def consumer(queue: Queue, settler: Settler | None = None):
     """Decorate `handler(self, body)` as a nameko entrypoint on `queue`."""
-    return WorkConsumer.decorator(queue, requeue_on_error=True)
+    return WorkConsumer.decorator(queue, requeue_on_error=True, settler=settler)
 
 
 # --- publishing -----------------------------------------------------------------------------------

@@ -15,6 +15,22 @@ DEV_SECRET = "tongban-dev-secret-change-me"
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
+DEFAULT_RETRY_DELAYS = (1.0, 10.0, 60.0, 300.0, 1800.0)
+
+
+def _env_delays(name: str, default: tuple) -> tuple:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        delays = tuple(float(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ValueError(f"{name} must be seconds separated by commas, e.g. 1,10,60, got {raw!r}") from None
+    if any(d <= 0 for d in delays):
+        raise ValueError(f"{name}: every delay must be positive, got {raw!r}")
+    return delays
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
@@ -41,6 +57,7 @@ class Settings:
     town: str | None = None  # intake: the centre's town code (9 digits)
     department: str | None = None  # approval: the department code
     delivery_limit: int = 5  # broker redeliveries before a message is dead-lettered
+    retry_delays: tuple = DEFAULT_RETRY_DELAYS  # seconds a failed message waits before each new try
     relay_interval: float = 0.5  # seconds between outbox polls when idle
     extra: dict = field(default_factory=dict)
 
@@ -87,6 +104,7 @@ class Settings:
             town=env.get("TONGBAN_TOWN") or None,
             department=env.get("TONGBAN_DEPARTMENT") or None,
             delivery_limit=_env_int("TONGBAN_DELIVERY_LIMIT", 5),
+            retry_delays=_env_delays("TONGBAN_RETRY_DELAYS", DEFAULT_RETRY_DELAYS),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -13,6 +13,8 @@ from urllib.parse import quote, unquote, urlparse
 import requests
 from kombu import Connection, Exchange, Queue
 
+from shared.bus import ATTEMPT, FAILED_QUEUE, REASON
+
 DLQ_SUFFIX = ".dlq"
 
 
@@ -71,12 +73,16 @@ def _describe(message) -> DeadLetter:
         body = message.decode()
     except Exception:  # a dead letter may be exactly the body nobody could read
         body = None
-    deaths = (message.headers or {}).get("x-death") or [{}]
-    death = deaths[0]
+    headers = message.headers or {}
+    # our consumers dead-letter with the reason in a header; the broker's own dead-lettering
+    # (delivery limit reached by a consumer that died) leaves only its x-death record
+    death = (headers.get("x-death") or [{}])[0]
     fields = body if isinstance(body, dict) else {}
+    reason = headers.get(REASON) or death.get("reason")
+    count = headers.get(ATTEMPT) if REASON in headers else death.get("count")
     return DeadLetter(message_id=message.properties.get("message_id") or fields.get("message_id"),
                       type=fields.get("type"), case_number=fields.get("case_number"),
-                      failed_queue=death.get("queue"), reason=death.get("reason"), count=death.get("count"))
+                      failed_queue=headers.get(FAILED_QUEUE) or death.get("queue"), reason=reason, count=count)
 
 
 def _check_dlq(queue: str) -> None:

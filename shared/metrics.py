@@ -33,6 +33,10 @@ class ServiceMetrics:
         self.outbox_failures = Counter(
             "tongban_outbox_publish_failures_total",
             "Publish attempts that failed (unroutable, broker down), by reason", ["reason"], registry=r)
+        self.messages_settled = Counter(
+            "tongban_messages_settled_total",
+            "Failed messages sent to wait for another try (retry) or to the dead-letter queue (dead)",
+            ["queue", "outcome"], registry=r)
         self.dead_letters = Gauge(
             "tongban_dead_letters", "Messages waiting in this instance's dead-letter queues",
             ["queue"], registry=r)

@@ -21,7 +21,7 @@ from kombu import Connection, Exchange
 from nameko.extensions import DependencyProvider
 
 from shared import contracts, registry
-from shared.bus import ConfirmedPublisher, Topology, Unroutable, WorkConsumer, broker_reachable, consumer
+from shared.bus import ConfirmedPublisher, Settler, Topology, Unroutable, WorkConsumer, broker_reachable, consumer
 from shared.config import Settings
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
@@ -39,7 +39,7 @@ class Platform(DependencyProvider):
     def __init__(self, settings: Settings, versions_dir: Path):
         self.settings = settings
         self.versions_dir = Path(versions_dir)
-        self.topology = Topology(settings.bus_prefix, settings.delivery_limit)
+        self.topology = Topology.of(settings)
         self.metrics: ServiceMetrics | None = None
         self.store: Store | None = None
         self._wake = threading.Event()
@@ -57,10 +57,15 @@ class Platform(DependencyProvider):
         self.store.migrate()
         self.store.on_commit_with_messages = self._wake.set
         self.publisher = ConfirmedPublisher(s.amqp_url, self.topology)
-        with Connection(s.amqp_url) as conn:
-            self.topology.declare(conn, self.work_queues())
+        # the whole registry, not only this instance's queues: what is published for a service that
+        # has never run yet waits in its queue instead of being routed nowhere
+        towns, departments = registry.catalogue_scope(s.data_dir)
+        towns += [s.town] if s.town else []
+        departments += [s.department] if s.department else []
+        declared = registry.declare_deployment(s.service_amqp_url, self.topology, towns, departments,
+                                               extra=self.work_queues())
         log.info("service.ready", instance=s.instance, service=s.service, database=_safe_url(s.db_url),
-                 queues=[q.name for q in self.work_queues()])
+                 queues=[q.name for q in self.work_queues()], declared=len(declared))
 
     def start(self):
         if self.settings.extra.get("relay", True):
@@ -132,6 +137,9 @@ class Platform(DependencyProvider):
 
     def on_malformed(self, queue_name: str) -> None:
         self.metrics.messages_handled.labels(queue=queue_name, outcome="malformed").inc()
+
+    def on_settled(self, queue_name: str, outcome: str) -> None:
+        self.metrics.messages_settled.labels(queue=queue_name, outcome=outcome).inc()
 
     # --- the outbox relay --------------------------------------------------------------------------
 
@@ -208,7 +216,7 @@ def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = N
     `purpose`); a probe outside the registry names its `routing_keys` (and `work=True` for the work
     exchange). The handler is `fn(self, tx, message)`; it may return an outcome label such as "stale".
     """
-    topology = Topology(settings.bus_prefix, settings.delivery_limit)
+    topology = Topology.of(settings)
     if routing_keys is None:
         spec = registry.queue_spec(registry.subscription(settings.service, purpose), settings.town,
                                    settings.department)
@@ -222,7 +230,7 @@ def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = N
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__
-        return consumer(queue)(entry)
+        return consumer(queue, Settler(settings.service_amqp_url, topology))(entry)
 
     return decorator
 

@@ -95,3 +95,20 @@ def catalogue_scope(data_dir) -> tuple[list[str], list[str]]:
 
     catalog = CatalogStore(Path(data_dir) / "catalog").active()
     return sorted(catalog.towns), sorted(catalog.departments)
+
+
+def deployment_kombu_queues(topology, towns: Iterable[str], departments: Iterable[str]) -> list:
+    return [topology.queue_for(spec) for spec in deployment_queues(towns, departments)]
+
+
+def declare_deployment(amqp_url: str, topology, towns: Iterable[str], departments: Iterable[str],
+                       extra: Iterable = ()) -> list[str]:
+    """Declare every exchange and queue of the registry (and `extra` kombu queues); returns the names."""
+    from kombu import Connection
+
+    queues = deployment_kombu_queues(topology, towns, departments)
+    known = {q.name for q in queues}
+    queues += [q for q in extra if q.name not in known]
+    with Connection(amqp_url) as conn:
+        topology.declare(conn, queues)
+    return [q.name for q in queues]

@@ -80,6 +80,7 @@ class City:
     backend: str = "sqlite"
     postgres: PostgresDatabases | None = None
     delivery_limit: int = 3
+    retry_delays: tuple = (0.2, 0.5, 1.0)  # short waits: the defaults are 1 s … 30 min
     departments: tuple = ("minzheng", "renshe")
     cluster: Cluster = field(default_factory=Cluster)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
@@ -87,7 +88,8 @@ class City:
 
     def __post_init__(self):
         self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
-                             data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1)
+                             data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
+                             retry_delays=self.retry_delays)
         n = 2 + len(self.departments) + 3
         self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
         self.session = requests.Session()

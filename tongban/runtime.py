@@ -123,17 +123,29 @@ def queues_of(settings: Settings) -> list[str]:
 
 
 def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
-    """Delete a throw-away deployment's queues, dead-letter queues and exchanges (demo, tests)."""
+    """Delete a throw-away deployment's queues, dead-letter and retry queues and exchanges (demo, tests)."""
     from kombu import Connection
 
+    from shared import registry
     from shared.bus import Topology
 
-    topology = Topology(prefix)
+    names = set()
+    topologies = {}
+    for settings in layout:
+        topology = Topology.of(settings.with_(bus_prefix=prefix))
+        topologies[topology.retry_delays] = topology
+        towns, departments = registry.catalogue_scope(settings.data_dir)
+        names |= {spec.name(prefix) for spec in registry.deployment_queues(
+            towns + ([settings.town] if settings.town else []),
+            departments + ([settings.department] if settings.department else []))}
+        names |= set(queues_of(settings))
     with Connection(amqp_url) as conn:
         channel = conn.default_channel
-        for settings in layout:
-            for name in queues_of(settings):
-                channel.queue_delete(name)
-                channel.queue_delete(name + ".dlq")
-        for exchange in (topology.events, topology.work, topology.dead_letters):
+        for name in sorted(names):
+            channel.queue_delete(name)
+            channel.queue_delete(name + ".dlq")
+        for topology in topologies.values():
+            for seconds in topology.retry_delays:
+                channel.queue_delete(topology.retry_queue(seconds).name)
+        for exchange in Topology(prefix).exchanges:
             channel.exchange_delete(exchange.name)

@@ -36,7 +36,7 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
         catalogs=catalogs or CatalogStore(Path(settings.data_dir) / "catalog"),
         calendar=calendar or WorkingCalendar.from_directory(calendar_dir),
         clock=clock or Clock(),
-        work_exchange=Topology(settings.bus_prefix).work.name,
+        work_exchange=Topology.of(settings).work.name,
     )
     calendar_seen = {"mtime": _mtime(calendar_dir), "fixed": calendar is not None}
 
