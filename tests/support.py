@@ -186,10 +186,11 @@ class City:
 
     # --- the bus, directly --------------------------------------------------------------------------
 
-    def publish_raw(self, body, routing_key: str, content_type: str = "application/json", **props):
+    def publish_raw(self, body, routing_key: str, content_type: str = "application/json",
+                    exchange_name: str | None = None, **props):
         with Connection(self.amqp_url, transport_options={"confirm_publish": True}) as conn:
-            producer = Producer(conn.default_channel, exchange=Exchange(f"{self.prefix}.events", type="topic",
-                                                                          durable=True))
+            exchange = Exchange(exchange_name or f"{self.prefix}.events", type="topic", durable=True)
+            producer = Producer(conn.default_channel, exchange=exchange)
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
             producer.publish(body, routing_key=routing_key, content_type=content_type,

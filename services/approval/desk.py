@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from shared import auth
 from shared.clock import Clock
-from shared.contracts import Message, make_message, rk_decided, rk_department_action
+from shared.contracts import Message, Unacceptable, make_message, rk_decided, rk_department_action
 from shared.logging import bind_context, get_logger
 from shared.store import Tx
 from shared.web import BadRequest, Conflict, Forbidden, NotFound
@@ -64,6 +64,9 @@ class Desk:
         the older one; an older version than one already here is stale and ignored.
         """
         p = message.payload
+        problem = domain.foreign_work(self.department, message.case_number, p)
+        if problem:
+            raise Unacceptable(problem)
         repo = WorkItems(tx.session)
         if repo.find(message.case_number, message.case_version, self.department):
             return "duplicate"

@@ -125,6 +125,20 @@ def check_decision(status: str, outcome: str, reason: str | None, *, valid_until
             raise DecisionRejected(f"valid_until {valid_until} lies before today ({today})")
 
 
+def foreign_work(department: str, case_number: str, routed: dict) -> str | None:
+    """Why routed work is not this department's business (None when it is).
+
+    The routing key already names the department; the payload must agree, and the case number must be
+    one the accepting centre gives (`<town>-<yyyymmdd>-<seq>`), or the message is not acted on."""
+    if routed["department"] != department:
+        return f"work for department {routed['department']} reached {department}"
+    if department not in routed["departments"]:
+        return f"{department} is not among the case's departments {routed['departments']}"
+    if not case_number.startswith(routed["accepting_town"] + "-"):
+        return f"case number {case_number} was not given by the accepting centre {routed['accepting_town']}"
+    return None
+
+
 def result_number(department: str, case_number: str) -> str:
     """The document number of an approval issued by rule (即办件): department and case make it unique."""
     return f"{department.upper()}-{case_number}"

@@ -8,7 +8,7 @@ from datetime import date
 from shared import auth
 from shared.catalog import Catalog, CatalogError, CatalogStore
 from shared.clock import Clock
-from shared.contracts import (Message, make_message, rk_accepted, rk_completed, rk_notice_issued, rk_routed,
+from shared.contracts import (Message, Unacceptable, make_message, rk_accepted, rk_completed, rk_notice_issued, rk_routed,
                               rk_updated)
 from shared.logging import bind_context, get_logger
 from shared.pii import mask_credit_code, mask_phone, mask_resident_id, normalise_resident_id
@@ -266,8 +266,7 @@ class Window:
         repo = Ledger(tx.session)
         case = repo.get(message.case_number, for_update=True)
         if case is None or case.accepting_town != self.town:
-            log.error("decision.unknown_case", case_number=message.case_number)
-            return "unknown_case"
+            raise Unacceptable(f"decision on case {message.case_number}, which this centre ({self.town}) does not hold")
         p = message.payload
         decision = domain.Decision(p["outcome"], p.get("reason"), p.get("result_number"), message.case_version,
                                    p["department"])
@@ -313,8 +312,8 @@ class Window:
         case = repo.get(message.case_number, for_update=True)
         p = message.payload
         if case is None or case.accepting_town != self.town:
-            log.error("department_action.unknown_case", case_number=message.case_number)
-            return "unknown_case"
+            raise Unacceptable(f"{p['action']} on case {message.case_number}, which this centre ({self.town}) "
+                               "does not hold")
         if case.routed_version != message.case_version or p["department"] not in case.departments:
             log.warning("department_action.stale", routed_version=case.routed_version,
                         asked_on=message.case_version, action=p["action"])

@@ -265,18 +265,18 @@ def _who(role, subject, scope=f"department:renshe@{TOWN}"):
 
 def test_worklist_by_urgency_with_paused_items_apart(desk_and_store):
     desk, store = desk_and_store
-    for n, due in (("C-late", date(2026, 11, 10)), ("C-soon", date(2026, 11, 4)), ("C-over", date(2026, 11, 2)),
-                   ("C-mid", date(2026, 11, 6))):
+    for n, due in (("320583101-C-late", date(2026, 11, 10)), ("320583101-C-soon", date(2026, 11, 4)), ("320583101-C-over", date(2026, 11, 2)),
+                   ("320583101-C-mid", date(2026, 11, 6))):
         assert _route(desk, store, n, due) == "ok"
     approver = _who("approver", "zhao")
     with store.transaction() as tx:
-        mid = next(i for i in desk.worklist(tx, approver, {})["items"] if i["case_number"] == "C-mid")
+        mid = next(i for i in desk.worklist(tx, approver, {})["items"] if i["case_number"] == "320583101-C-mid")
         desk.start_procedure(tx, approver, mid["id"], {"procedure": "现场勘察", "reason": "需现场核实"})
     with store.transaction() as tx:
         listing = desk.worklist(tx, approver, {})
     assert [(i["case_number"], i["days_left"]) for i in listing["items"]] == [
-        ("C-over", -1), ("C-soon", 1), ("C-late", 5)]
-    assert [(i["case_number"], i["status"], i["paused"]) for i in listing["paused"]] == [("C-mid", "paused", True)]
+        ("320583101-C-over", -1), ("320583101-C-soon", 1), ("320583101-C-late", 5)]
+    assert [(i["case_number"], i["status"], i["paused"]) for i in listing["paused"]] == [("320583101-C-mid", "paused", True)]
     assert listing["items"][0]["overdue"] is True and listing["items"][1]["overdue"] is False
 
 
@@ -293,11 +293,11 @@ def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
         for holder in ("zhang", "li"):
             desk.add_absence(tx, head, TOWN, {"holder": holder, "from_": T - timedelta(hours=1),
                                               "to": T + timedelta(days=2), "reason": "培训"})
-    assert _route(desk, store, "C-both-away", date(2026, 11, 9)) == "ok"
+    assert _route(desk, store, "320583101-C-both-away", date(2026, 11, 9)) == "ok"
     assert count() == 1
     try:
         with store.transaction() as tx:
-            desk.receive(tx, make_message("case.routed", "C-never", 1, {
+            desk.receive(tx, make_message("case.routed", "320583101-C-never", 1, {
                 "accepting_town": TOWN, "handling_town": TOWN, "item_code": "RS-0001", "item_name": "就业登记",
                 "department": "renshe", "kind": "promised", "deadline": date(2026, 11, 9), "auto_decide": False,
                 "lead_department": "renshe", "departments": ["renshe"]}, producer="test"))
@@ -307,4 +307,4 @@ def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
     assert count() == 1, "a rolled-back assignment is not counted"
     with store.transaction() as tx:
         items = desk.worklist(tx, head, {})["items"]
-    assert [(i["case_number"], i["assignee"]) for i in items] == [("C-both-away", "wang")]
+    assert [(i["case_number"], i["assignee"]) for i in items] == [("320583101-C-both-away", "wang")]
