@@ -8,6 +8,7 @@ consumers are idempotent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 from urllib.parse import quote, unquote, urlparse
 
 import requests
@@ -108,16 +109,24 @@ def peek(amqp_url: str, queue: str, limit: int = 20) -> list[DeadLetter]:
     return out
 
 
-def replay(amqp_url: str, queue: str, limit: int | None = None) -> int:
-    """Move dead letters back to the queue they failed in; returns how many moved."""
+class Replayed(NamedTuple):
+    moved: int  # dead letters put back into the queue they failed in
+    present: int  # dead letters in the queue when the replay started
+
+
+def replay(amqp_url: str, queue: str, limit: int | None = None) -> Replayed:
+    """Move dead letters back to the queue they failed in: at most those present when it starts (and
+    at most `limit`), for a message that fails again while it runs comes back to the end of this queue."""
     _check_dlq(queue)
     moved = 0
     default_exchange = Exchange("", type="direct")
     with Connection(amqp_url, transport_options={"confirm_publish": True}) as conn:
         channel = conn.channel()
+        _name, present, _consumers = channel.queue_declare(queue, passive=True)
+        bound = present if limit is None else min(present, limit)
         producer = conn.Producer(channel=channel)
         source = Queue(queue, channel=channel, no_declare=True)
-        while limit is None or moved < limit:
+        while moved < bound:
             message = source.get(no_ack=False, accept=["json"])
             if message is None:
                 break
@@ -130,11 +139,15 @@ def replay(amqp_url: str, queue: str, limit: int | None = None) -> int:
             message.ack()
             moved += 1
         channel.close()
-    return moved
+    return Replayed(moved, present)
 
 
-def purge(amqp_url: str, queue: str) -> int:
-    """Drop every dead letter in `queue` (after an operator decided they are worthless)."""
+def purge(amqp_url: str, queue: str, confirm: Callable[[int], bool] | None = None) -> int | None:
+    """Drop every dead letter in `queue` (after an operator decided they are worthless); returns how
+    many were dropped. `confirm`, if given, is asked first with how many are there, and unless it
+    answers True nothing is dropped (None). No connection stays open while it waits for an answer."""
     _check_dlq(queue)
+    if confirm is not None and not confirm(depth(amqp_url, queue)):
+        return None
     with Connection(amqp_url) as conn:
         return conn.default_channel.queue_purge(queue) or 0

@@ -148,10 +148,26 @@ def cmd_dlq(args) -> int:
                         print(f"    {d['message_id']}  {d['type']}  case {d['case_number']}  "
                               f"failed in {d['failed_queue']} ({d['reason']}, {d['count']}x)")
         elif args.action == "replay":
-            moved = deadletters.replay(settings.amqp_url, args.queue, args.limit)
-            print(f"replayed {moved} message(s) from {args.queue}")
+            # at most what is there now: what fails again meanwhile comes back to this queue's end
+            done = deadletters.replay(settings.amqp_url, args.queue, args.limit)
+            print(f"replayed {done.moved} message(s) from {args.queue} of {done.present} present")
         elif args.action == "purge":
-            n = deadletters.purge(settings.amqp_url, args.queue)
+            if not args.yes and not sys.stdin.isatty():
+                print(f"tongban dlq: not purging {args.queue}: purge asks for confirmation and stdin is not a "
+                      "terminal; add --yes to purge without asking", file=sys.stderr)
+                return 2
+
+            def ask(present: int) -> bool:
+                try:
+                    answer = input(f"purge {present} dead letter(s) from {args.queue}? [y/N] ")
+                except EOFError:
+                    answer = ""
+                return answer.strip().lower() in ("y", "yes")
+
+            n = deadletters.purge(settings.amqp_url, args.queue, confirm=None if args.yes else ask)
+            if n is None:
+                print(f"nothing purged from {args.queue}")
+                return 1
             print(f"purged {n} message(s) from {args.queue}")
     except deadletters.DeadLetterError as exc:
         print(f"tongban dlq: {exc}", file=sys.stderr)
@@ -233,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq = sub.add_parser("dlq", help="dead letters: list, replay, purge")
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("queue", nargs="?", help="a dead-letter queue (name ends in .dlq)")
-    dlq.add_argument("--limit", type=int, default=None)
+    dlq.add_argument("--limit", type=int, default=None, help="list: letters shown per queue; replay: at most this many")
     dlq.add_argument("--json", action="store_true")
+    dlq.add_argument("--yes", "-y", action="store_true", help="purge without asking (needed with no terminal)")
     dlq.set_defaults(func=cmd_dlq)
 
     ledger = sub.add_parser("ledger", help="the case ledger: verify its hash-chained history")

@@ -5,6 +5,8 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 from shared.db import NAMING_CONVENTION
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.intake import domain
@@ -128,13 +130,18 @@ class Ledger:
         self.s = session
 
     def next_case_number(self, town: str, day: date) -> str:
-        seq = self.s.get(DailySequence, (town, day), with_for_update=True)
-        if seq is None:
-            seq = DailySequence(town=town, day=day, last=0)
-            self.s.add(seq)
-        seq.last += 1
-        self.s.flush()
-        return domain.case_number(town, day, seq.last)
+        """The day's next number, safe under concurrent requests: the (town, day) row is created if
+        absent (a concurrent creator's row wins, no error), then counted up in one atomic UPDATE,
+        which holds the row until this transaction ends, so numbers are unique and have no gaps."""
+        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[self.s.get_bind().dialect.name]
+        self.s.execute(insert(DailySequence).values(town=town, day=day, last=0)
+                       .on_conflict_do_nothing(index_elements=["town", "day"]))
+        last = self.s.execute(sa.update(DailySequence)
+                              .where(DailySequence.town == town, DailySequence.day == day)
+                              .values(last=DailySequence.last + 1)
+                              .returning(DailySequence.last)
+                              .execution_options(synchronize_session=False)).scalar_one()
+        return domain.case_number(town, day, last)
 
     def get(self, case_number: str, for_update: bool = False) -> Case | None:
         return self.s.get(Case, case_number, with_for_update=for_update)

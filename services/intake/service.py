@@ -52,10 +52,8 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
         def submit_case(self, call: ApiCall):
             """Open a case: accepted, accepted with materials to follow, returned, or a consultation record."""
             window.require_town_scope(call.principal)
-            with self.platform.store.transaction() as tx:
-                case, created = window.submit(tx, call.body, call.principal,
-                                              request_key=call.headers.get("Idempotency-Key"))
-                view = window.view(tx, case)
+            view, created = window.submit_once(self.platform.store, call.body, call.principal,
+                                               request_key=call.headers.get("Idempotency-Key"))
             return (201 if created else 200), view
 
         @step("supplement", MaterialsSchema)

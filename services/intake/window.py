@@ -5,6 +5,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy.exc import IntegrityError
+
 from shared import auth
 from shared.catalog import Catalog, CatalogError, CatalogStore
 from shared.clock import Clock
@@ -12,7 +14,7 @@ from shared.contracts import (Message, Unacceptable, make_message, rk_accepted, 
                               rk_updated)
 from shared.logging import bind_context, get_logger
 from shared.pii import mask_credit_code, mask_phone, mask_resident_id, normalise_resident_id
-from shared.store import Tx
+from shared.store import Store, Tx
 from shared.web import BadRequest, Conflict, Forbidden, NotFound
 from shared.workdays import WorkingCalendar
 
@@ -66,6 +68,7 @@ class Window:
         if key:
             existing = repo.by_request_key(key)
             if existing is not None:  # the same request again: answer it, change nothing
+                bind_context(case_number=existing.case_number, town=self.town, department=existing.department)
                 return existing, False
         catalog = self.catalog
         item = catalog.item(body["item_code"])
@@ -128,6 +131,24 @@ class Window:
         log.info("case.opened", action=action, item=item["code"], kind=case.kind, status=case.status,
                  deadline=case.deadline.isoformat() if case.deadline else None)
         return case, True
+
+    def submit_once(self, store: Store, body: dict, principal: auth.Principal,
+                    request_key: str | None) -> tuple[dict, bool]:
+        """`submit` in its own transaction, answered with the case's view. Requests with one
+        Idempotency-Key at the same moment all miss each other's case; the database lets one insert
+        it, and a loser runs again in a new transaction, where it finds the winner's case: a repeat."""
+        def attempt() -> tuple[dict, bool]:
+            with store.transaction() as tx:
+                case, created = self.submit(tx, body, principal, request_key)
+                return self.view(tx, case), created
+
+        try:
+            return attempt()
+        except IntegrityError as exc:
+            if not request_key or "request_key" not in str(exc.orig):
+                raise
+        log.info("case.same_request_at_once")
+        return attempt()
 
     # --- the steps after ---------------------------------------------------------------------------
 
