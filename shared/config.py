@@ -41,6 +41,19 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """One service instance's settings."""
@@ -59,6 +72,11 @@ class Settings:
     delivery_limit: int = 5  # broker redeliveries before a message is dead-lettered
     retry_delays: tuple = DEFAULT_RETRY_DELAYS  # seconds a failed message waits before each new try
     relay_interval: float = 0.5  # seconds between outbox polls when idle
+    relay_window: int = 500  # outbox rows published per round, confirms outstanding
+    relay_confirm_timeout: float = 10.0  # seconds to wait for a window's confirms before trying again
+    relay_lease: float = 30.0  # seconds a claimed row is left to its relay before another may take it
+    outbox_max_age: float = 60.0  # /health is degraded when an unsent outbox row is older (seconds)
+    health_interval: float = 1.0  # seconds between background health checks
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -105,6 +123,12 @@ class Settings:
             department=env.get("TONGBAN_DEPARTMENT") or None,
             delivery_limit=_env_int("TONGBAN_DELIVERY_LIMIT", 5),
             retry_delays=_env_delays("TONGBAN_RETRY_DELAYS", DEFAULT_RETRY_DELAYS),
+            relay_interval=_env_float("TONGBAN_RELAY_INTERVAL", 0.5),
+            relay_window=_env_int("TONGBAN_RELAY_WINDOW", 500),
+            relay_confirm_timeout=_env_float("TONGBAN_RELAY_CONFIRM_TIMEOUT", 10.0),
+            relay_lease=_env_float("TONGBAN_RELAY_LEASE", 30.0),
+            outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
+            health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

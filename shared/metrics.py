@@ -27,12 +27,16 @@ class ServiceMetrics:
         self.outbox_backlog = Gauge(
             "tongban_outbox_backlog", "Outgoing messages written but not yet confirmed by the broker",
             registry=r)
+        self.outbox_oldest_unsent = Gauge(
+            "tongban_outbox_oldest_unsent_seconds",
+            "Age of the oldest outgoing message not yet confirmed by the broker (0 when none waits)",
+            registry=r)
         self.outbox_published = Counter(
             "tongban_outbox_published_total", "Messages the relay published with a broker confirm",
             registry=r)
         self.outbox_failures = Counter(
             "tongban_outbox_publish_failures_total",
-            "Publish attempts that failed (unroutable, broker down), by reason", ["reason"], registry=r)
+            "Outbox messages that did not leave on a try, by reason (unroutable, nack, broker)", ["reason"], registry=r)
         self.messages_settled = Counter(
             "tongban_messages_settled_total",
             "Failed messages sent to wait for another try (retry) or to the dead-letter queue (dead)",

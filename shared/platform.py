@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
+import eventlet
 from kombu import Connection, Exchange
 from nameko.extensions import DependencyProvider
 
@@ -26,6 +28,7 @@ from shared.config import Settings
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
+from shared.relay import BrokerProbe, OutboxRelay
 from shared.store import Store
 
 log = get_logger(__name__)
@@ -46,6 +49,12 @@ class Platform(DependencyProvider):
         self._stopping = False
         self._relay_thread = None
         self._last_dlq_refresh = 0.0
+        self._relay: OutboxRelay | None = None
+        self._halt = threading.Event()  # ends the health thread's pause at once on stop
+        self._health_thread = None
+        self._probe: BrokerProbe | None = None
+        self._health_report: dict | None = None  # the last completed checks (see _refresh_health)
+        self._health_at = 0.0  # monotonic time they completed
 
     # --- nameko lifecycle -------------------------------------------------------------------------
 
@@ -68,23 +77,41 @@ class Platform(DependencyProvider):
                  queues=[q.name for q in self.work_queues()], declared=len(declared))
 
     def start(self):
-        if self.settings.extra.get("relay", True):
+        s = self.settings
+        if self._relays:
             self._relay_thread = self.container.spawn_managed_thread(self._relay_loop,
                                                                      identifier="outbox-relay")
+        self._probe = BrokerProbe(s.service_amqp_url, self.topology.events.name)
+        self._refresh_health()  # /health tells the truth from the first request on
+        self._health_thread = self.container.spawn_managed_thread(self._health_loop,
+                                                                  identifier="health-checks")
 
     def stop(self):
         self._stopping = True
         self._wake.set()
+        self._halt.set()
         if self._relay_thread is not None:
             self._relay_thread.wait()
+        if self._relay is not None:
+            self._relay.close()
+        if self._health_thread is not None:
+            self._health_thread.wait()
+        if self._probe is not None:
+            self._probe.close()
         if self.store:
             self.store.dispose()
 
     def kill(self):
         self._stopping = True
         self._wake.set()
-        if self._relay_thread is not None:
-            self._relay_thread.kill()
+        self._halt.set()
+        for thread in (self._relay_thread, self._health_thread):
+            if thread is not None:
+                thread.kill()
+        if self._relay is not None:
+            self._relay._drop()
+        if self._probe is not None:
+            self._probe.drop()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -143,41 +170,37 @@ class Platform(DependencyProvider):
 
     # --- the outbox relay --------------------------------------------------------------------------
 
+    @property
+    def _relays(self) -> bool:
+        return bool(self.settings.extra.get("relay", True))
+
+    def _outbox_relay(self) -> OutboxRelay:
+        if self._relay is None:
+            s = self.settings
+            self._relay = OutboxRelay(self.store, s.service_amqp_url, self.metrics, window=s.relay_window,
+                                      confirm_timeout=s.relay_confirm_timeout, lease_seconds=s.relay_lease,
+                                      name=s.instance)
+        return self._relay
+
     def _relay_loop(self):
+        relay = self._outbox_relay()
         while not self._stopping:
+            self._wake.clear()  # a commit from now on wakes the pause below
             try:
-                sent = self.relay_once()
+                sent = relay.relay_once()
             except Exception:  # a database hiccup must not end the relay
                 log.exception("outbox.relay_error")
                 sent = 0
-            self._refresh_dead_letter_gauge()
-            if not sent:
-                self._wake.wait(self.settings.relay_interval)
-                self._wake.clear()
-
-    def relay_once(self, limit: int = 100) -> int:
-        """Publish due outbox rows with confirms; a row is marked sent only after the broker's ack."""
-        sent = 0
-        for row in self.store.due_outbox(limit):
-            exchange = Exchange(row.exchange, type="topic", durable=True)
-            try:
-                self.publisher.publish(row.body, row.routing_key, row.message_id, exchange=exchange)
-            except Unroutable:
-                self.metrics.outbox_failures.labels(reason="unroutable").inc()
-                log.error("outbox.unroutable", routing_key=row.routing_key, message_id=row.message_id,
-                          case_number=row.body.get("case_number"), attempts=row.attempts + 1)
-                self.store.mark_failed(row, f"unroutable: {row.routing_key}")
+            if sent:
+                eventlet.sleep(0)  # HTTP and message workers run between windows
                 continue
-            except Exception as exc:  # broker away: keep the row, try again later
-                self.metrics.outbox_failures.labels(reason="broker").inc()
-                log.warning("outbox.publish_failed", error=str(exc), message_id=row.message_id)
-                self.store.mark_failed(row, str(exc))
-                break
-            self.store.mark_published(row.id)
-            self.metrics.outbox_published.inc()
-            sent += 1
-        self.metrics.outbox_backlog.set(self.store.outbox_backlog())
-        return sent
+            self._wake.wait(self.settings.relay_interval)
+
+    def relay_once(self, limit: int | None = None) -> int:
+        """Publish one window of due outbox rows with confirms outstanding; returns how many were acked.
+
+        A row is marked published only after the broker's ack (see shared.relay)."""
+        return self._outbox_relay().relay_once(limit)
 
     def _refresh_dead_letter_gauge(self):
         now = time.monotonic()
@@ -185,27 +208,81 @@ class Platform(DependencyProvider):
             return
         self._last_dlq_refresh = now
         try:
-            with Connection(self.settings.amqp_url) as conn:
-                channel = conn.default_channel
-                for queue in self.work_queues():
-                    dlq = self.topology.dead_letter_queue(queue.name)
-                    _name, count, _consumers = dlq(channel).queue_declare(passive=True)
-                    self.metrics.dead_letters.labels(queue=queue.name).set(count)
+            for queue in self.work_queues():
+                count = self._probe.queue_depth(self.topology.dead_letter_queue(queue.name).name)
+                self.metrics.dead_letters.labels(queue=queue.name).set(count)
         except Exception as exc:
-            log.warning("metrics.dead_letter_refresh_failed", error=str(exc))
+            log.warning("metrics.dead_letter_refresh_failed", error=str(exc) or exc.__class__.__name__)
 
     # --- health ------------------------------------------------------------------------------------
+    #
+    # A managed thread runs the checks every `health_interval` seconds and keeps the last answer;
+    # /health only reads it, so it answers at once however busy or stuck the database or broker is.
+    # Checks that stopped completing are themselves a failure ("freshness").
 
-    def health(self) -> tuple[bool, dict]:
-        checks = {}
+    def _health_loop(self):
+        while not self._stopping:
+            self._halt.wait(self.settings.health_interval)
+            if self._stopping:
+                break
+            try:
+                self._refresh_health()
+                self._refresh_dead_letter_gauge()
+            except Exception:  # never let the checks end the container
+                log.exception("health.check_failed")
+
+    def _refresh_health(self):
+        s = self.settings
+        checks, outbox = {}, {}
         try:
-            self.store.ping()
+            stats = self.store.outbox_health()
             checks["database"] = "ok"
         except Exception as exc:
-            checks["database"] = f"error: {exc.__class__.__name__}"
-        ok, detail = broker_reachable(self.settings.amqp_url)
-        checks["broker"] = "ok" if ok else f"error: {detail}"
-        return all(v == "ok" for v in checks.values()), checks
+            stats = None
+            checks["database"] = f"error: {_describe(exc)}"
+        try:
+            self._probe.check()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"error: {_describe(exc)}"
+        if stats is None:
+            checks["outbox"] = "unknown: the database did not answer"
+        else:
+            age = 0.0
+            if stats.oldest_created_at is not None:
+                age = max(0.0, (datetime.now(timezone.utc) - stats.oldest_created_at).total_seconds())
+            outbox = {"backlog": stats.backlog, "oldest_unsent_seconds": round(age, 1),
+                      "unroutable": stats.unroutable, "relay": "on" if self._relays else "off"}
+            self.metrics.outbox_oldest_unsent.set(age)
+            if self._relays:  # the backlog gauge is the relay's: an instance that relays nothing shows none
+                self.metrics.outbox_backlog.set(stats.backlog)
+            checks["outbox"] = ("ok" if age <= s.outbox_max_age else
+                                f"error: the oldest unsent message waits {age:.0f} s (more than {s.outbox_max_age:g} s)")
+            checks["unroutable"] = ("ok" if not stats.unroutable else
+                                    f"error: {stats.unroutable} message(s) wait: no queue takes their routing key")
+        self._health_report = {"checks": checks, "outbox": outbox,
+                               "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self._health_at = time.monotonic()
+
+    def health_report(self) -> dict:
+        """The last background checks, at once: {"status": "ok" | "degraded", "checks": ..., ...}."""
+        report = self._health_report
+        if report is None:
+            return {"status": "degraded", "instance": self.settings.instance,
+                    "checks": {"startup": "error: no checks completed yet"}, "outbox": {},
+                    "checked_seconds_ago": None}
+        checks = dict(report["checks"])
+        age = time.monotonic() - self._health_at
+        stale_after = max(5.0, 3 * self.settings.health_interval)
+        if age > stale_after:
+            checks["freshness"] = f"error: the checks last completed {age:.0f} s ago"
+        ok = all(v == "ok" for v in checks.values())
+        return {"status": "ok" if ok else "degraded", "instance": self.settings.instance, "checks": checks,
+                "outbox": report["outbox"], "checked_seconds_ago": round(age, 1)}
+
+    def health(self) -> tuple[bool, dict]:
+        report = self.health_report()
+        return report["status"] == "ok", report["checks"]
 
 
 def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = None, work: bool = False,
@@ -233,6 +310,11 @@ def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = N
         return consumer(queue, Settler(settings.service_amqp_url, topology))(entry)
 
     return decorator
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{exc.__class__.__name__}: {text}"[:300] if text else exc.__class__.__name__
 
 
 def _safe_url(url: str) -> str:

@@ -63,8 +63,29 @@ class OutboxRow:
     message_id: str
     exchange: str
     routing_key: str
-    body: dict
+    body: str  # the JSON text as stored: published as it is, never decoded and encoded again
     attempts: int
+
+    def case_number(self) -> str | None:
+        """For logging a row that could not leave (decodes the body; not on the publishing path)."""
+        try:
+            return json.loads(self.body).get("case_number")
+        except (ValueError, AttributeError):
+            return None
+
+
+@dataclass
+class OutboxHealth:
+    """What /health needs to know about the outbox, from one query."""
+
+    backlog: int  # rows not yet published
+    oldest_created_at: datetime | None  # of the oldest row not yet published
+    unroutable: int  # rows waiting because no queue took them last time
+
+
+def backoff_seconds(attempts: int) -> float:
+    """How long a row waits after its `attempts`-th failed try (up to a minute)."""
+    return min(60.0, 0.5 * (2 ** min(max(attempts, 1) - 1, 7)))
 
 
 class Store:
@@ -111,8 +132,31 @@ class Store:
         self.engine.dispose()
 
     # --- outbox, for the relay ------------------------------------------------------------------
+    #
+    # A relay claims a window of due rows in one short transaction (PostgreSQL: FOR UPDATE SKIP
+    # LOCKED, so relays sharing a database take disjoint windows), leasing them by moving their
+    # next_attempt_at ahead; it publishes with no transaction open, then marks the acked rows in one
+    # statement. A relay that dies mid-window leaves its rows to be claimed again when the lease ends.
+
+    def claim_outbox(self, limit: int = 500, lease_seconds: float = 30.0) -> list[OutboxRow]:
+        """Lease up to `limit` due rows, oldest first, to the caller for `lease_seconds`."""
+        now = utcnow()
+        t = outbox_table
+        due = (sa.select(t.c.id)
+               .where(t.c.published_at.is_(None))
+               .where(sa.or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
+               .order_by(t.c.id).limit(limit)
+               .with_for_update(skip_locked=True))  # SQLite: no locking clause (one writer at a time)
+        claim = (t.update().where(t.c.id.in_(due.scalar_subquery()))
+                 .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
+                 .returning(t.c.id, t.c.message_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts))
+        with self.engine.begin() as conn:
+            rows = conn.execute(claim).all()
+        return sorted((OutboxRow(r.id, r.message_id, r.exchange, r.routing_key, r.body, r.attempts)
+                       for r in rows), key=lambda r: r.id)
 
     def due_outbox(self, limit: int = 100) -> list[OutboxRow]:
+        """Due rows, oldest first, without claiming them (inspection; the relay claims)."""
         now = utcnow()
         t = outbox_table
         with self.engine.connect() as conn:
@@ -122,23 +166,51 @@ class Store:
                 .where(sa.or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
                 .order_by(t.c.id).limit(limit)
             ).all()
-        return [OutboxRow(r.id, r.message_id, r.exchange, r.routing_key, json.loads(r.body), r.attempts)
-                for r in rows]
+        return [OutboxRow(r.id, r.message_id, r.exchange, r.routing_key, r.body, r.attempts) for r in rows]
 
-    def mark_published(self, row_id: int) -> None:
+    def mark_published(self, row_ids) -> int:
+        """Mark rows the broker acked as published, in one statement; returns how many."""
+        ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
+        if not ids:
+            return 0
         with self.engine.begin() as conn:
-            conn.execute(outbox_table.update().where(outbox_table.c.id == row_id)
-                         .values(published_at=utcnow()))
+            conn.execute(outbox_table.update().where(outbox_table.c.id.in_(ids))
+                         .values(published_at=utcnow(), next_attempt_at=None))
+        return len(ids)
 
-    def mark_failed(self, row: OutboxRow, error: str) -> None:
-        # back off up to a minute, so one unroutable message does not spin the relay
-        delay = min(60.0, 0.5 * (2 ** min(row.attempts, 7)))
+    def mark_failed(self, rows, error: str) -> None:
+        """Rows that did not leave: try again after a backoff that grows with their attempts (up to a
+        minute), so one unroutable message does not spin the relay. One statement per attempt count."""
+        rows = [rows] if isinstance(rows, OutboxRow) else list(rows)
+        by_attempts: dict[int, list[int]] = {}
+        for row in rows:
+            by_attempts.setdefault(row.attempts, []).append(row.id)
+        if not by_attempts:
+            return
+        now = utcnow()
+        t = outbox_table
         with self.engine.begin() as conn:
-            conn.execute(outbox_table.update().where(outbox_table.c.id == row.id).values(
-                attempts=row.attempts + 1, last_error=error[:2000],
-                next_attempt_at=utcnow() + timedelta(seconds=delay)))
+            for attempts, ids in by_attempts.items():
+                conn.execute(t.update().where(t.c.id.in_(ids)).where(t.c.published_at.is_(None)).values(
+                    attempts=attempts + 1, last_error=error[:2000],
+                    next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts + 1))))
 
     def outbox_backlog(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(outbox_table)
                                 .where(outbox_table.c.published_at.is_(None))).scalar_one()
+
+    def outbox_health(self) -> OutboxHealth:
+        """Backlog, the oldest unsent row's time and the rows waiting as unroutable, in one query."""
+        t = outbox_table
+        unroutable = sa.func.coalesce(sa.func.sum(
+            sa.case((t.c.last_error.like("unroutable:%"), 1), else_=0)), 0)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sa.func.count(), sa.func.min(t.c.created_at), unroutable)
+                               .where(t.c.published_at.is_(None))).one()
+        oldest = row[1]
+        if isinstance(oldest, str):  # SQLite hands back text from an aggregate
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no zone; we store UTC
+            oldest = oldest.replace(tzinfo=timezone.utc)
+        return OutboxHealth(int(row[0]), oldest, int(row[2]))

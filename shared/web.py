@@ -186,9 +186,17 @@ class PlatformEndpoints:
 
     @api("GET", "/health", public=True)
     def health(self, call: ApiCall):
-        ok, checks = self.platform.health()
-        return (200 if ok else 503), {"status": "ok" if ok else "degraded",
-                                      "instance": self.platform.settings.instance, "checks": checks}
+        """Readiness: 200 when every background check passes, 503 "degraded" with what failed.
+
+        Answered from checks a background thread keeps fresh (database, broker, the oldest unsent
+        outbox message, unroutable messages), so it never waits on a busy database or broker."""
+        report = self.platform.health_report()
+        return (200 if report["status"] == "ok" else 503), report
+
+    @api("GET", "/health/live", public=True)
+    def health_live(self, call: ApiCall):
+        """Liveness: 200 while the process serves requests; the body still says what is degraded."""
+        return 200, self.platform.health_report()
 
     @api("GET", "/metrics", public=True)
     def metrics(self, call: ApiCall):
