@@ -7,6 +7,7 @@ acked and dropped.
 """
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from kombu import Connection, Exchange, Queue, binding
@@ -30,11 +31,17 @@ class Topology:
     """Names and declarations of one deployment's exchanges and queues (by bus prefix).
 
     Retries wait in RabbitMQ, never in a worker: a failed message is published, with its attempt
-    count, to the retry exchange under `<delay ms>.<queue>`; the retry queue of that delay holds it
-    for its TTL and then dead-letters it to the requeue exchange, where the queue it failed in is
-    bound with `*.<queue>`. One retry queue per delay serves the whole deployment (a queue's TTL
-    expires from its head, so every message in it must wait equally long). What waiting cannot fix
-    goes to `<queue>.dlq` at once, with the reason in a header.
+    count, to the retry exchange under `<kind>.<delay ms>.<queue>`; the retry queue of that kind and
+    delay holds it for its TTL and then dead-letters it to the requeue exchange, where the queue it
+    failed in is bound with `*.*.<queue>`. A retry queue serves one service kind (a queue's TTL expires
+    from its head, so all its messages must wait equally long; and a kind reads only its own queues).
+    What waiting cannot fix goes to `<queue>.dlq` at once, with the reason in a header.
+
+    A consuming queue carries no dead-letter exchange of its own: RabbitMQ lets only a user who may
+    also read a queue declare one with a dead-letter exchange, and every service declares every queue.
+    The deployment's policy (`policy()`, set by `tongban bus declare`) adds the delivery limit and the
+    dead-letter exchange: a message whose consumer died handling it N times goes to the deployment's
+    `redelivered` dead-letter queue. Without the policy a message is never dropped, only redelivered.
     """
 
     def __init__(self, prefix: str, delivery_limit: int = 5, retry_delays=DEFAULT_RETRY_DELAYS):
@@ -66,18 +73,9 @@ class Topology:
         return Queue(
             name,
             bindings=[binding(exchange or self.events, routing_key=rk) for rk in routing_keys]
-            + [binding(self.requeue, routing_key=f"*.{name}")],  # back from a retry queue, or replayed
+            + [binding(self.requeue, routing_key=f"*.*.{name}")],  # back from a retry queue, or replayed
             durable=True,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                # a backstop for a message that kills its consumer (no handler returns to retry it)
-                "x-delivery-limit": self.delivery_limit,
-                "x-dead-letter-exchange": self.dead_letters.name,
-                # the dead letter keeps the name of the queue it failed in, so replay knows where to go
-                "x-dead-letter-routing-key": name,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
+            queue_arguments={"x-queue-type": "quorum", "x-overflow": "reject-publish"},
         )
 
     def queue_for(self, spec) -> Queue:
@@ -89,15 +87,31 @@ class Topology:
         return Queue(f"{queue_name}.dlq", exchange=self.dead_letters, routing_key=queue_name,
                      durable=True, queue_arguments={"x-queue-type": "quorum"})
 
+    @property
+    def redelivered_queue(self) -> Queue:
+        """Where the broker puts a message whose consumer died handling it too often (the policy's limit)."""
+        return Queue(f"{self.prefix}.broker.redelivered.dlq", exchange=self.dead_letters, routing_key="redelivered",
+                     durable=True, queue_arguments={"x-queue-type": "quorum"})
+
+    def policy(self) -> dict:
+        """The policy for every consuming queue (not retry or dead-letter queues): delivery limit, then
+        the dead-letter exchange, at least once."""
+        p = re.escape(self.prefix)
+        return {"pattern": rf"^{p}\.(?!retry-)[^.]+\.[^.]+$", "apply-to": "queues", "priority": 1,
+                "definition": {"delivery-limit": self.delivery_limit,
+                               "dead-letter-exchange": self.dead_letters.name,
+                               "dead-letter-routing-key": "redelivered",
+                               "dead-letter-strategy": "at-least-once"}}
+
     @staticmethod
     def delay_ms(seconds: float) -> int:
         return max(1, int(round(seconds * 1000)))
 
-    def retry_queue(self, seconds: float) -> Queue:
-        """Where messages wait `seconds` before going back to the queue they failed in."""
+    def retry_queue(self, kind: str, seconds: float) -> Queue:
+        """Where a `kind`'s messages wait `seconds` before going back to the queue they failed in."""
         ms = self.delay_ms(seconds)
-        return Queue(f"{self.prefix}.retry.{ms}ms", exchange=self.retry, routing_key=f"{ms}.#", durable=True,
-                     queue_arguments={
+        return Queue(f"{self.prefix}.retry-{kind}.{ms}ms", exchange=self.retry, routing_key=f"{kind}.{ms}.#",
+                     durable=True, queue_arguments={
                          "x-queue-type": "quorum",
                          "x-message-ttl": ms,
                          "x-dead-letter-exchange": self.requeue.name,
@@ -105,17 +119,20 @@ class Topology:
                          "x-overflow": "reject-publish",
                      })
 
-    def retry_routing_key(self, attempt: int, queue_name: str) -> str:
+    def retry_routing_key(self, kind: str, attempt: int, queue_name: str) -> str:
         """The key that parks a message for the `attempt`-th wait (0-based) before it returns to its queue."""
-        return f"{self.delay_ms(self.retry_delays[attempt])}.{queue_name}"
+        return f"{kind}.{self.delay_ms(self.retry_delays[attempt])}.{queue_name}"
 
-    def declare(self, connection: Connection, queues: list[Queue]) -> None:
-        """Declare exchanges, work queues with their bindings, dead-letter and retry queues (idempotent)."""
+    def declare(self, connection: Connection, queues: list[Queue], retry_kinds=()) -> None:
+        """Declare exchanges, queues with their bindings and dead-letter queues, and the retry queues of
+        `retry_kinds` (idempotent)."""
         channel = connection.default_channel
         for exchange in self.exchanges:
             exchange(channel).declare()
-        for seconds in self.retry_delays:
-            self.retry_queue(seconds)(channel).declare()
+        for kind in retry_kinds:
+            for seconds in self.retry_delays:
+                self.retry_queue(kind, seconds)(channel).declare()
+        self.redelivered_queue(channel).declare()
         for queue in queues:
             queue(channel).declare()
             self.dead_letter_queue(queue.name)(channel).declare()
@@ -130,8 +147,9 @@ class Settler:
     duplicates (consumers are idempotent) and never loses.
     """
 
-    def __init__(self, amqp_url: str, topology: Topology):
+    def __init__(self, amqp_url: str, topology: Topology, kind: str):
         self.topology = topology
+        self.kind = kind
         self._publisher = Publisher(amqp_url, use_confirms=True, mandatory=True, serializer=None,
                                     retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                               "interval_step": 0.5})
@@ -154,7 +172,7 @@ class Settler:
         if attempt >= len(self.topology.retry_delays):
             self.dead_letter(queue_name, message, f"failed {attempt + 1} times; last error: {error}")
             return "dead"
-        self._republish(message, self.topology.retry, self.topology.retry_routing_key(attempt, queue_name),
+        self._republish(message, self.topology.retry, self.topology.retry_routing_key(self.kind, attempt, queue_name),
                         {ATTEMPT: attempt + 1, "tongban-last-error": error[:500]})
         return "retry"
 

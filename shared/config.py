@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote, urlsplit, urlunsplit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEV_SECRET = "tongban-dev-secret-change-me"
+DEV_BUS_SECRET = "tongban-dev-bus-secret-change-me"
 
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -29,6 +31,13 @@ def _env_delays(name: str, default: tuple) -> tuple:
     if any(d <= 0 for d in delays):
         raise ValueError(f"{name}: every delay must be positive, got {raw!r}")
     return delays
+
+
+def _bus_users(env) -> str | None:
+    raw = env.get("TONGBAN_BUS_USERS")
+    if raw is None or raw == "":
+        return env.get("TONGBAN_BUS_PREFIX") or "tongban"
+    return None if raw.lower() in ("off", "no", "0", "false") else raw
 
 
 def _env_int(name: str, default: int) -> int:
@@ -71,6 +80,11 @@ class Settings:
     department: str | None = None  # approval: the department code
     delivery_limit: int = 5  # broker redeliveries before a message is dead-lettered
     retry_delays: tuple = DEFAULT_RETRY_DELAYS  # seconds a failed message waits before each new try
+    # each service kind connects as its own broker user `<bus_users>-<kind>` (shared.busauth); None:
+    # every instance connects with amqp_url as given
+    bus_users: str | None = None
+    bus_secret: str = DEV_BUS_SECRET  # the kinds' passwords are derived from it (HMAC) …
+    bus_passwords: dict = field(default_factory=dict)  # … unless given here, by kind
     relay_interval: float = 0.5  # seconds between outbox polls when idle
     relay_window: int = 500  # outbox rows published per round, confirms outstanding
     relay_confirm_timeout: float = 10.0  # seconds to wait for a window's confirms before trying again
@@ -91,8 +105,22 @@ class Settings:
 
     @property
     def service_amqp_url(self) -> str:
-        """The URL this instance connects with (its service kind's own broker user, see shared.busauth)."""
-        return self.amqp_url
+        """The URL this instance connects with: its service kind's own broker user (shared.busauth)."""
+        from shared import busauth
+
+        if not self.bus_users or self.service not in busauth.KINDS:
+            return self.amqp_url
+        user = busauth.user_name(self.bus_users, self.service)
+        u = urlsplit(self.amqp_url)
+        host = u.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((u.scheme, f"{quote(user, safe='')}:{quote(self.bus_password(self.service), safe='')}@{host}",
+                           u.path, u.query, u.fragment))
+
+    def bus_password(self, kind: str) -> str:
+        from shared import busauth
+
+        return self.bus_passwords.get(kind) or busauth.password_for(self.bus_secret,
+                                                                    busauth.user_name(self.bus_users, kind))
 
     @property
     def web_address(self) -> str:
@@ -123,6 +151,12 @@ class Settings:
             department=env.get("TONGBAN_DEPARTMENT") or None,
             delivery_limit=_env_int("TONGBAN_DELIVERY_LIMIT", 5),
             retry_delays=_env_delays("TONGBAN_RETRY_DELAYS", DEFAULT_RETRY_DELAYS),
+            # on by default, named after the bus prefix; TONGBAN_BUS_USERS=off connects with the URL as given
+            bus_users=_bus_users(env),
+            bus_secret=env.get("TONGBAN_BUS_SECRET") or DEV_BUS_SECRET,
+            bus_passwords={kind: env[f"TONGBAN_BUS_PASSWORD_{kind.upper()}"] for kind in
+                           ("intake", "approval", "agent", "notify", "evaluation")
+                           if env.get(f"TONGBAN_BUS_PASSWORD_{kind.upper()}")},
             relay_interval=_env_float("TONGBAN_RELAY_INTERVAL", 0.5),
             relay_window=_env_int("TONGBAN_RELAY_WINDOW", 500),
             relay_confirm_timeout=_env_float("TONGBAN_RELAY_CONFIRM_TIMEOUT", 10.0),

@@ -65,14 +65,14 @@ class Platform(DependencyProvider):
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
         self.store.migrate()
         self.store.on_commit_with_messages = self._wake.set
-        self.publisher = ConfirmedPublisher(s.amqp_url, self.topology)
+        self.publisher = ConfirmedPublisher(s.service_amqp_url, self.topology)
         # the whole registry, not only this instance's queues: what is published for a service that
         # has never run yet waits in its queue instead of being routed nowhere
         towns, departments = registry.catalogue_scope(s.data_dir)
         towns += [s.town] if s.town else []
         departments += [s.department] if s.department else []
         declared = registry.declare_deployment(s.service_amqp_url, self.topology, towns, departments,
-                                               extra=self.work_queues())
+                                               extra=self.work_queues(), retry_kinds=[s.service])
         log.info("service.ready", instance=s.instance, service=s.service, database=_safe_url(s.db_url),
                  queues=[q.name for q in self.work_queues()], declared=len(declared))
 
@@ -307,7 +307,7 @@ def consume(settings: Settings, purpose: str, routing_keys: list[str] | None = N
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__
-        return consumer(queue, Settler(settings.service_amqp_url, topology))(entry)
+        return consumer(queue, Settler(settings.service_amqp_url, topology, settings.service))(entry)
 
     return decorator
 

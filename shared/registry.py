@@ -102,13 +102,14 @@ def deployment_kombu_queues(topology, towns: Iterable[str], departments: Iterabl
 
 
 def declare_deployment(amqp_url: str, topology, towns: Iterable[str], departments: Iterable[str],
-                       extra: Iterable = ()) -> list[str]:
-    """Declare every exchange and queue of the registry (and `extra` kombu queues); returns the names."""
+                       extra: Iterable = (), retry_kinds: Iterable[str] = ()) -> list[str]:
+    """Declare every exchange and queue of the registry (and `extra` kombu queues), with the retry
+    queues of `retry_kinds`; returns the names of the consuming queues."""
     from kombu import Connection
 
     queues = deployment_kombu_queues(topology, towns, departments)
     known = {q.name for q in queues}
     queues += [q for q in extra if q.name not in known]
     with Connection(amqp_url) as conn:
-        topology.declare(conn, queues)
+        topology.declare(conn, queues, retry_kinds=list(retry_kinds))
     return [q.name for q in queues]

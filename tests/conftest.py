@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.support import City, PostgresDatabases
+from tests.support import City, PostgresDatabases, sweep_stale_test_buses
 
 AMQP_URL = os.environ.get("TONGBAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -19,6 +19,12 @@ PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:
 @pytest.fixture(scope="session")
 def amqp_url():
     return AMQP_URL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stale_test_buses():
+    """A killed earlier run may have left its queues behind: sweep them before this one starts."""
+    sweep_stale_test_buses(AMQP_URL)
 
 
 @pytest.fixture(scope="session")

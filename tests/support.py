@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg2
 import requests
 from kombu import Connection, Exchange, Producer
 
+from shared import busauth
 from shared.auth import issue_token
+from shared.deadletters import management_url
 from shared.config import Settings
 from shared.contracts import Message
 from tongban.demo import fake_resident_id
+from tongban import bus_cmd
 from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 TOWN_A, TOWN_B = "320583101", "320583102"
@@ -83,13 +88,16 @@ class City:
     retry_delays: tuple = (0.2, 0.5, 1.0)  # short waits: the defaults are 1 s … 30 min
     departments: tuple = ("minzheng", "renshe")
     cluster: Cluster = field(default_factory=Cluster)
-    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    # the hex time it was made, then randomness: a sweep can tell a killed run's leftovers by their age
+    prefix: str = field(default_factory=lambda: f"t{int(time.time()):08x}{uuid.uuid4().hex[:2]}")
     _db_urls: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        # every service kind connects as its own broker user, as in production (shared.busauth)
         self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
                              data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
-                             retry_delays=self.retry_delays)
+                             retry_delays=self.retry_delays, bus_users=self.prefix, bus_secret="test-bus-secret")
+        self._users = False
         n = 2 + len(self.departments) + 3
         self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
         self.session = requests.Session()
@@ -107,8 +115,15 @@ class City:
     def start(self, *instances: str, build: dict | None = None, **changes):
         """Start instances (all by default); `build` goes to the service factory (e.g. a clock)."""
         names = instances or [s.instance for s in self.layout]
+        self.ensure_users()
         for name in names:
             self.cluster.start(self.settings(name, **changes), **(build or {}))
+
+    def ensure_users(self):
+        """What an operator does before the services start: their broker users, the queues, the policy."""
+        if not self._users:
+            bus_cmd.prepare(self.base)
+            self._users = True
 
     def stop(self, instance: str, kill: bool = False):
         r = self.cluster.by_instance(instance)
@@ -123,6 +138,8 @@ class City:
             remove_bus(self.amqp_url, self.prefix, self.layout)
         except Exception:
             pass
+        if self._users:
+            busauth.delete_users(self.amqp_url, self.prefix)
 
     def url(self, instance: str) -> str:
         return next(s for s in self.layout if s.instance == instance).base_url
@@ -213,3 +230,43 @@ def _free_port_block(n: int) -> int:
 
 
 __all__ = ["City", "PostgresDatabases", "wait_for", "fake_resident_id", "TOWN_A", "TOWN_B", "VALID_ID"]
+
+
+_TEST_PREFIX = re.compile(r"^(t[0-9a-f]{10})[.-]")
+
+
+def sweep_stale_test_buses(amqp_url: str, idle_minutes: float = 10.0) -> list[str]:
+    """Remove what earlier, killed test runs left on the broker: the queues, exchanges, users and policy
+    of every test bus prefix older than `idle_minutes` none of whose queues has a consumer.
+
+    Quorum queues hold file handles in RabbitMQ; enough leftovers stall every new connection."""
+    base, creds, _vhost = management_url(amqp_url)
+    api = requests.Session()
+    api.auth = creds
+    try:
+        listing = {kind: api.get(f"{base}/api/{kind}", timeout=10).json()
+                   for kind in ("queues/%2F", "exchanges/%2F", "users", "policies/%2F")}
+    except (requests.RequestException, ValueError):
+        return []
+    now = time.time()
+
+    def stale(prefix: str, queues: list) -> bool:
+        # a test prefix begins with the hex time it was made (see City.prefix)
+        born = int(prefix[1:9], 16)
+        return not any(q.get("consumers") for q in queues) and not (now - idle_minutes * 60 < born < now + 60)
+
+    by_prefix: dict[str, list] = {}
+    for kind, items in listing.items():
+        for item in items:
+            if m := _TEST_PREFIX.match(item["name"]):
+                by_prefix.setdefault(m.group(1), []).extend([item] if kind.startswith("queues") else [])
+    gone = {p for p, qs in by_prefix.items() if stale(p, qs)}
+    for kind, items in listing.items():
+        for item in items:
+            m = _TEST_PREFIX.match(item["name"])
+            if m and m.group(1) in gone:
+                try:
+                    api.delete(f"{base}/api/{kind}/{quote(item['name'], safe='')}", timeout=60)
+                except requests.RequestException:
+                    pass  # the next run sweeps it
+    return sorted(gone)

@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import calendar_cmd, catalog_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd
 
+    bus_cmd.register(sub)
     catalog_cmd.register(sub)
     calendar_cmd.register(sub)
     return p

@@ -61,7 +61,7 @@ class Running:
 
 
 def nameko_config(settings: Settings) -> dict:
-    return {"AMQP_URI": settings.amqp_url, "WEB_SERVER_ADDRESS": settings.web_address,
+    return {"AMQP_URI": settings.service_amqp_url, "WEB_SERVER_ADDRESS": settings.web_address,
             "serializer": "json", "max_workers": 10, "PARENT_CALLS_TRACKED": 10}
 
 
@@ -126,11 +126,12 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
     """Delete a throw-away deployment's queues, dead-letter and retry queues and exchanges (demo, tests)."""
     from kombu import Connection
 
-    from shared import registry
+    from shared import busauth, registry
     from shared.bus import Topology
 
     names = set()
     topologies = {}
+    kinds = {"probe"} | {s.service for s in layout}
     for settings in layout:
         topology = Topology.of(settings.with_(bus_prefix=prefix))
         topologies[topology.retry_delays] = topology
@@ -145,7 +146,10 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
             channel.queue_delete(name)
             channel.queue_delete(name + ".dlq")
         for topology in topologies.values():
-            for seconds in topology.retry_delays:
-                channel.queue_delete(topology.retry_queue(seconds).name)
+            for kind in sorted(kinds | set(busauth.KINDS)):
+                for seconds in topology.retry_delays:
+                    channel.queue_delete(topology.retry_queue(kind, seconds).name)
+        channel.queue_delete(Topology(prefix).redelivered_queue.name)
         for exchange in Topology(prefix).exchanges:
             channel.exchange_delete(exchange.name)
+    busauth.remove_policy(amqp_url, prefix)

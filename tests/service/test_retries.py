@@ -47,7 +47,7 @@ def test_a_failed_message_waits_in_a_retry_queue_then_is_handled_once(city):
     queue = _start_probe(city, handled=handled, poisoned=set(), failures={"P-1": 2}, tries=tries)
     city.publish(_probe_message("P-1"), "probe.x")
     # the wait happens in RabbitMQ: the message sits in the deployment's 1-second retry queue
-    wait_for(lambda: city.queue_depth(f"{city.prefix}.retry.1000ms") == 1, interval=0.05,
+    wait_for(lambda: city.queue_depth(f"{city.prefix}.retry-probe.1000ms") == 1, interval=0.05,
              what="the message parked in the 1 s retry queue")
     wait_for(lambda: handled == ["P-1"], what="handled after two waits")
     times = [t for _case, t in tries]
