@@ -34,9 +34,10 @@ def _env_delays(name: str, default: tuple) -> tuple:
 
 
 def _bus_users(env) -> str | None:
+    """TONGBAN_BUS_USERS: unset, the users are named after the bus prefix; `off`, none are used."""
     raw = env.get("TONGBAN_BUS_USERS")
     if raw is None or raw == "":
-        return env.get("TONGBAN_BUS_PREFIX") or "tongban"
+        return ""
     return None if raw.lower() in ("off", "no", "0", "false") else raw
 
 
@@ -165,4 +166,6 @@ class Settings:
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):
+            values["bus_users"] = values["bus_prefix"]  # the users are named after the bus they may use
         return cls(**values)

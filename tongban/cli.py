@@ -41,6 +41,15 @@ def cmd_up(args) -> int:
 
     configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
     base = _base_settings(args)
+    from shared.busauth import BusAuthError
+    from tongban import bus_cmd
+
+    try:
+        bus_cmd.prepare(base)  # the services' broker users, every queue of the registry, the policy
+    except BusAuthError as exc:
+        print(f"tongban up: {exc}\n(or set TONGBAN_BUS_USERS=off to connect every service with TONGBAN_AMQP_URL "
+              "as given)", file=sys.stderr)
+        return 2
     departments = args.departments or _catalogue_departments(base)
     layout = host_layout(base, towns=args.towns, departments=departments, first_port=args.port)
     cluster = Cluster()

@@ -20,10 +20,12 @@ from pathlib import Path
 import eventlet
 import requests
 
+from shared import busauth
 from shared.auth import issue_token
 from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
+from tongban import bus_cmd
 from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -102,6 +104,7 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     cluster = Cluster()
     started = time.monotonic()
     try:
+        bus_cmd.prepare(base)  # the services' broker users, every queue of the registry, the policy
         for settings in layout:
             cluster.start(settings)
         say(f"started {len(layout)} instances on bus prefix {base.bus_prefix}")
@@ -115,6 +118,8 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         if not keep:
             try:
                 remove_bus(base.amqp_url, base.bus_prefix, layout)
+                if base.bus_users:
+                    busauth.delete_users(base.amqp_url, base.bus_users)
             except Exception as exc:  # leftovers are harmless; say so rather than fail the demo
                 print(f"note: could not remove the demo's queues ({exc})", file=sys.stderr)
             shutil.rmtree(data_dir, ignore_errors=True)
