@@ -11,6 +11,7 @@ import re
 from functools import partial
 
 from kombu import Connection, Exchange, Queue, binding
+from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.messaging import Consumer, QueueConsumer
@@ -290,6 +291,19 @@ class ConfirmedPublisher:
 
 class Unroutable(Exception):
     """No queue is bound for this routing key (the broker returned the message)."""
+
+
+def consumer_counts(amqp_url: str, queue_names: list[str], timeout: float = 3.0) -> dict[str, int | None]:
+    """How many consumers each queue has now (passive declares; None where the queue does not exist)."""
+    counts: dict[str, int | None] = {}
+    with Connection(amqp_url, connect_timeout=timeout) as conn:
+        for name in queue_names:
+            try:
+                _name, _messages, consumers = conn.default_channel.queue_declare(name, passive=True)
+                counts[name] = consumers
+            except ChannelError:  # no such queue: the broker closed the channel; the next name gets a new one
+                counts[name] = None
+    return counts
 
 
 def broker_reachable(amqp_url: str, timeout: float = 3.0) -> tuple[bool, str]:

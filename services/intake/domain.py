@@ -71,6 +71,13 @@ def allowed_actions(current: str | None) -> list[str]:
     return sorted(a for a, (frm, _to) in TRANSITIONS.items() if current in frm)
 
 
+def unserved(departments: list[str], served: dict[str, bool] | None) -> list[str]:
+    """The departments known to have no service consuming their work (unknown counts as served)."""
+    if not served:
+        return []
+    return [d for d in departments if served.get(d) is False]
+
+
 def case_number(town: str, day: date, sequence: int) -> str:
     """Readable and unique across the city: accepting town, acceptance date, daily sequence."""
     return f"{town}-{day:%Y%m%d}-{sequence:05d}"

@@ -32,6 +32,8 @@ class Case(Base):
     applicant_type: Mapped[str] = mapped_column(sa.String(12), nullable=False, default="person")
     applicant_town: Mapped[str | None] = mapped_column(sa.String(9))
     departments: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    # departments no approval instance consumed work for when the case was routed (its work waits)
+    unserved_departments: Mapped[list | None] = mapped_column(sa.JSON)
     routed_version: Mapped[int | None] = mapped_column(sa.Integer)
     missing: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
     deferred: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)

@@ -17,6 +17,7 @@ from shared.workdays import WorkingCalendar
 
 from services.intake.schemas import (ExtensionSchema, MaterialsSchema, PauseSchema, ReasonSchema,
                                      SubmitCaseSchema)
+from services.intake.metrics import WindowMetrics
 from services.intake.window import Window
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -47,6 +48,7 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
     class IntakeService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS)
+        window_metrics = WindowMetrics(window)
 
         @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema)
         def submit_case(self, call: ApiCall):
@@ -154,6 +156,11 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
             if message.type == "case.department":
                 return window.apply_department_action(tx, message)
             return window.apply_decision(tx, message)
+
+        @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)
+        def refresh_served(self):
+            """Which departments an approval instance serves now: a case for one nobody serves is flagged."""
+            self.window_metrics.refresh_served()
 
         @timer(interval=settings.extra.get("calendar_refresh_seconds", 30))
         def refresh_calendar(self):

@@ -33,6 +33,9 @@ class Window:
     clock: Clock
     work_exchange: str
     window_name: str = "综合受理窗口"
+    # department -> whether an approval instance consumes its work now (None until first looked at)
+    served: dict[str, bool] | None = None
+    unserved_cases: object = None  # a Counter by department, bound to the instance's /metrics
 
     @property
     def catalog(self) -> Catalog:
@@ -423,7 +426,11 @@ class Window:
             "advice": case.advice, "outcome": case.outcome, "reason": case.reason,
             "result_number": case.result_number, "completed_on": case.completed_on,
             "allowed_actions": domain.allowed_actions(case.status),
+            "departments_not_served": case.unserved_departments or [],
         }
+        if case.unserved_departments and case.status not in domain.TERMINAL:
+            out["warning"] = (f"no service is handling the work of {', '.join(case.unserved_departments)} now: "
+                              "the case is accepted and its work waits in the department's queue")
         if with_history:
             repo = Ledger(tx.session)
             out["departments_progress"] = self._progress(case, repo.decisions(case.case_number))
@@ -504,13 +511,28 @@ class Window:
         Routed again after the back office asked for more materials, it goes to those yet to decide."""
         case.routed_version = case.version
         decided = {d.department for d in Ledger(tx.session).decisions(case.case_number)} if only_undecided else set()
-        for dept in [d for d in case.departments if d not in decided]:
+        routed = [d for d in case.departments if d not in decided]
+        self._note_unserved(tx, case, routed)
+        for dept in routed:
             tx.publish(self._message("case.routed", case, {
                 "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
                 "item_name": case.item_name, "department": dept, "kind": kind or case.kind,
                 "deadline": case.deadline, "auto_decide": bool(item["auto_decide"]) and case.kind == "instant",
                 "lead_department": case.department, "departments": case.departments}),
                 rk_routed(dept, case.handling_town), exchange=self.work_exchange)
+
+    def _note_unserved(self, tx: Tx, case: Case, departments: list[str]) -> None:
+        """The law says accept even when no one serves the department now; the case and a metric say so.
+
+        Its work still waits in the department's queue (the registry declares one for every department)."""
+        unserved = domain.unserved(departments, self.served)
+        if not unserved:
+            return
+        case.unserved_departments = sorted(set(case.unserved_departments or []) | set(unserved))
+        log.warning("case.department_not_served", departments=unserved)
+        counter = self.unserved_cases
+        if counter is not None:
+            tx.after_commit(lambda: [counter.labels(department=d).inc() for d in unserved])
 
     def _issue_for(self, tx: Tx, case: Case, item: dict, action: str) -> None:
         """The notices (文书) each step owes the applicant."""

@@ -169,3 +169,26 @@ def test_a_notice_published_before_notify_ever_ran_is_delivered_once_it_starts(c
              what="both notices delivered")
     eventlet.sleep(0.5)
     assert city.stats("notify")["total"] == 2
+
+
+def test_a_case_for_a_department_nobody_serves_is_accepted_and_flagged(city):
+    # the layout of docker-compose.yml: two departments; a case for a third (林业) comes in
+    city.start("intake-320583101", "approval-minzheng", "approval-renshe")
+    wait_for(lambda: _metric(city, "intake-320583101", "tongban_department_served", department="minzheng") == 1,
+             what="the window has looked at the departments' queues")
+    materials = ["idcard", "ownership", "bank"]
+    r = city.submit("LY-0002", TOWN_A, materials=materials)
+    assert r.status_code == 201, r.text
+    view = r.json()
+    assert view["status"] == "in_review" and view["deadline"], "accepted, with its promised date"
+    assert view["departments_not_served"] == ["linye"]
+    assert "linye" in view["warning"]
+    case = city.case(view["case_number"])
+    assert case["departments_not_served"] == ["linye"]
+    assert _metric(city, "intake-320583101", "tongban_cases_unserved_total", department="linye") == 1
+    assert _metric(city, "intake-320583101", "tongban_department_served", department="linye") == 0
+    # its work waits in linye's queue, declared by the registry though no linye instance ever ran
+    wait_for(lambda: city.queue_depth(city.queue("approval-linye", "work")) == 1, what="the work waiting")
+    # a case for a served department is not flagged
+    served = city.submit("MZ-0001", TOWN_A).json()
+    assert served["departments_not_served"] == [] and "warning" not in served
