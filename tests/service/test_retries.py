@@ -192,3 +192,20 @@ def test_a_case_for_a_department_nobody_serves_is_accepted_and_flagged(city):
     # a case for a served department is not flagged
     served = city.submit("MZ-0001", TOWN_A).json()
     assert served["departments_not_served"] == [] and "warning" not in served
+
+
+def test_a_message_whose_consumer_keeps_dying_is_dead_lettered_by_the_policy_not_dropped(city):
+    from kombu import Connection, Queue
+
+    city.ensure_users()  # the operator's declare: queues and the policy with the delivery limit
+    queue = city.queue("notify", "notices")
+    message = _probe_message(f"{TOWN_A}-20261125-00042")
+    city.publish(message, "case.updated." + TOWN_A)
+    redelivered = f"{city.prefix}.broker.redelivered.dlq"
+    with Connection(city.amqp_url) as conn:
+        for _ in range(city.delivery_limit + 1):  # a consumer that dies before it settles, again and again
+            got = wait_for(lambda: Queue(queue, no_declare=True)(conn.default_channel).get(no_ack=False),
+                           what="the message back in its queue")
+            got.requeue()
+    wait_for(lambda: city.queue_depth(redelivered) == 1, what="dead-lettered after the delivery limit")
+    assert city.queue_depth(queue) == 0
