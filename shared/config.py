@@ -13,6 +13,10 @@ from pathlib import Path
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEV_SECRET = "tongban-dev-secret-change-me"
 DEV_BUS_SECRET = "tongban-dev-bus-secret-change-me"
+# a kind's broker password given outright (a pod of that kind gets only its own)
+BUS_PASSWORD_VARIABLES = {"intake": "TONGBAN_BUS_PASSWORD_INTAKE", "approval": "TONGBAN_BUS_PASSWORD_APPROVAL",
+                          "agent": "TONGBAN_BUS_PASSWORD_AGENT", "notify": "TONGBAN_BUS_PASSWORD_NOTIFY",
+                          "evaluation": "TONGBAN_BUS_PASSWORD_EVALUATION"}
 
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -88,6 +92,7 @@ class Settings:
     bus_passwords: dict = field(default_factory=dict)  # … unless given here, by kind
     relay_interval: float = 0.5  # seconds between outbox polls when idle
     relay_window: int = 500  # outbox rows published per round, confirms outstanding
+    relay_min_gap: float = 0.02  # seconds at least between the starts of two rounds (batches commits)
     relay_confirm_timeout: float = 10.0  # seconds to wait for a window's confirms before trying again
     relay_lease: float = 30.0  # seconds a claimed row is left to its relay before another may take it
     outbox_max_age: float = 60.0  # /health is degraded when an unsent outbox row is older (seconds)
@@ -155,11 +160,10 @@ class Settings:
             # on by default, named after the bus prefix; TONGBAN_BUS_USERS=off connects with the URL as given
             bus_users=_bus_users(env),
             bus_secret=env.get("TONGBAN_BUS_SECRET") or DEV_BUS_SECRET,
-            bus_passwords={kind: env[f"TONGBAN_BUS_PASSWORD_{kind.upper()}"] for kind in
-                           ("intake", "approval", "agent", "notify", "evaluation")
-                           if env.get(f"TONGBAN_BUS_PASSWORD_{kind.upper()}")},
+            bus_passwords={kind: env[name] for kind, name in BUS_PASSWORD_VARIABLES.items() if env.get(name)},
             relay_interval=_env_float("TONGBAN_RELAY_INTERVAL", 0.5),
             relay_window=_env_int("TONGBAN_RELAY_WINDOW", 500),
+            relay_min_gap=_env_float("TONGBAN_RELAY_MIN_GAP", 0.02),
             relay_confirm_timeout=_env_float("TONGBAN_RELAY_CONFIRM_TIMEOUT", 10.0),
             relay_lease=_env_float("TONGBAN_RELAY_LEASE", 30.0),
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
