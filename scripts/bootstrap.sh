@@ -219,8 +219,9 @@ start_rabbit() {
     if systemd_is_init; then
         as_root systemctl start rabbitmq-server >/dev/null 2>&1 || true
     else
-        # The Debian wrapper switches to the rabbitmq user itself.
-        as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+        # The Debian wrapper switches to the rabbitmq user itself. Every quorum queue holds file
+        # handles: start it with room for a city's queues, not the shell's 1024.
+        ( ulimit -n 65536 2>/dev/null || true; as_root rabbitmq-server -detached >/dev/null 2>&1 ) || true
     fi
     wait_for 60 rabbit_alive \
         || die "RabbitMQ did not answer within 60 s; see /var/log/rabbitmq/"
@@ -252,6 +253,23 @@ ensure_rabbitmq() {
     fi
 
     ensure_rabbit_plugins
+    ensure_rabbit_file_handles
+}
+
+# RabbitMQ budgets file handles from its open-files limit at start (927 under the usual 1024) and
+# counts a quorum queue's reservations against it; a deployment's registry has ~110 quorum queues,
+# and once the budget is spent every new connection stalls. Most reservations are never opened, so
+# a larger budget is safe; it lasts until the broker restarts (this runs before every `./run`).
+RABBIT_FILE_HANDLES=8192
+ensure_rabbit_file_handles() {
+    can_root && command -v rabbitmqctl >/dev/null 2>&1 || return 0
+    local limit
+    limit="$(as_root rabbitmqctl -q eval 'proplists:get_value(total_limit, file_handle_cache:info([total_limit])).' 2>/dev/null || true)"
+    [[ $limit =~ ^[0-9]+$ ]] || return 0
+    if (( limit < RABBIT_FILE_HANDLES )); then
+        as_root rabbitmqctl -q eval "file_handle_cache:set_limit($RABBIT_FILE_HANDLES)." >/dev/null 2>&1 \
+            && say "RabbitMQ file-handle budget raised from $limit to $RABBIT_FILE_HANDLES (room for quorum queues)"
+    fi
 }
 
 ensure_rabbit_plugins() {
