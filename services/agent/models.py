@@ -1,4 +1,4 @@
-"""Replies owed to villagers (回复): storage behind a small repository."""
+"""Replies owed to villagers (回复) and the cases agents submitted: storage behind small repositories."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,6 +12,18 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class AgentCase(Base):
+    """A case a village agent submitted, as the centre announced it (case.accepted with via_agent)."""
+
+    __tablename__ = "agent_cases"
+
+    case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    agent: Mapped[str] = mapped_column(sa.String(64), nullable=False, index=True)
+    accepting_town: Mapped[str] = mapped_column(sa.String(9), nullable=False)
+    item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    accepted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+
 class Reply(Base):
     __tablename__ = "replies"
 
@@ -22,6 +34,29 @@ class Reply(Base):
     item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # to_reply | replied
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+
+class AgentCases:
+    def __init__(self, session: Session):
+        self.s = session
+
+    def get(self, case_number: str) -> AgentCase | None:
+        return self.s.get(AgentCase, case_number)
+
+    def record(self, case: AgentCase) -> None:
+        """Keep the case as first announced (a redelivered case.accepted changes nothing)."""
+        dialect = self.s.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - the suite runs on these two
+            raise RuntimeError(f"no insert-or-ignore for {dialect}")
+        values = {c.key: getattr(case, c.key) for c in AgentCase.__table__.columns}
+        self.s.execute(insert(AgentCase).values(**values).on_conflict_do_nothing(index_elements=["case_number"]))
+
+    def count(self) -> int:
+        return self.s.execute(sa.select(sa.func.count()).select_from(AgentCase)).scalar_one()
 
 
 class Replies:

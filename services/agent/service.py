@@ -22,11 +22,13 @@ def build_service(settings: Settings, clock: Clock | None = None):
         platform = Platform(settings, VERSIONS)
 
         @consume(settings, "results")
-        def on_completed(self, tx, message: Message):
-            """A case finished: if an agent submitted it, the agent owes the villager a reply."""
-            if message.type != "case.completed":
-                return "ignored"
-            return station.on_completed(tx, message)
+        def on_result(self, tx, message: Message):
+            """An agent's case accepted (kept), then finished: the agent owes the villager a reply."""
+            if message.type == "case.accepted":
+                return station.on_accepted(tx, message)
+            if message.type == "case.completed":
+                return station.on_completed(tx, message)
+            return "ignored"
 
         @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"))
         def replies(self, call: ApiCall):

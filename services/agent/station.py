@@ -8,17 +8,35 @@ from shared.clock import Clock
 from shared.contracts import Message
 from shared.store import Tx
 
-from services.agent.models import Replies, Reply
+from services.agent.models import AgentCase, AgentCases, Replies, Reply
+
+
+class CaseNotHeardOf(Exception):
+    """A result for an agent's case the station never heard accepted: its case.accepted may still be
+    on its way, so the message waits and comes again (and is dead-lettered after the last try)."""
 
 
 @dataclass
 class Station:
     clock: Clock
 
-    def on_completed(self, tx: Tx, message: Message) -> str:
+    def on_accepted(self, tx: Tx, message: Message) -> str:
+        """A centre accepted a case: if an agent submitted it, the station keeps it to await its result."""
         p = message.payload
         if not p.get("via_agent"):
             return "not_ours"
+        AgentCases(tx.session).record(AgentCase(
+            case_number=message.case_number, agent=p["via_agent"], accepting_town=p["accepting_town"],
+            item_name=p["item_name"], accepted_at=message.occurred_at))
+        return "recorded"
+
+    def on_completed(self, tx: Tx, message: Message) -> str:
+        """A case an agent submitted finished: the agent owes the villager a reply."""
+        p = message.payload
+        if not p.get("via_agent"):
+            return "not_ours"
+        if AgentCases(tx.session).get(message.case_number) is None:
+            raise CaseNotHeardOf(f"no agent case {message.case_number} heard of")
         repo = Replies(tx.session)
         if repo.exists(message.case_number):
             return "duplicate"
@@ -33,4 +51,4 @@ class Station:
                  "status": r.status, "created_at": r.created_at} for r in Replies(tx.session).for_agent(agent)]
 
     def stats(self, tx: Tx) -> dict:
-        return {"replies_owed": Replies(tx.session).count()}
+        return {"replies_owed": Replies(tx.session).count(), "agent_cases": AgentCases(tx.session).count()}

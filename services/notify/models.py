@@ -1,4 +1,4 @@
-"""Contacts and the delivery log: storage behind a small repository."""
+"""Contacts, the cases notify has heard of, and the delivery log: storage behind small repositories."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -25,7 +25,24 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(sa.String(200))
 
 
+class KnownCase(Base):
+    """A case a centre opened (case.accepted, or case.updated for a consultation): notices for it may go out."""
+
+    __tablename__ = "known_cases"
+
+    case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    accepting_town: Mapped[str] = mapped_column(sa.String(9), nullable=False)
+    heard_from: Mapped[str] = mapped_column(sa.String(40), nullable=False)  # the message type that told us
+    heard_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+
 class Delivery(Base):
+    """One notice to one applicant, sent at most once.
+
+    status: queued -> sending -> sent | in_doubt, or sending -> failed (the channel did not send) -> sending …
+    The row is committed as `sending` before the channel is called; its id is the channel's idempotency key.
+    """
+
     __tablename__ = "deliveries"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -36,8 +53,44 @@ class Delivery(Base):
     text: Mapped[str] = mapped_column(sa.Text, nullable=False)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    # who and what it goes to, as the notice named them (the case's contact may change later)
+    recipient: Mapped[str | None] = mapped_column(sa.String(20))
+    accepting_town: Mapped[str | None] = mapped_column(sa.String(9))
+    case_version: Mapped[int | None] = mapped_column(sa.Integer)
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
+    sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    channel_status: Mapped[str | None] = mapped_column(sa.String(40))  # what the channel answered
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (sa.UniqueConstraint("case_number", "notice_id"),)
+
+
+def insert_ignoring_duplicates(session: Session, model, values: dict, key: list[str]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL (two workers may hear of a case at once)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the suite runs on these two
+        raise RuntimeError(f"no insert-or-ignore for {dialect}")
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+
+
+class KnownCases:
+    def __init__(self, session: Session):
+        self.s = session
+
+    def get(self, case_number: str) -> KnownCase | None:
+        return self.s.get(KnownCase, case_number)
+
+    def record(self, case_number: str, accepting_town: str, heard_from: str, at: datetime) -> KnownCase:
+        """The case as first heard of (an existing record is kept as it is)."""
+        insert_ignoring_duplicates(self.s, KnownCase, {
+            "case_number": case_number, "accepting_town": accepting_town, "heard_from": heard_from,
+            "heard_at": at}, ["case_number"])
+        return self.s.get(KnownCase, case_number, populate_existing=True)
 
 
 class Deliveries:
@@ -50,18 +103,39 @@ class Deliveries:
     def save_contact(self, contact: Contact) -> None:
         self.s.merge(contact)
 
-    def exists(self, case_number: str, notice_id: int) -> bool:
-        return self.s.scalars(sa.select(Delivery.id).where(
-            Delivery.case_number == case_number, Delivery.notice_id == notice_id)).first() is not None
+    def find(self, case_number: str, notice_id: int, for_update: bool = False) -> Delivery | None:
+        q = sa.select(Delivery).where(Delivery.case_number == case_number, Delivery.notice_id == notice_id)
+        if for_update:
+            q = q.with_for_update()
+        return self.s.scalars(q).first()
+
+    def get(self, delivery_id: int, for_update: bool = False) -> Delivery | None:
+        return self.s.get(Delivery, delivery_id, with_for_update=for_update, populate_existing=True)
 
     def add(self, delivery: Delivery) -> None:
         self.s.add(delivery)
         self.s.flush()
+
+    def claim(self, delivery_id: int, claimable: tuple[str, ...], now: datetime) -> bool:
+        """Take the delivery for sending; False if it is not waiting to be sent (someone else has it)."""
+        result = self.s.execute(
+            sa.update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status.in_(claimable))
+            .values(status="sending", attempts=Delivery.attempts + 1, sending_since=now)
+            .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+    def sending(self, for_update: bool = False) -> list[Delivery]:
+        q = sa.select(Delivery).where(Delivery.status == "sending").order_by(Delivery.id)
+        return list(self.s.scalars(q.with_for_update() if for_update else q))
 
     def for_case(self, case_number: str) -> list[Delivery]:
         return list(self.s.scalars(sa.select(Delivery).where(Delivery.case_number == case_number)
                                    .order_by(Delivery.id)))
 
     def counts(self) -> dict:
-        rows = self.s.execute(sa.select(Delivery.notice_kind, sa.func.count()).group_by(Delivery.notice_kind)).all()
-        return {kind: n for kind, n in rows}
+        """Sent notices by kind, and every delivery by status."""
+        sent = self.s.execute(sa.select(Delivery.notice_kind, sa.func.count()).where(Delivery.status == "sent")
+                              .group_by(Delivery.notice_kind)).all()
+        statuses = self.s.execute(sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)).all()
+        return {"by_kind": {kind: n for kind, n in sent}, "by_status": {status: n for status, n in statuses}}
