@@ -156,6 +156,7 @@ class Platform(DependencyProvider):
             log.warning("message.unacceptable", queue=queue_name, reason=exc.reason)
             raise
         except Exception:
+            outcome = "error"  # a step after the commit may fail once the handler's outcome was set
             log.exception("message.failed", queue=queue_name)
             raise
         finally:
@@ -184,16 +185,23 @@ class Platform(DependencyProvider):
 
     def _relay_loop(self):
         relay = self._outbox_relay()
+        gap = self.settings.relay_min_gap
+        last = 0.0
         while not self._stopping:
+            # under load, commits come faster than windows are worth it: leave at least `gap` between
+            # the starts of two rounds, so one window takes what several transactions wrote (a lone
+            # commit after a quiet spell still leaves at once)
+            wait = last + gap - time.monotonic()
+            eventlet.sleep(wait if wait > 0 else 0)  # and HTTP and message workers run between windows
             self._wake.clear()  # a commit from now on wakes the pause below
+            last = time.monotonic()
             try:
-                sent = relay.relay_once()
+                relay.relay_once()
             except Exception:  # a database hiccup must not end the relay
                 log.exception("outbox.relay_error")
-                sent = 0
-            if sent:
-                eventlet.sleep(0)  # HTTP and message workers run between windows
-                continue
+                relay.last_claimed = 0
+            if relay.last_claimed >= relay.window:
+                continue  # a full window: more is due now
             self._wake.wait(self.settings.relay_interval)
 
     def relay_once(self, limit: int | None = None) -> int:

@@ -4,9 +4,10 @@ import logging
 
 import eventlet
 
-from shared.contracts import make_message, rk_decided, rk_notice_issued
+from shared.contracts import make_message, rk_accepted, rk_decided, rk_notice_issued
 from shared.logging import configure_logging
 from tests.service.probe import build_probe
+from tests.service.test_notify_once import case_accepted
 from tests.support import TOWN_A, TOWN_B, VALID_ID, wait_for
 from tongban import cli
 
@@ -121,6 +122,7 @@ def test_malformed_messages_are_dead_lettered_at_once_and_the_consumer_goes_on(c
     bad_payload["payload"]["contact"]["phone"] = "12345"
     city.publish_raw(bad_payload, rk)
     city.publish_raw(["a", "list"], rk)
+    city.publish(case_accepted("320583101-20261124-00003"), rk_accepted(TOWN_A))  # notify heard of the case
     city.publish(_notice("320583101-20261124-00003"), rk)
     wait_for(lambda: city.stats("notify")["total"] == 1, what="the good message handled")
     wait_for(lambda: city.queue_depth(queue + ".dlq") == 4, what="four dead letters")
