@@ -36,7 +36,7 @@ class ServiceMetrics:
             registry=r)
         self.outbox_failures = Counter(
             "tongban_outbox_publish_failures_total",
-            "Outbox messages that did not leave on a try, by reason (unroutable, nack, broker)", ["reason"], registry=r)
+            "Outbox messages that did not leave on a try, by reason (unroutable, refused, nack, broker)", ["reason"], registry=r)
         self.messages_settled = Counter(
             "tongban_messages_settled_total",
             "Failed messages sent to wait for another try (retry) or to the dead-letter queue (dead)",

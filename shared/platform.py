@@ -199,8 +199,8 @@ class Platform(DependencyProvider):
                 relay.relay_once()
             except Exception:  # a database hiccup must not end the relay
                 log.exception("outbox.relay_error")
-                relay.last_claimed = 0
-            if relay.last_claimed >= relay.window:
+                relay.more_due = False
+            if relay.more_due:
                 continue  # a full window: more is due now
             self._wake.wait(self.settings.relay_interval)
 

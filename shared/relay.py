@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import amqp
 import eventlet
-from amqp.exceptions import AMQPError
+from amqp.exceptions import AMQPError, ChannelError
 from kombu.utils.url import parse_url
 
 from shared.logging import get_logger
@@ -53,6 +53,7 @@ class WindowResult:
     nacked: list[OutboxRow] = field(default_factory=list)
     unsettled: list[OutboxRow] = field(default_factory=list)  # no answer in time, or the broker went away
     error: str | None = None
+    refused: bool = False  # the broker closed the channel over one of the publishes (403 access, 404 exchange)
 
 
 class _Window:
@@ -104,6 +105,10 @@ class OutboxRelay:
         self._current: _Window | None = None
         self._retry_connect_at = 0.0
         self._connect_failures = 0
+        self.more_due = False  # the last round took a full window (or is finding a refused row): go on at once
+        # after the broker refused one publish of a window (it closes the channel, not saying which),
+        # the next rounds take one row each, so the refused row waits alone and the others leave
+        self._single_rounds = 0
 
     # --- the broker connection --------------------------------------------------------------------
 
@@ -176,13 +181,17 @@ class OutboxRelay:
 
     def relay_once(self, limit: int | None = None) -> int:
         """Publish one window of due rows; returns how many the broker acked (0: nothing to do or no broker)."""
+        self.more_due = False
         if not self._connect():
             return 0
-        rows = self.store.claim_outbox(limit or self.window, self.lease_seconds)
+        size = 1 if self._single_rounds > 0 else (limit or self.window)
+        rows = self.store.claim_outbox(size, self.lease_seconds)
+        self._single_rounds = max(0, self._single_rounds - 1) if rows else 0
         if not rows:
             return 0
         result = self.publish_window(rows)
         self._record(result)
+        self.more_due = len(rows) >= size or self._single_rounds > 0
         return len(result.acked)
 
     def publish_window(self, rows: list[OutboxRow]) -> WindowResult:
@@ -214,6 +223,7 @@ class OutboxRelay:
             self._drop()
             # what was acked before the error stays acked; the rest goes again later
             result = window.abandon(f"{exc.__class__.__name__}: {exc}")
+            result.refused = isinstance(exc, ChannelError)
             result.unsettled.extend(rows[sent:])
             return result
         finally:
@@ -236,7 +246,18 @@ class OutboxRelay:
             log.warning("outbox.nacked", count=len(result.nacked), first_message_id=result.nacked[0].message_id)
             self.store.mark_failed(result.nacked, "nacked by the broker")
             self._count_failure("nack", len(result.nacked))
-        if result.unsettled:
+        if result.unsettled and result.refused and len(result.unsettled) > 1:
+            # one of them was refused: try each alone, at once, to find which
+            log.warning("outbox.publish_refused", error=result.error, suspects=len(result.unsettled))
+            self.store.release_outbox(r.id for r in result.unsettled)
+            self._single_rounds = len(result.unsettled)
+        elif result.unsettled and result.refused:
+            (row,) = result.unsettled
+            log.error("outbox.refused", error=result.error, routing_key=row.routing_key, exchange=row.exchange,
+                      message_id=row.message_id, case_number=row.case_number(), attempts=row.attempts + 1)
+            self.store.mark_failed(result.unsettled, f"refused: {result.error}")
+            self._count_failure("refused", 1)
+        elif result.unsettled:
             log.warning("outbox.publish_failed", error=result.error, unsettled=len(result.unsettled),
                         first_message_id=result.unsettled[0].message_id)
             self.store.mark_failed(result.unsettled, result.error or "not confirmed")

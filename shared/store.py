@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts import Message
@@ -173,10 +174,22 @@ class Store:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
         if not ids:
             return 0
+        t = outbox_table
+        if self.engine.dialect.name == "postgresql":  # one array parameter instead of one per id
+            where = t.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.Integer)))
+        else:
+            where = t.c.id.in_(ids)
         with self.engine.begin() as conn:
-            conn.execute(outbox_table.update().where(outbox_table.c.id.in_(ids))
-                         .values(published_at=utcnow(), next_attempt_at=None))
+            conn.execute(t.update().where(where).values(published_at=utcnow(), next_attempt_at=None))
         return len(ids)
+
+    def release_outbox(self, row_ids) -> None:
+        """Give claimed rows back at once (due again now), without counting a failed try."""
+        ids = list(row_ids)
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(outbox_table.update().where(outbox_table.c.id.in_(ids))
+                             .where(outbox_table.c.published_at.is_(None)).values(next_attempt_at=None))
 
     def mark_failed(self, rows, error: str) -> None:
         """Rows that did not leave: try again after a backoff that grows with their attempts (up to a

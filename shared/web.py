@@ -83,6 +83,28 @@ class HttpEntrypoint(HttpRequestHandler):
 http = HttpEntrypoint.decorator
 
 
+class ImmediateHttpEntrypoint(HttpEntrypoint):
+    """An endpoint answered in the web server's own green thread, without a nameko worker.
+
+    A worker waits for a free slot of the container's pool (max_workers): under load every slot may
+    be busy with requests waiting on the database, and /health would wait behind them. Only for
+    handlers that do no I/O and use nothing but `self.platform` (the health routes).
+    """
+
+    def handle_request(self, request):
+        request.shallow = False
+        try:
+            args, kwargs = self.get_entrypoint_parameters(request)
+            service = self.container.service_cls()
+            service.platform = next(d for d in self.container.dependencies if d.attr_name == "platform")
+            return self.response_from_result(getattr(service, self.method_name)(*args, **kwargs))
+        except Exception as exc:
+            return self.response_from_exception(exc)
+
+
+immediate_http = ImmediateHttpEntrypoint.decorator
+
+
 @dataclass
 class ApiCall:
     """What a handler gets: who asks, the checked body, path parameters and query arguments."""
@@ -129,8 +151,10 @@ def _read_json(request, schema: Schema) -> dict:
 
 
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
-        public: bool = False):
-    """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload."""
+        public: bool = False, immediate: bool = False):
+    """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
+
+    `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 
     def decorator(fn):
         route = f"{method} {path}"
@@ -176,7 +200,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__
         entry.api_route = (method, path, roles, schema, public)
-        return http(method, path)(entry)
+        return (immediate_http if immediate else http)(method, path)(entry)
 
     return decorator
 
@@ -184,16 +208,17 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
 class PlatformEndpoints:
     """/health, /metrics and /openapi.json, served by every service without a token."""
 
-    @api("GET", "/health", public=True)
+    @api("GET", "/health", public=True, immediate=True)
     def health(self, call: ApiCall):
         """Readiness: 200 when every background check passes, 503 "degraded" with what failed.
 
         Answered from checks a background thread keeps fresh (database, broker, the oldest unsent
-        outbox message, unroutable messages), so it never waits on a busy database or broker."""
+        outbox message, unroutable messages), so it never waits on a busy database or broker, nor
+        for a free worker."""
         report = self.platform.health_report()
         return (200 if report["status"] == "ok" else 503), report
 
-    @api("GET", "/health/live", public=True)
+    @api("GET", "/health/live", public=True, immediate=True)
     def health_live(self, call: ApiCall):
         """Liveness: 200 while the process serves requests; the body still says what is degraded."""
         return 200, self.platform.health_report()

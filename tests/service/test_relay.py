@@ -275,3 +275,45 @@ def test_the_relay_holds_no_transaction_while_it_waits_for_confirms(bus, amqp_ur
     finally:
         relay.close()
         store.dispose()
+
+
+def test_a_refused_publish_waits_alone_and_the_rest_of_its_window_leaves(bus, amqp_url, tmp_path):
+    """With topic permissions the broker closes the channel over a routing key the user may not use,
+    without saying which publish it was: the relay finds it by trying the window's rows one by one."""
+    import requests
+    from kombu.utils.url import parse_url
+
+    parts = parse_url(amqp_url)
+    api = f"http://{parts['hostname']}:15672/api"
+    admin = requests.Session()
+    admin.auth = (parts["userid"], parts["password"])
+    user = f"{bus.exchange}-relay"
+    assert admin.put(f"{api}/users/{user}", json={"password": "pw", "tags": ""}).ok
+    try:
+        assert admin.put(f"{api}/permissions/%2F/{user}",
+                         json={"configure": "^$", "write": ".*", "read": "^$"}).ok
+        assert admin.put(f"{api}/topic-permissions/%2F/{user}",
+                         json={"exchange": bus.exchange, "write": r"^relaytest\.", "read": ".*"}).ok
+        store = make_store(f"sqlite:///{tmp_path / 'relay.db'}", bus)
+        metrics = ServiceMetrics("relaytest")
+        relay = OutboxRelay(store, f"amqp://{user}:pw@{parts['hostname']}:{parts['port']}//", metrics)
+        try:
+            ids = add_rows(store, 3)
+            (refused,) = add_rows(store, 1, routing_key="forbidden.key")
+            ids += add_rows(store, 3)
+            for _ in range(20):
+                relay.relay_once()
+                if not relay.more_due:
+                    break
+            rows = outbox(store)
+            assert all(rows[i].published_at is not None for i in ids), "the others left"
+            assert rows[refused].published_at is None and rows[refused].attempts == 1
+            assert rows[refused].last_error.startswith("refused: AccessRefused")
+            assert sample(metrics, "tongban_outbox_publish_failures_total", reason="refused") == 1
+            got = [m.properties["message_id"] for m in bus.drain()]
+            assert set(got) == set(ids), "each arrived (those before the refused one perhaps twice)"
+        finally:
+            relay.close()
+            store.dispose()
+    finally:
+        admin.delete(f"{api}/users/{user}")
