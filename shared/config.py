@@ -92,7 +92,7 @@ class Settings:
     bus_passwords: dict = field(default_factory=dict)  # … unless given here, by kind
     relay_interval: float = 0.5  # seconds between outbox polls when idle
     relay_window: int = 500  # outbox rows published per round, confirms outstanding
-    relay_min_gap: float = 0.02  # seconds at least between the starts of two rounds (batches commits)
+    relay_min_gap: float = 0.05  # seconds at least between the starts of two rounds (batches commits)
     relay_confirm_timeout: float = 10.0  # seconds to wait for a window's confirms before trying again
     relay_lease: float = 30.0  # seconds a claimed row is left to its relay before another may take it
     outbox_max_age: float = 60.0  # /health is degraded when an unsent outbox row is older (seconds)
@@ -163,7 +163,7 @@ class Settings:
             bus_passwords={kind: env[name] for kind, name in BUS_PASSWORD_VARIABLES.items() if env.get(name)},
             relay_interval=_env_float("TONGBAN_RELAY_INTERVAL", 0.5),
             relay_window=_env_int("TONGBAN_RELAY_WINDOW", 500),
-            relay_min_gap=_env_float("TONGBAN_RELAY_MIN_GAP", 0.02),
+            relay_min_gap=_env_float("TONGBAN_RELAY_MIN_GAP", 0.05),
             relay_confirm_timeout=_env_float("TONGBAN_RELAY_CONFIRM_TIMEOUT", 10.0),
             relay_lease=_env_float("TONGBAN_RELAY_LEASE", 30.0),
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
