@@ -186,23 +186,22 @@ class Platform(DependencyProvider):
     def _relay_loop(self):
         relay = self._outbox_relay()
         gap = self.settings.relay_min_gap
-        last = 0.0
         while not self._stopping:
-            # under load, commits come faster than windows are worth it: leave at least `gap` between
-            # the starts of two rounds, so one window takes what several transactions wrote (a lone
-            # commit after a quiet spell still leaves at once)
-            wait = last + gap - time.monotonic()
-            eventlet.sleep(wait if wait > 0 else 0)  # and HTTP and message workers run between windows
             self._wake.clear()  # a commit from now on wakes the pause below
-            last = time.monotonic()
+            started = time.monotonic()
             try:
                 relay.relay_once()
             except Exception:  # a database hiccup must not end the relay
                 log.exception("outbox.relay_error")
                 relay.more_due = False
-            if relay.more_due:
-                continue  # a full window: more is due now
+            if relay.more_due:  # a full window: more is due now
+                eventlet.sleep(0)  # HTTP and message workers run between windows
+                continue
             self._wake.wait(self.settings.relay_interval)
+            # woken by a commit: under load, commits come faster than windows are worth it, so a round
+            # starts at least `gap` after the last one and takes what several transactions wrote
+            # (a lone commit after a quiet spell still leaves at once)
+            eventlet.sleep(max(0.0, started + gap - time.monotonic()))
 
     def relay_once(self, limit: int | None = None) -> int:
         """Publish one window of due outbox rows with confirms outstanding; returns how many were acked.

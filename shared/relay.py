@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import amqp
 import eventlet
+from amqp import spec
 from amqp.exceptions import AMQPError, ChannelError
 from kombu.utils.url import parse_url
 
@@ -109,6 +110,8 @@ class OutboxRelay:
         # after the broker refused one publish of a window (it closes the channel, not saying which),
         # the next rounds take one row each, so the refused row waits alone and the others leave
         self._single_rounds = 0
+        # after a full window, the next one is claimed while this one's confirms are awaited
+        self._prefetch = None  # the green thread claiming it
 
     # --- the broker connection --------------------------------------------------------------------
 
@@ -147,7 +150,11 @@ class OutboxRelay:
             _close_quietly(conn)
 
     def close(self) -> None:
-        """Close the connection politely (on stop)."""
+        """Close the connection politely (on stop); rows claimed ahead are given back."""
+        try:
+            self._release_prefetched()
+        except Exception:  # they come back when their lease ends
+            log.warning("outbox.release_failed")
         conn, self._conn, self._channel = self._conn, None, None
         if conn is not None:
             try:
@@ -183,31 +190,79 @@ class OutboxRelay:
         """Publish one window of due rows; returns how many the broker acked (0: nothing to do or no broker)."""
         self.more_due = False
         if not self._connect():
+            self._release_prefetched()
             return 0
         size = 1 if self._single_rounds > 0 else (limit or self.window)
-        rows = self.store.claim_outbox(size, self.lease_seconds)
+        rows = self._take_prefetched(size)
+        if rows is None:
+            rows = self.store.claim_outbox(size, self.lease_seconds)
         self._single_rounds = max(0, self._single_rounds - 1) if rows else 0
         if not rows:
             return 0
-        result = self.publish_window(rows)
+        # a full window: likely more is due; claim it while the broker confirms this one
+        ahead = len(rows) >= size and self._single_rounds == 0
+        result = self.publish_window(rows, after_write=(lambda: self._prefetch_next(size)) if ahead else None)
         self._record(result)
-        self.more_due = len(rows) >= size or self._single_rounds > 0
+        self.more_due = len(rows) >= size or self._single_rounds > 0 or self._prefetch is not None
         return len(result.acked)
 
-    def publish_window(self, rows: list[OutboxRow]) -> WindowResult:
-        """Publish `rows` with confirms outstanding and wait until each is settled or the time is up."""
+    def _prefetch_next(self, size: int) -> None:
+        self._prefetch = (size, eventlet.spawn(self.store.claim_outbox, size, self.lease_seconds))
+
+    def _take_prefetched(self, size: int) -> list[OutboxRow] | None:
+        """The rows claimed ahead, if they were claimed for a window of this size (else given back)."""
+        if self._prefetch is None:
+            return None
+        (claimed_for, thread), self._prefetch = self._prefetch, None
+        try:
+            rows = thread.wait()
+        except Exception:
+            log.exception("outbox.claim_failed")
+            return None
+        if claimed_for != size:
+            self.store.release_outbox(r.id for r in rows)
+            return None
+        return rows
+
+    def _release_prefetched(self) -> None:
+        self._take_prefetched(size=-1)  # a size never asked for: the rows are given back
+
+    def publish_window(self, rows: list[OutboxRow], after_write=None) -> WindowResult:
+        """Publish `rows` with confirms outstanding and wait until each is settled or the time is up
+        (`after_write()` is called once every frame is sent, before the wait)."""
         window = self._current = _Window()
-        sent = 0  # rows handed to the socket (each has a delivery tag)
+        tagged = 0  # rows given a delivery tag (the rest never left)
         try:
             channel = self._channel
-            for row in rows:
-                message = amqp.Message(row.body.encode("utf-8"), content_type="application/json",
-                                       content_encoding="utf-8", delivery_mode=2, message_id=row.message_id)
-                channel.basic_publish(message, exchange=row.exchange, routing_key=row.routing_key,
-                                      mandatory=True, timeout=self.confirm_timeout)
-                self._tag += 1
-                window.pending[self._tag] = row
-                sent += 1
+            transport = self._conn.transport
+            # frames are gathered and sent some 64 KB at a time instead of one send per message (and
+            # basic_publish would poll the socket for connection.blocked before each message too)
+            chunks: list[bytes] = []
+            real_write = transport._write
+            transport._write = lambda data: chunks.append(bytes(data))  # frame_writer reuses its buffer
+            size = 0
+            try:
+                for row in rows:
+                    message = amqp.Message(row.body.encode("utf-8"), content_type="application/json",
+                                           content_encoding="utf-8", delivery_mode=2, message_id=row.message_id)
+                    channel.send_method(spec.Basic.Publish, "Bssbb",
+                                        (0, row.exchange, row.routing_key, True, False), message)
+                    self._tag += 1
+                    window.pending[self._tag] = row
+                    tagged += 1
+                    size += len(chunks[-1])
+                    if size >= 65536:
+                        with transport.having_timeout(self.confirm_timeout):
+                            real_write(b"".join(chunks))
+                        chunks.clear()
+                        size = 0
+                if chunks:
+                    with transport.having_timeout(self.confirm_timeout):
+                        real_write(b"".join(chunks))
+            finally:
+                transport._write = real_write
+            if after_write is not None:
+                after_write()
             deadline = time.monotonic() + self.confirm_timeout
             while window.pending:
                 remaining = deadline - time.monotonic()
@@ -224,7 +279,7 @@ class OutboxRelay:
             # what was acked before the error stays acked; the rest goes again later
             result = window.abandon(f"{exc.__class__.__name__}: {exc}")
             result.refused = isinstance(exc, ChannelError)
-            result.unsettled.extend(rows[sent:])
+            result.unsettled.extend(rows[tagged:])
             return result
         finally:
             self._current = None
