@@ -295,7 +295,7 @@ def run_part(*args: str, timeout: float = 600) -> dict:
 
 
 def load_test(rate: float, duration: float, groups: int, log_level: str, say, profile: str | None = None,
-              nice_rest: int = 0) -> dict:
+              nice_rest: int = 0, intake_only: bool = False) -> dict:
     """Open-loop submissions into one intake on PostgreSQL with the rest of the suite running."""
     import eventlet
 
@@ -322,6 +322,8 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
     intake = next(s for s in layout if s.service == "intake")
     # the intake alone in one process, the others in another (or all in one with --groups 1)
     process_groups = [[intake], [s for s in layout if s is not intake]] if groups > 1 else [layout]
+    if intake_only:  # a diagnosis: the intake with the machine to itself (its messages wait in their queues)
+        process_groups = [[intake]]
     procs, logs = [], []
     result: dict = {}
     try:
@@ -339,7 +341,7 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
             line = p.stdout.readline().strip()
             if line != "READY":
                 raise RuntimeError(f"services did not start (see {data_dir}/services*.log): {line!r}")
-        say(f"load: {len(layout)} instances up in {len(procs)} processes on bus prefix {prefix}; "
+        say(f"load: {sum(map(len, process_groups))} instances up in {len(procs)} processes on bus prefix {prefix}; "
             f"{rate:g} cases/s for {duration:g} s into {intake.instance}")
 
         clerk = issue_token(base.secret, "bench-clerk", "clerk", f"town:{TOWN}")
@@ -370,13 +372,14 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
             service_times.append(done - sent)
             statuses[str(code)] = statuses.get(str(code), 0) + 1
 
-        outbox_seen = {s.instance: 0 for s in layout}
+        running = [s for group in process_groups for s in group]
+        outbox_seen = {s.instance: 0 for s in running}
         outbox_series = []
         health = {"latencies": [], "statuses": {}}
         watching = [True]
 
         def watch_outboxes():
-            conns = {s.instance: psycopg2.connect(s.database_url) for s in layout}
+            conns = {s.instance: psycopg2.connect(s.database_url) for s in running}
             for c in conns.values():
                 c.autocommit = True
             try:
@@ -468,6 +471,7 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
             "intake_cases_by_status": stats.get("by_status"),
             "cpu_seconds_during_load": cpu, "machine_cpu_busy_share": round(machine_share, 3),
             "process_groups": [[s.instance for s in g] for g in process_groups], "nice_rest": nice_rest,
+            "intake_only": intake_only,
         }
         return result
     finally:
@@ -508,6 +512,8 @@ def main() -> int:
     ap.add_argument("--nice-rest", type=int, default=0, metavar="N",
                     help="run the services other than the intake at this nice level (a diagnosis: the intake "
                          "with the CPU it would have on its own node)")
+    ap.add_argument("--intake-only", action="store_true",
+                    help="run only the intake (a diagnosis: its latency when the rest of the suite is elsewhere)")
     ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -541,7 +547,8 @@ def main() -> int:
                 f"(window {r['window']}, {r['rounds']} rounds; {r['in_queue']} in the queue, "
                 f"{r['left_unpublished']} left)")
     if not args.skip_load:
-        load = load_test(args.rate, duration, args.groups, args.log_level, say, args.profile, args.nice_rest)
+        load = load_test(args.rate, duration, args.groups, args.log_level, say, args.profile, args.nice_rest,
+                         args.intake_only)
         lat = load["submit_latency_from_schedule_ms"]
         say(f"load: {load['submitted']} submissions in {load['load_seconds']} s, statuses {load['statuses']}; "
             f"submit p50 {lat['p50']} ms, p99 {lat['p99']} ms (from the scheduled time); "
