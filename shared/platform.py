@@ -109,7 +109,7 @@ class Platform(DependencyProvider):
             if thread is not None:
                 thread.kill()
         if self._relay is not None:
-            self._relay._drop()
+            self._relay.abort()
         if self._probe is not None:
             self._probe.drop()
 

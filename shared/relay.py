@@ -149,6 +149,10 @@ class OutboxRelay:
         if conn is not None:
             _close_quietly(conn)
 
+    def abort(self) -> None:
+        """Drop the connection without a word (on kill); claimed rows come back when their lease ends."""
+        self._drop()
+
     def close(self) -> None:
         """Close the connection politely (on stop); rows claimed ahead are given back."""
         try:
