@@ -12,7 +12,6 @@ from functools import partial
 
 from kombu import Connection, Exchange, Queue, binding
 from amqp.exceptions import ChannelError
-from kombu.exceptions import OperationalError
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.messaging import Consumer, QueueConsumer
 
@@ -271,24 +270,6 @@ def consumer(queue: Queue, settler: Settler | None = None):
 
 # --- publishing -----------------------------------------------------------------------------------
 
-class ConfirmedPublisher:
-    """Publishes with publisher confirms and mandatory routing: unroutable is an error, not silence."""
-
-    def __init__(self, amqp_url: str, topology: Topology):
-        self.topology = topology
-        self._publisher = Publisher(amqp_url, use_confirms=True, mandatory=True, serializer="json")
-
-    def publish(self, body: dict, routing_key: str, message_id: str, exchange: Exchange | None = None) -> None:
-        try:
-            self._publisher.publish(
-                body, exchange=exchange if exchange is not None else self.topology.events,
-                routing_key=routing_key, message_id=message_id,
-                retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except UndeliverableMessage:
-            raise Unroutable(routing_key) from None
-
-
 class Unroutable(Exception):
     """No queue is bound for this routing key (the broker returned the message)."""
 
@@ -304,12 +285,3 @@ def consumer_counts(amqp_url: str, queue_names: list[str], timeout: float = 3.0)
             except ChannelError:  # no such queue: the broker closed the channel; the next name gets a new one
                 counts[name] = None
     return counts
-
-
-def broker_reachable(amqp_url: str, timeout: float = 3.0) -> tuple[bool, str]:
-    try:
-        with Connection(amqp_url, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
-        return True, "ok"
-    except (OperationalError, OSError) as exc:
-        return False, str(exc)

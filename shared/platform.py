@@ -19,11 +19,10 @@ from functools import partial
 from pathlib import Path
 
 import eventlet
-from kombu import Connection, Exchange
 from nameko.extensions import DependencyProvider
 
 from shared import contracts, registry
-from shared.bus import ConfirmedPublisher, Settler, Topology, Unroutable, WorkConsumer, broker_reachable, consumer
+from shared.bus import Settler, Topology, WorkConsumer, consumer
 from shared.config import Settings
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
@@ -65,7 +64,6 @@ class Platform(DependencyProvider):
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
         self.store.migrate()
         self.store.on_commit_with_messages = self._wake.set
-        self.publisher = ConfirmedPublisher(s.service_amqp_url, self.topology)
         # the whole registry, not only this instance's queues: what is published for a service that
         # has never run yet waits in its queue instead of being routed nowhere
         towns, departments = registry.catalogue_scope(s.data_dir)
