@@ -28,8 +28,12 @@ class Tx:
     def __init__(self, session: Session, exchange: str):
         self.session = session
         self._exchange = exchange
-        self.published = 0
         self.after_commit_calls: list = []
+        self._outbox: list[dict] = []  # written in one statement just before the commit
+
+    @property
+    def published(self) -> int:
+        return len(self._outbox)
 
     def after_commit(self, fn) -> None:
         """Run `fn()` once this transaction has committed (a side effect outside the database, such as
@@ -38,24 +42,32 @@ class Tx:
 
     def publish(self, message: Message, routing_key: str, exchange: str | None = None) -> None:
         """Queue a message to leave when, and only if, this transaction commits."""
-        self.session.execute(outbox_table.insert().values(
+        self._outbox.append(dict(
             message_id=message.message_id, exchange=exchange or self._exchange, routing_key=routing_key,
-            body=json.dumps(message.to_wire(), ensure_ascii=False), created_at=utcnow(), attempts=0,
-        ))
-        self.published += 1
+            body=json.dumps(message.to_wire(), ensure_ascii=False), created_at=utcnow(), attempts=0))
+
+    def write_outbox(self) -> None:
+        """The transaction's messages, in the order published, in one INSERT (called before the commit)."""
+        if self._outbox:
+            self.session.execute(outbox_table.insert(), self._outbox)
 
     def first_time(self, consumer: str, message: Message) -> bool:
-        """Record that `consumer` handles this message; False if it already did (a redelivery)."""
-        seen = self.session.execute(
-            sa.select(inbox_table.c.message_id).where(
-                inbox_table.c.consumer == consumer, inbox_table.c.message_id == message.message_id)
-        ).first()
-        if seen:
-            return False
-        self.session.execute(inbox_table.insert().values(
+        """Record that `consumer` handles this message; False if it already did (a redelivery).
+
+        One INSERT that does nothing on a conflict: no read first, and two concurrent deliveries of one
+        message cannot both pass (the second waits for the first's row, then finds it)."""
+        insert = _insert_for(self.session)(inbox_table).values(
             consumer=consumer, message_id=message.message_id, message_type=message.type,
-            case_number=message.case_number, handled_at=utcnow()))
-        return True
+            case_number=message.case_number, handled_at=utcnow()).on_conflict_do_nothing()
+        return self.session.execute(insert).rowcount == 1
+
+
+def _insert_for(session: Session):
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 @dataclass
@@ -110,6 +122,7 @@ class Store:
         try:
             with session.begin():
                 yield tx
+                tx.write_outbox()
         finally:
             session.close()
         if tx.published and self.on_commit_with_messages:
