@@ -81,12 +81,14 @@ def deployment_problems(dep: dict) -> list[str]:
     if str(annotations.get("prometheus.io/port")) not in {str(p) for p in ports.values()}:
         problems.append(f"prometheus.io/port {annotations.get('prometheus.io/port')!r} is no container port")
     for c in containers:
-        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        # readiness asks /health (503 when degraded); liveness and startup ask /health/live (200 while serving)
+        for probe, path in (("readinessProbe", "/health"), ("livenessProbe", "/health/live"),
+                            ("startupProbe", "/health/live")):
             if probe == "startupProbe" and probe not in c:
-                continue  # optional, but if there is one it asks /health too
+                continue  # optional, but if there is one it asks /health/live too
             get = (c.get(probe) or {}).get("httpGet") or {}
-            if get.get("path") != "/health":
-                problems.append(f"{c['name']}: {probe} is not an HTTP GET of /health")
+            if get.get("path") != path:
+                problems.append(f"{c['name']}: {probe} is not an HTTP GET of {path}")
             elif get.get("port") not in ports and get.get("port") not in ports.values():
                 problems.append(f"{c['name']}: {probe} port {get.get('port')!r} is no container port")
         res = c.get("resources") or {}
@@ -120,7 +122,7 @@ def test_deployment_checker_catches_a_wrong_probe_and_missing_annotations():
         "spec": {"containers": [{
             "name": "x", "ports": [{"name": "http", "containerPort": 8000}],
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
-            "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}},
+            "livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"}},
             "resources": {"requests": {"cpu": "1", "memory": "1Mi"}, "limits": {"cpu": "1", "memory": "1Mi"}},
         }]}}}}
     problems = deployment_problems(dep)
