@@ -14,6 +14,25 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
 
 A consumer that gets a body it cannot read raises MalformedMessage: the message goes to the
 dead-letter queue at once instead of being retried.
+
+How contracts evolve (services are deployed one at a time, so old and new run side by side):
+
+- Consumers read tolerantly: the envelope and every payload and nested schema (they all derive from
+  Contract) ignore fields they do not know. A field they know is still checked strictly.
+- Adding an OPTIONAL field to a version is allowed in place: consumers not yet upgraded ignore it,
+  upgraded ones must treat its absence as the old meaning (`load_default`).
+- Anything else is a new schema version of the type: a new required field, a field removed or
+  renamed, a field whose type, bounds or meaning change. Consumers first: add `XxxV2` to PAYLOADS
+  beside `XxxV1` and handle both (`message.schema_version` says which), deploy every consumer; then
+  producers: set PRODUCED_VERSIONS[type] to 2 (what make_message sends) once every consumer knows it.
+  V1 is removed only when no producer sends it any more and no queue, retry queue or dead-letter
+  queue still holds a V1 message (an operator may replay dead letters long after).
+- A consumer accepts every (type, version) in PAYLOADS; an unknown version is a MalformedMessage
+  (dead-lettered at once, replayable once the consumer knows it).
+- Every string has a maximum length no larger than the narrowest database column any service stores
+  it in (tests/unit/test_contract_columns.py checks it), so what passes the contract never fails a
+  column; a text kept in an unbounded column still has a sane maximum. Widening a bound later is a
+  change of meaning for the consumers that store it: a new version, after their columns are widened.
 """
 from __future__ import annotations
 
@@ -21,13 +40,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pii import is_valid_mobile
 
 TOWN_CODE = validate.Regexp(r"^\d{9}$", error="must be a 9-digit town code")
 DEPT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="must be a department code (lowercase)")
 HANDLING_TOWN = validate.Regexp(r"^(\d{9}|city)$", error="must be a 9-digit town code or 'city'")
+# the same, with the explicit maximum the column check reads (a Regexp's bound cannot be read back)
+TOWN = [validate.Length(max=9), TOWN_CODE]
+DEPT = [validate.Length(max=32), DEPT_CODE]
+HANDLING = [validate.Length(max=9), HANDLING_TOWN]
 CASE_KINDS = ("instant", "promised", "joint", "escalated", "consultation", "review")
 NOTICE_KINDS = ("acceptance", "one_time_notice", "rejection", "promise", "result", "pickup", "consultation")
 OUTCOMES = ("approved", "refused")
@@ -52,15 +75,32 @@ class Unacceptable(DeadLetterNow):
 
 
 # --- payloads ----------------------------------------------------------------------------------
+# Maximum lengths: never more than the narrowest column storing the field in any service (see the
+# module docstring); texts kept only in unbounded columns or JSON get a sane maximum.
+CASE_NUMBER_MAX = 40  # every service's case_number columns are String(40)
+STAFF_MAX = 64  # decided_by, actor, agent, first_responder columns
+REASON_MAX = 500  # a reason as a person types it (the HTTP APIs allow 500)
+LEDGER_REASON_MAX = 600  # a reason the ledger relays: a joint case's refusal is "<department>: <reason>"
+RESULT_NUMBER_MAX = 100  # result_number columns
+ITEM_CODE_MAX = 32  # item_code columns
+NAME_MAX = 200  # item and material names, titles
+STATUS_MAX = 20  # status columns
+ACTION_MAX = 40  # case_actions.action, work_actions.action
+CHANNEL_MAX = 10  # contacts.channel, deliveries.channel
 
-class ContactSchema(Schema):
+
+class Contract(Schema):
+    """Every payload and nested schema: fields a newer producer added are ignored (rolling deploys)."""
+
     class Meta:
-        unknown = RAISE
+        unknown = EXCLUDE
 
+
+class ContactSchema(Contract):
     name = fields.String(required=True, validate=validate.Length(1, 100))
-    phone = fields.String(required=True)
+    phone = fields.String(required=True, validate=validate.Length(max=20))
     channel = fields.String(load_default="sms", validate=validate.OneOf(["sms", "email", "pickup", "mail", "log"]))
-    email = fields.Email(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
     @validates_schema
     def _phone(self, data, **_):
@@ -68,48 +108,49 @@ class ContactSchema(Schema):
             raise ValidationError("not a valid mainland mobile number", "phone")
 
 
-class CaseAcceptedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
-    item_code = fields.String(required=True, validate=validate.Length(1, 64))
-    item_name = fields.String(required=True, validate=validate.Length(1, 200))
-    department = fields.String(required=True, validate=DEPT_CODE)
+class CaseAcceptedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    item_code = fields.String(required=True, validate=validate.Length(1, ITEM_CODE_MAX))
+    item_name = fields.String(required=True, validate=validate.Length(1, NAME_MAX))
+    department = fields.String(required=True, validate=DEPT)
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
-    status = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.Length(max=STATUS_MAX))
     deadline = fields.Date(required=True, allow_none=True)
-    first_responder = fields.String(required=True, validate=validate.Length(1, 64))
-    via_agent = fields.String(load_default=None, allow_none=True)
+    first_responder = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    via_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
 
 
-class CaseUpdatedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    action = fields.String(required=True, validate=validate.Length(1, 40))
-    status = fields.String(required=True)
+class CaseUpdatedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
+    action = fields.String(required=True, validate=validate.Length(1, ACTION_MAX))
+    status = fields.String(required=True, validate=validate.Length(max=STATUS_MAX))
     deadline = fields.Date(required=True, allow_none=True)
-    reason = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=LEDGER_REASON_MAX))
 
 
-class CaseRoutedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
-    item_code = fields.String(required=True, validate=validate.Length(1, 64))
-    item_name = fields.String(required=True, validate=validate.Length(1, 200))
-    department = fields.String(required=True, validate=DEPT_CODE)
+class CaseRoutedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    item_code = fields.String(required=True, validate=validate.Length(1, ITEM_CODE_MAX))
+    item_name = fields.String(required=True, validate=validate.Length(1, NAME_MAX))
+    department = fields.String(required=True, validate=DEPT)
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
     deadline = fields.Date(required=True)
     auto_decide = fields.Boolean(required=True)
-    lead_department = fields.String(required=True, validate=DEPT_CODE)
-    departments = fields.List(fields.String(validate=DEPT_CODE), required=True)
+    lead_department = fields.String(required=True, validate=DEPT)
+    departments = fields.List(fields.String(validate=DEPT), required=True)
 
 
-class CaseDecidedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
-    department = fields.String(required=True, validate=DEPT_CODE)
+class CaseDecidedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    department = fields.String(required=True, validate=DEPT)
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    result_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
-    decided_by = fields.String(required=True, validate=validate.Length(1, 64))
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=REASON_MAX))
+    result_number = fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(max=RESULT_NUMBER_MAX))
+    decided_by = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
     work_item_id = fields.Integer(required=True)
 
     @validates_schema
@@ -122,26 +163,27 @@ DEPARTMENT_ACTIONS = ("request_materials", "start_procedure", "end_procedure", "
 SPECIAL_PROCEDURES = ("现场勘察", "听证", "检验", "检测", "鉴定", "专家评审")
 
 
-class RequestedMaterialSchema(Schema):
+class RequestedMaterialSchema(Contract):
     code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=validate.Length(1, NAME_MAX))
 
 
-class CaseDepartmentActionV1(Schema):
+class CaseDepartmentActionV1(Contract):
     """A department asks the centre that owns the case to take a step; the case version is the one routed."""
 
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    handling_town = fields.String(required=True, validate=HANDLING_TOWN)
-    department = fields.String(required=True, validate=DEPT_CODE)
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    department = fields.String(required=True, validate=DEPT)
     work_item_id = fields.Integer(required=True)
     action = fields.String(required=True, validate=validate.OneOf(DEPARTMENT_ACTIONS))
-    by = fields.String(required=True, validate=validate.Length(1, 64))
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    by = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    reason = fields.String(required=True, validate=validate.Length(1, REASON_MAX))
     materials = fields.List(fields.Nested(RequestedMaterialSchema), load_default=list)  # request_materials
     procedure = fields.String(load_default=None, allow_none=True,
                               validate=validate.OneOf(SPECIAL_PROCEDURES))  # start_procedure
     days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 60))  # extend
-    approved_by = fields.String(load_default=None, allow_none=True)  # extend: the department head
+    approved_by = fields.String(load_default=None, allow_none=True,
+                                validate=validate.Length(max=STAFF_MAX))  # extend: the department head
 
     @validates_schema
     def _what_each_action_needs(self, data, **_):
@@ -153,33 +195,34 @@ class CaseDepartmentActionV1(Schema):
             raise ValidationError("an extension needs the approving head", "approved_by")
 
 
-class CaseCompletedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
-    department = fields.String(required=True, validate=DEPT_CODE)
-    item_name = fields.String(required=True)
+class CaseCompletedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
+    department = fields.String(required=True, validate=DEPT)
+    item_name = fields.String(required=True, validate=validate.Length(max=NAME_MAX))
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
-    reason = fields.String(load_default=None, allow_none=True)
-    result_number = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=LEDGER_REASON_MAX))
+    result_number = fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(max=RESULT_NUMBER_MAX))
     completed_on = fields.Date(required=True)
     deadline = fields.Date(required=True, allow_none=True)
     on_time = fields.Boolean(required=True)
-    via_agent = fields.String(load_default=None, allow_none=True)
+    via_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
 
 
-class NoticeIssuedV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+class NoticeIssuedV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
     notice_id = fields.Integer(required=True)
     notice_kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
-    title = fields.String(required=True)
+    title = fields.String(required=True, validate=validate.Length(max=NAME_MAX))
     sms_text = fields.String(required=True, validate=validate.Length(1, 1000))
     contact = fields.Nested(ContactSchema, required=True)
 
 
-class NoticeSentV1(Schema):
-    accepting_town = fields.String(required=True, validate=TOWN_CODE)
+class NoticeSentV1(Contract):
+    accepting_town = fields.String(required=True, validate=TOWN)
     notice_kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
-    channel = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.Length(max=CHANNEL_MAX))
     delivery_id = fields.Integer(required=True)
 
 
@@ -193,6 +236,9 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("notice.issued", 1): NoticeIssuedV1,
     ("notice.sent", 1): NoticeSentV1,
 }
+
+# the version make_message sends of each type: raised to N only once every consumer knows (type, N)
+PRODUCED_VERSIONS: dict[str, int] = {type_: 1 for type_, _version in PAYLOADS}
 
 
 # --- routing keys --------------------------------------------------------------------------------
@@ -233,15 +279,15 @@ def rk_notice_sent(accepting_town: str) -> str:
 
 class EnvelopeSchema(Schema):
     class Meta:
-        unknown = EXCLUDE  # a newer producer may add envelope fields; the payload is checked strictly
+        unknown = EXCLUDE  # a newer producer may add envelope fields (and payload fields: see Contract)
 
-    message_id = fields.String(required=True, validate=validate.Length(8, 64))
-    type = fields.String(required=True, validate=validate.Length(1, 100))
+    message_id = fields.String(required=True, validate=validate.Length(8, 64))  # inbox, outbox, case_events
+    type = fields.String(required=True, validate=validate.Length(1, 40))  # notify's known_cases.heard_from
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    case_number = fields.String(required=True, validate=validate.Length(1, 64))
+    case_number = fields.String(required=True, validate=validate.Length(1, CASE_NUMBER_MAX))
     case_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     occurred_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
-    producer = fields.String(required=True, validate=validate.Length(1, 100))
+    producer = fields.String(required=True, validate=validate.Length(1, 100))  # case_events.producer
     payload = fields.Dict(required=True)
 
 
@@ -271,8 +317,12 @@ class Message:
 
 
 def make_message(type_: str, case_number: str, case_version: int, payload: dict, producer: str,
-                 occurred_at: datetime | None = None, schema_version: int = 1) -> Message:
-    """Build an outgoing message; the payload is validated now, so a bad one never leaves."""
+                 occurred_at: datetime | None = None, schema_version: int | None = None) -> Message:
+    """Build an outgoing message; the payload is validated now, so a bad one never leaves.
+
+    It is sent as PRODUCED_VERSIONS[type_] unless a version is named."""
+    if schema_version is None:
+        schema_version = PRODUCED_VERSIONS.get(type_, 1)
     schema_cls = PAYLOADS.get((type_, schema_version))
     if schema_cls is None:
         raise ValueError(f"no contract {type_} v{schema_version}")
@@ -281,9 +331,13 @@ def make_message(type_: str, case_number: str, case_version: int, payload: dict,
     if errors:
         raise ValueError(f"{type_} payload invalid: {errors}")
     extra = {} if occurred_at is None else {"occurred_at": occurred_at}
-    return Message(type=type_, case_number=case_number, case_version=case_version,
-                   payload=schema_cls().load(wire_payload), producer=producer,
-                   schema_version=schema_version, **extra)
+    message = Message(type=type_, case_number=case_number, case_version=case_version,
+                      payload=schema_cls().load(wire_payload), producer=producer,
+                      schema_version=schema_version, **extra)
+    errors = EnvelopeSchema().validate(message.to_wire())
+    if errors:
+        raise ValueError(f"{type_} envelope invalid: {errors}")
+    return message
 
 
 def decode(body) -> Message:
