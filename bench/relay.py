@@ -150,7 +150,9 @@ def part_relay(backend: str, messages: int, window: int) -> dict:
     ch.queue_declare(sink, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
     ch.queue_bind(sink, exchange, "case.#")
     tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-relay-"))
-    dbs = Databases(PG_URL)
+    from tongban.runtime import PostgresDatabases
+
+    dbs = PostgresDatabases(PG_URL, label="tbbench")
     url = f"sqlite:///{tmp / 'relay.db'}" if backend == "sqlite" else dbs.new("relay")
     store = Store(url, ROOT / "services" / "evaluation" / "migrations" / "versions", exchange)
     try:
@@ -221,44 +223,6 @@ def part_services(spec_file: str) -> None:
 
 # --- helpers of the main process ------------------------------------------------------------------
 
-class Databases:
-    """Fresh PostgreSQL databases, dropped at the end."""
-
-    def __init__(self, admin_url: str):
-        self.admin_url = admin_url
-        self.created: list[str] = []
-
-    def _admin(self):
-        import psycopg2
-
-        conn = psycopg2.connect(self.admin_url)
-        conn.autocommit = True
-        return conn
-
-    def new(self, name: str) -> str:
-        db = f"tbbench_{uuid.uuid4().hex[:8]}_{name.replace('-', '_')}"[:63]
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{db}"')
-        finally:
-            conn.close()
-        self.created.append(db)
-        return f"{self.admin_url.rsplit('/', 1)[0]}/{db}"
-
-    def drop_all(self) -> None:
-        if not self.created:
-            return
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                for db in self.created:
-                    cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        finally:
-            conn.close()
-        self.created.clear()
-
-
 def cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -314,7 +278,9 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="tongban-bench-load-"))
-    dbs = Databases(PG_URL)
+    from tongban.runtime import PostgresDatabases
+
+    dbs = PostgresDatabases(PG_URL, label="tbbench")
     base = Settings(service="bench", instance="bench", amqp_url=AMQP_URL, bus_prefix=prefix, data_dir=data_dir)
     layout = host_layout(base, towns=(TOWN,), departments=DEPARTMENTS,
                          first_port=free_port_block(len(DEPARTMENTS) + 4, start=21000))

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.support import City, PostgresDatabases, sweep_stale_test_buses
+from tests.support import City, PostgresDatabases, sweep_stale_test_buses, wait_for_removals
 
 AMQP_URL = os.environ.get("TONGBAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 PG_URL = os.environ.get("TONGBAN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -23,8 +23,11 @@ def amqp_url():
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_stale_test_buses():
-    """A killed earlier run may have left its queues behind: sweep them before this one starts."""
+    """A killed earlier run may have left its queues behind: sweep them before this one starts; at the
+    end, wait for the cities' buses still being removed."""
     sweep_stale_test_buses(AMQP_URL)
+    yield
+    wait_for_removals()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg2
+import eventlet
 import requests
 from kombu import Connection, Exchange, Producer
 
@@ -20,6 +20,7 @@ from shared.config import Settings
 from shared.contracts import Message
 from tongban.demo import fake_resident_id
 from tongban import bus_cmd
+from tongban.runtime import PostgresDatabases  # noqa: F401 (the fixtures' databases)
 from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 TOWN_A, TOWN_B = "320583101", "320583102"
@@ -39,41 +40,6 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
             return last
         eventlet.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class PostgresDatabases:
-    """One fresh PostgreSQL database per service instance, dropped afterwards."""
-
-    def __init__(self, admin_url: str):
-        self.admin_url = admin_url
-        self.created: list[str] = []
-
-    def _admin(self):
-        conn = psycopg2.connect(self.admin_url)
-        conn.autocommit = True
-        return conn
-
-    def new(self, name: str) -> str:
-        db = f"tbtest_{uuid.uuid4().hex[:8]}_{name.replace('-', '_')}"[:63]
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{db}"')
-        finally:
-            conn.close()
-        self.created.append(db)
-        base = self.admin_url.rsplit("/", 1)[0]
-        return f"{base}/{db}"
-
-    def drop_all(self):
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                for db in self.created:
-                    cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        finally:
-            conn.close()
-        self.created.clear()
 
 
 @dataclass
@@ -134,10 +100,15 @@ class City:
 
     def close(self):
         self.cluster.stop()
+        # deleting a city's ~110 quorum queues takes the broker a second or two: let it happen while the
+        # next test runs (the session waits for every removal at its end; a missed one is swept next run)
+        _REMOVALS.spawn(self._remove_bus)
+
+    def _remove_bus(self):
         try:
             remove_bus(self.amqp_url, self.prefix, self.layout)
-        except Exception:
-            pass
+        except Exception as exc:
+            print(f"note: bus {self.prefix} not removed ({exc}); the next run sweeps it")
         if self._users:
             busauth.delete_users(self.amqp_url, self.prefix)
 
@@ -230,6 +201,13 @@ def _free_port_block(n: int) -> int:
 
 
 __all__ = ["City", "PostgresDatabases", "wait_for", "fake_resident_id", "TOWN_A", "TOWN_B", "VALID_ID"]
+
+
+_REMOVALS = eventlet.GreenPool()  # cities' buses being removed in the background (City.close)
+
+
+def wait_for_removals() -> None:
+    _REMOVALS.waitall()
 
 
 _TEST_PREFIX = re.compile(r"^(t[0-9a-f]{10})[.-]")

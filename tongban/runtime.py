@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,3 +154,41 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
         for exchange in Topology(prefix).exchanges:
             channel.exchange_delete(exchange.name)
     busauth.remove_policy(amqp_url, prefix)
+
+
+class PostgresDatabases:
+    """One fresh PostgreSQL database per service instance, dropped afterwards (tests, benchmarks)."""
+
+    def __init__(self, admin_url: str, label: str = "tbtest"):
+        self.admin_url = admin_url
+        self.label = label
+        self.created: list[str] = []
+
+    def _admin(self):
+        import psycopg2
+
+        conn = psycopg2.connect(self.admin_url)
+        conn.autocommit = True
+        return conn
+
+    def new(self, name: str) -> str:
+        db = f"{self.label}_{uuid.uuid4().hex[:8]}_{name.replace('-', '_')}"[:63]
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{db}"')
+        finally:
+            conn.close()
+        self.created.append(db)
+        base = self.admin_url.rsplit("/", 1)[0]
+        return f"{base}/{db}"
+
+    def drop_all(self):
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                for db in self.created:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            conn.close()
+        self.created.clear()
