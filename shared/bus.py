@@ -18,6 +18,7 @@ from nameko.messaging import Consumer, QueueConsumer
 from shared.config import DEFAULT_RETRY_DELAYS
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import get_logger
+from shared.pii import mask_text
 
 log = get_logger(__name__)
 
@@ -189,8 +190,9 @@ def _attempts(message) -> int:
 
 
 def _error_text(exc: BaseException) -> str:
+    """What went wrong, for a header an operator reads: ID and phone numbers masked like in the logs."""
     reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason or exc}"
+    return mask_text(f"{type(exc).__name__}: {reason or exc}")
 
 
 class SafeQueueConsumer(QueueConsumer):
