@@ -105,12 +105,22 @@ class City:
         _REMOVALS.spawn(self._remove_bus)
 
     def _remove_bus(self):
-        try:
-            remove_bus(self.amqp_url, self.prefix, self.layout)
-        except Exception as exc:
-            print(f"note: bus {self.prefix} not removed ({exc}); the next run sweeps it")
+        for remove in (lambda: remove_bus(self.amqp_url, self.prefix, self.layout), self._remove_other_queues):
+            try:
+                remove()
+            except Exception as exc:
+                print(f"note: bus {self.prefix} not wholly removed ({exc!r}); the next run sweeps it")
         if self._users:
             busauth.delete_users(self.amqp_url, self.prefix)
+
+    def _remove_other_queues(self):
+        """Queues a test made outside the layout (a probe's, one it declared itself)."""
+        base, creds, vhost = management_url(self.amqp_url)
+        listed = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=creds,
+                              params={"columns": "name"}, timeout=10).json()
+        with Connection(self.amqp_url) as conn:
+            for name in (q["name"] for q in listed if q["name"].startswith(self.prefix + ".")):
+                conn.default_channel.queue_delete(name)
 
     def url(self, instance: str) -> str:
         return next(s for s in self.layout if s.instance == instance).base_url

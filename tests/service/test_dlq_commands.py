@@ -1,14 +1,11 @@
 """`tongban dlq replay` and `tongban dlq purge` on the real broker: bounded replays, purges that ask first."""
 import io
 import json
-from urllib.parse import quote
 
 import pytest
-import requests
 from kombu import Connection, Exchange, Producer, Queue
 
 from shared.contracts import make_message
-from shared.deadletters import management_url
 from tests.service.probe import build_probe
 from tests.support import TOWN_A, wait_for
 from tongban import cli
@@ -23,18 +20,10 @@ class _Terminal(io.StringIO):
 
 @pytest.fixture
 def operator(city, monkeypatch):
-    """The city, with the CLI pointed at it; afterwards none of its queues is left on the broker (the probe's
-    are not in the layout the city removes, and each quorum queue holds file handles while it lives)."""
+    """The city, with the CLI pointed at it (the city removes every queue of its bus afterwards)."""
     monkeypatch.setenv("TONGBAN_AMQP_URL", city.amqp_url)
     monkeypatch.setenv("TONGBAN_BUS_PREFIX", city.prefix)
     yield city
-    city.cluster.stop()
-    base, creds, vhost = management_url(city.amqp_url)
-    listed = requests.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=creds, params={"columns": "name"},
-                          timeout=10).json()
-    with Connection(city.amqp_url) as conn:
-        for name in (q["name"] for q in listed if q["name"].startswith(city.prefix + ".")):
-            conn.default_channel.queue_delete(name)
 
 
 def _probe(case_number: str):
