@@ -1,13 +1,20 @@
-"""The deployment files agree with the code: variable names, the host layout, probes, scrape annotations.
+"""The deployment files agree with the code: variable names, the host layout, probes, scrape annotations,
+the bus set-up step and the broker credentials each instance gets.
 
 No Docker or Kubernetes here: the files are parsed as YAML (and the Dockerfile as text) and checked
 against shared/config.py and tongban.runtime.host_layout, so a typo in a variable name, a missing
-instance or a probe on the wrong path fails the unit tests instead of a deployment.
+instance or a probe on the wrong path fails the unit tests instead of a deployment. Where it matters
+the environment a container would get is resolved (compose interpolation, ConfigMap, the example
+Secret) and read with `Settings.from_env`, as the container would: an instance must connect as the
+user, with the password, that `tongban bus users` in the set-up step gave its service kind.
 """
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import warnings
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
@@ -17,7 +24,8 @@ with warnings.catch_warnings():  # nameko imports eventlet, which warns that it 
     warnings.simplefilter("ignore")
     from tongban.runtime import host_layout
 
-from shared.config import Settings
+from shared import busauth
+from shared.config import BUS_PASSWORD_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -27,16 +35,27 @@ INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
 ENABLED_PLUGINS = ROOT / "deploy" / "rabbitmq" / "enabled_plugins"
 
 VAR_RE = re.compile(r"TONGBAN_[A-Z_]+")
-# read by the CLI (tongban/cli.py) to configure logging, not by Settings
-CLI_VARS = {"TONGBAN_LOG_LEVEL"}
+# a name shared/config.py reads is quoted there; the CLI reads a few more itself (log level, management URL)
+CONFIG_NAME_RE = re.compile(r"[\"'](TONGBAN_[A-Z0-9_]+)[\"']")
+ENVIRON_READ_RE = re.compile(r"(?:environ\.get\(|environ\[|getenv\()\s*[\"'](TONGBAN_[A-Z0-9_]+)[\"']")
+CODE_DIRS = ("shared", "services", "tongban")
 CONTAINER_PORT = 8000
+PASSWORD_VARIABLES = set(BUS_PASSWORD_VARIABLES.values())
+BUS_SETUP_STEPS = [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
+# what the compose file requires from the shell (`${NAME:?...}`), as a test gives it
+COMPOSE_SHELL = {"TONGBAN_SECRET": "token-secret-under-test", "TONGBAN_BUS_SECRET": "bus-secret-under-test"}
 
 LAYOUT = host_layout(Settings(service="intake", instance="layout"))
 INSTANCES = [s.instance for s in LAYOUT]
 
 
 def known_variables() -> set[str]:
-    return set(VAR_RE.findall((ROOT / "shared" / "config.py").read_text(encoding="utf-8"))) | CLI_VARS
+    """The TONGBAN_* names the code reads: Settings.from_env's, and the ones read from os.environ."""
+    names = set(CONFIG_NAME_RE.findall((ROOT / "shared" / "config.py").read_text(encoding="utf-8")))
+    for folder in CODE_DIRS:
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= set(ENVIRON_READ_RE.findall(path.read_text(encoding="utf-8")))
+    return names
 
 
 def unknown_variables(text: str, known: set[str]) -> set[str]:
@@ -103,6 +122,95 @@ def container_env(dep: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+def password_problems(names: set[str], kind: str) -> list[str]:
+    """What is wrong with the broker credentials an instance of `kind` is given (by variable name): it
+    needs its own kind's password and nothing that opens another kind's user."""
+    problems = []
+    own = BUS_PASSWORD_VARIABLES[kind]
+    if own not in names:
+        problems.append(f"{own} is missing")
+    problems += [f"{name} is another kind's password" for name in sorted(names & PASSWORD_VARIABLES - {own})]
+    if "TONGBAN_BUS_SECRET" in names:
+        problems.append("TONGBAN_BUS_SECRET derives every kind's password")
+    return problems
+
+
+def setup_steps(argv: list[str]) -> list[list[str]]:
+    """The commands of `sh -c "a && exec b"`, each as words (`exec` dropped); anything else as it is."""
+    if argv[:2] != ["sh", "-c"] or len(argv) != 3:
+        return [argv]
+    steps = []
+    for part in argv[2].split("&&"):
+        words = shlex.split(part)
+        steps.append(words[1:] if words[:1] == ["exec"] else words)
+    return steps
+
+
+def interpolate(value) -> str:
+    """Compose's `${NAME}`, `${NAME:-default}`, `${NAME:?error}`, with COMPOSE_SHELL as the shell."""
+    def one(m: re.Match) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if name in COMPOSE_SHELL:
+            return COMPOSE_SHELL[name]
+        assert op in (":-", "-"), f"${{{name}}} has no default and the test does not give it"
+        return arg
+    return re.sub(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}", one, str(value))
+
+
+def compose_env(service: str) -> dict[str, str]:
+    return {k: interpolate(v) for k, v in (compose()["services"][service].get("environment") or {}).items()}
+
+
+def pod_container(doc: dict) -> dict:
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def resolved_env(doc: dict) -> dict[str, str]:
+    """The environment a Deployment's or Job's container gets: its ConfigMaps, then its own env
+    (which wins), secrets taken from the example Secret."""
+    container = pod_container(doc)
+    config_maps, secrets = of_kind("ConfigMap"), of_kind("Secret")
+    env = {}
+    for ref in container.get("envFrom", []):
+        env.update(config_maps[ref["configMapRef"]["name"]]["data"])
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = str(entry["value"])
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = secrets[ref["name"]]["stringData"][ref["key"]]
+    return env
+
+
+def settings_in(env: dict[str, str], service: str, monkeypatch, **overrides) -> Settings:
+    """Settings.from_env as a process with exactly these TONGBAN_* variables would read them."""
+    for name in list(os.environ):
+        if name.startswith("TONGBAN_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env(service, **overrides)
+
+
+def bus_setup_settings(env: dict[str, str], monkeypatch) -> Settings:
+    """What `tongban bus users|declare` (tongban/bus_cmd.py) works with in that environment."""
+    return settings_in(env, "tongban", monkeypatch, instance="tongban")
+
+
+def assert_connects_as_its_kind(instance: Settings, admin: Settings) -> None:
+    """The instance connects to the broker the set-up step prepared, as the user it created for the
+    instance's kind, with the password it gave that user, on the same bus."""
+    url = urlsplit(instance.service_amqp_url)
+    assert instance.bus_users, "TONGBAN_BUS_USERS is off: the instance would ignore its kind's user"
+    assert url.username == busauth.user_name(admin.bus_users, instance.service)
+    assert url.password == admin.bus_password(instance.service)
+    assert (url.hostname, url.port) == (urlsplit(admin.amqp_url).hostname, urlsplit(admin.amqp_url).port)
+    assert urlsplit(instance.amqp_url).password is None, "the instance's TONGBAN_AMQP_URL carries a password"
+    assert (instance.bus_prefix, instance.delivery_limit, instance.retry_delays) == \
+        (admin.bus_prefix, admin.delivery_limit, admin.retry_delays)
+
+
 # --- the checkers themselves catch what they are for --------------------------------------------
 
 def test_config_names_are_extracted():
@@ -111,9 +219,44 @@ def test_config_names_are_extracted():
             "TONGBAN_DEPARTMENT", "TONGBAN_INSTANCE", "TONGBAN_HTTP_HOST", "TONGBAN_HTTP_PORT"} <= known
 
 
+def test_names_the_cli_and_the_bus_read_are_known():
+    known = known_variables()
+    assert {"TONGBAN_LOG_LEVEL", "TONGBAN_MANAGEMENT_URL", "TONGBAN_BUS_USERS", "TONGBAN_BUS_SECRET",
+            "TONGBAN_RETRY_DELAYS"} | PASSWORD_VARIABLES <= known
+    assert "TONGBAN_BUS_PASSWORD_" not in known and "TONGBAN_BUS_PASSWORD" not in known
+
+
 def test_unknown_variable_checker_catches_a_typo():
-    text = "TONGBAN_TOWN: '1'\nTONGBAN_DEPARTMNT: minzheng\n"
-    assert unknown_variables(text, known_variables()) == {"TONGBAN_DEPARTMNT"}
+    text = "TONGBAN_TOWN: '1'\nTONGBAN_DEPARTMNT: minzheng\nTONGBAN_BUS_PASSWORD_APROVAL: x\n"
+    assert unknown_variables(text, known_variables()) == {"TONGBAN_DEPARTMNT", "TONGBAN_BUS_PASSWORD_APROVAL"}
+
+
+def test_password_checker_catches_a_missing_a_foreign_and_the_shared_password():
+    assert password_problems({"TONGBAN_SECRET", "TONGBAN_BUS_PASSWORD_AGENT"}, "agent") == []
+    assert password_problems({"TONGBAN_SECRET"}, "agent") == ["TONGBAN_BUS_PASSWORD_AGENT is missing"]
+    assert password_problems({"TONGBAN_BUS_PASSWORD_AGENT", "TONGBAN_BUS_PASSWORD_INTAKE"}, "agent") == \
+        ["TONGBAN_BUS_PASSWORD_INTAKE is another kind's password"]
+    assert password_problems({"TONGBAN_BUS_PASSWORD_AGENT", "TONGBAN_BUS_SECRET"}, "agent") == \
+        ["TONGBAN_BUS_SECRET derives every kind's password"]
+
+
+def test_setup_steps_reads_a_shell_chain_and_keeps_anything_else_whole():
+    assert setup_steps(["sh", "-c", "tongban bus users && exec tongban bus declare"]) == BUS_SETUP_STEPS
+    # `;` would run declare after a failed `users`: it is not the chain the tests accept
+    assert setup_steps(["sh", "-c", "tongban bus users; tongban bus declare"]) != BUS_SETUP_STEPS
+    assert setup_steps(["bus", "users"]) == [["bus", "users"]]
+
+
+def test_connection_check_catches_a_wrong_password_and_users_turned_off(monkeypatch):
+    admin = bus_setup_settings({"TONGBAN_AMQP_URL": "amqp://admin:pw@broker:5672//",
+                                "TONGBAN_BUS_SECRET": "s"}, monkeypatch)
+    good = {"TONGBAN_AMQP_URL": "amqp://broker:5672//", "TONGBAN_BUS_SECRET": "s"}
+    assert_connects_as_its_kind(settings_in(good, "notify", monkeypatch), admin)
+    for bad in ({**good, "TONGBAN_BUS_SECRET": "other"}, {**good, "TONGBAN_BUS_USERS": "off"},
+                {**good, "TONGBAN_BUS_PASSWORD_NOTIFY": "x"}, {**good, "TONGBAN_AMQP_URL": "amqp://elsewhere//"},
+                {**good, "TONGBAN_RETRY_DELAYS": "5"}):
+        with pytest.raises(AssertionError):
+            assert_connects_as_its_kind(settings_in(bad, "notify", monkeypatch), admin)
 
 
 def test_deployment_checker_catches_a_wrong_probe_and_missing_annotations():
@@ -143,24 +286,41 @@ def test_every_tongban_variable_is_one_the_code_reads(path):
     assert unknown_variables(path.read_text(encoding="utf-8"), known_variables()) == set()
 
 
-def test_compose_and_k8s_give_each_instance_the_same_variable_names():
-    services = compose()["services"]
+@pytest.mark.parametrize("settings", LAYOUT, ids=lambda s: s.instance)
+def test_compose_and_k8s_give_each_instance_the_same_variable_names(settings):
+    """The same names, but for the broker password: on one host every instance derives its kind's from
+    TONGBAN_BUS_SECRET; in k8s a pod is given only its own kind's."""
     config = next(iter(of_kind("ConfigMap").values()))
-    deployments = of_kind("Deployment")
-    for instance in INSTANCES:
-        in_compose = {k for k in services[instance]["environment"] if k.startswith("TONGBAN_")}
-        in_k8s = set(container_env(deployments[instance])) | set(config["data"])
-        assert in_compose == in_k8s, instance
+    in_compose = {k for k in compose()["services"][settings.instance]["environment"] if k.startswith("TONGBAN_")}
+    in_k8s = set(container_env(of_kind("Deployment")[settings.instance])) | set(config["data"])
+    assert "TONGBAN_BUS_SECRET" in in_compose and not in_compose & PASSWORD_VARIABLES
+    assert password_problems(in_k8s, settings.service) == []
+    assert in_compose - {"TONGBAN_BUS_SECRET"} == in_k8s - {BUS_PASSWORD_VARIABLES[settings.service]}
 
 
 # --- docker-compose -----------------------------------------------------------------------------
 
 def test_compose_runs_every_instance_of_the_host_layout_and_nothing_else():
-    assert set(compose()["services"]) == set(INSTANCES) | {"rabbitmq", "postgres"}
+    assert set(compose()["services"]) == set(INSTANCES) | {"rabbitmq", "postgres", "bus-setup"}
+
+
+def test_compose_bus_setup_runs_users_then_declare_as_the_admin(monkeypatch):
+    services = compose()["services"]
+    setup = services["bus-setup"]
+    # the image's ENTRYPOINT is `tongban`: the two commands are chained in a shell that stops at a failure
+    assert setup["build"]["context"] == "." and setup["image"] == services[INSTANCES[0]]["image"]
+    assert setup_steps(setup["entrypoint"] + setup.get("command", [])) == BUS_SETUP_STEPS
+    assert str(setup.get("restart", "no")) == "no", "a one-shot service must not be restarted after it exits"
+    assert setup["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
+    admin = bus_setup_settings(compose_env("bus-setup"), monkeypatch)
+    url = urlsplit(admin.amqp_url)
+    assert url.hostname == "rabbitmq" and url.username and url.password, "bus-setup needs the admin account"
+    assert admin.bus_users, "with TONGBAN_BUS_USERS off, `tongban bus users` refuses"
+    assert setup["environment"]["TONGBAN_BUS_SECRET"].startswith("${TONGBAN_BUS_SECRET:?")
 
 
 @pytest.mark.parametrize("settings", LAYOUT, ids=lambda s: s.instance)
-def test_compose_instance(settings):
+def test_compose_instance(settings, monkeypatch):
     svc = compose()["services"][settings.instance]
     env = svc["environment"]
     assert svc["build"]["context"] == "."
@@ -169,12 +329,16 @@ def test_compose_instance(settings):
     assert env["TONGBAN_HTTP_HOST"] == "0.0.0.0"
     assert str(env["TONGBAN_HTTP_PORT"]) == str(CONTAINER_PORT)
     assert env["TONGBAN_SECRET"].startswith("${TONGBAN_SECRET:?")
-    assert env["TONGBAN_AMQP_URL"].startswith("amqp://") and "@rabbitmq:5672" in env["TONGBAN_AMQP_URL"]
+    assert env["TONGBAN_BUS_SECRET"].startswith("${TONGBAN_BUS_SECRET:?")
+    assert urlsplit(env["TONGBAN_AMQP_URL"]).scheme == "amqp"
     assert env["TONGBAN_DATABASE_URL"].startswith("postgresql://")
     assert env["TONGBAN_DATABASE_URL"].rsplit("/", 1)[1] == database_name(settings.instance)
     assert svc["ports"] == [f"{settings.http_port}:{CONTAINER_PORT}"]
     assert svc["depends_on"] == {"rabbitmq": {"condition": "service_healthy"},
-                                 "postgres": {"condition": "service_healthy"}}
+                                 "postgres": {"condition": "service_healthy"},
+                                 "bus-setup": {"condition": "service_completed_successfully"}}
+    admin = bus_setup_settings(compose_env("bus-setup"), monkeypatch)
+    assert_connects_as_its_kind(settings_in(compose_env(settings.instance), settings.service, monkeypatch), admin)
     if settings.service == "intake":
         assert str(env["TONGBAN_TOWN"]) == settings.town
     else:
@@ -196,7 +360,8 @@ def test_compose_rabbitmq_has_the_prometheus_plugin_and_a_healthcheck():
     assert rabbit["image"] == "rabbitmq:3.10-management"
     assert "./deploy/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro" in rabbit["volumes"]
     assert ENABLED_PLUGINS.read_text(encoding="utf-8").strip() == "[rabbitmq_management,rabbitmq_prometheus]."
-    assert rabbit["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    # healthy once its listeners accept connections: bus-setup needs AMQP and the management API
+    assert rabbit["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"]
 
 
 def test_compose_postgres_creates_one_database_per_instance():
@@ -237,6 +402,36 @@ def test_every_k8s_document_parses_and_has_a_kind():
 def test_k8s_runs_every_instance_of_the_host_layout_and_nothing_else():
     assert set(of_kind("Deployment")) == set(INSTANCES)
     assert set(of_kind("Service")) == set(INSTANCES)
+    assert set(of_kind("Job")) == {"bus-setup"}
+
+
+def test_k8s_bus_setup_job_runs_users_then_declare_as_the_admin(monkeypatch):
+    job = of_kind("Job")["bus-setup"]
+    container = pod_container(job)
+    env = container_env(job)
+    assert setup_steps(container.get("command", []) + container.get("args", [])) == BUS_SETUP_STEPS
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    assert container["image"] == pod_container(of_kind("Deployment")[INSTANCES[0]])["image"]
+    assert {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])} == set(of_kind("ConfigMap"))
+    # the admin URL and every kind's password, from the Secret; the shared secret is not needed
+    for name in {"TONGBAN_AMQP_URL"} | PASSWORD_VARIABLES:
+        assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"], name
+    assert env["TONGBAN_AMQP_URL"]["valueFrom"]["secretKeyRef"]["key"] == "amqp-admin-url"
+    admin = bus_setup_settings(resolved_env(job), monkeypatch)
+    assert "TONGBAN_BUS_SECRET" not in resolved_env(job)
+    assert admin.bus_users
+    assert set(admin.bus_passwords) == set(busauth.KINDS), "a kind's password would fall back to the dev secret"
+    url = urlsplit(admin.amqp_url)
+    assert url.username and url.password, "bus-setup needs the admin account"
+    res = container.get("resources") or {}
+    assert all({"cpu", "memory"} <= set(res.get(part) or {}) for part in ("requests", "limits"))
+    assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_k8s_example_secret_gives_each_kind_its_own_password():
+    (secret,) = of_kind("Secret").values()
+    passwords = [secret["stringData"][f"bus-password-{kind}"] for kind in busauth.KINDS]
+    assert len(set(passwords)) == len(passwords), "equal example passwords would hide a kind's pod using another's"
 
 
 @pytest.mark.parametrize("instance", INSTANCES)
@@ -245,7 +440,7 @@ def test_k8s_deployment_has_probes_annotations_and_resources(instance):
 
 
 @pytest.mark.parametrize("settings", LAYOUT, ids=lambda s: s.instance)
-def test_k8s_deployment_env(settings):
+def test_k8s_deployment_env(settings, monkeypatch):
     dep = of_kind("Deployment")[settings.instance]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     env = container_env(dep)
@@ -259,24 +454,38 @@ def test_k8s_deployment_env(settings):
         assert env["TONGBAN_DEPARTMENT"]["value"] == settings.department
     else:
         assert "TONGBAN_DEPARTMENT" not in env
-    # secrets come from the Secret, never as literal values
-    for name in ("TONGBAN_SECRET", "TONGBAN_AMQP_URL", "TONGBAN_DATABASE_URL"):
+    # secrets come from the Secret, never as literal values; of the broker passwords only its own kind's
+    own = BUS_PASSWORD_VARIABLES[settings.service]
+    for name in ("TONGBAN_SECRET", "TONGBAN_DATABASE_URL", own):
         assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"], name
+    assert env[own]["valueFrom"]["secretKeyRef"]["key"] == f"bus-password-{settings.service}"
     config_maps = {ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref}
     assert config_maps and config_maps <= set(of_kind("ConfigMap"))
+    pod_env = resolved_env(dep)
+    assert password_problems(set(pod_env), settings.service) == []
+    admin = bus_setup_settings(resolved_env(of_kind("Job")["bus-setup"]), monkeypatch)
+    assert_connects_as_its_kind(settings_in(pod_env, settings.service, monkeypatch), admin)
 
 
 def test_k8s_secret_refs_resolve_in_the_example_secret():
     secrets = of_kind("Secret")
-    for instance, dep in of_kind("Deployment").items():
-        for name, entry in container_env(dep).items():
+    used = set()
+    for name_, doc in [*of_kind("Deployment").items(), *of_kind("Job").items()]:
+        for name, entry in container_env(doc).items():
             ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
             if not ref:
                 continue
-            assert ref["name"] in secrets, (instance, name)
+            assert ref["name"] in secrets, (name_, name)
+            assert not ref.get("optional"), (name_, name, "a missing key must stop the pod, not start it without")
             secret = secrets[ref["name"]]
             keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
-            assert ref["key"] in keys, (instance, name, ref["key"])
+            assert ref["key"] in keys, (name_, name, ref["key"])
+            used.add((ref["name"], ref["key"]))
+    # and the example holds nothing that nothing reads (a key left over from an older layout)
+    for secret_name, secret in secrets.items():
+        for key in set(secret.get("stringData") or {}) | set(secret.get("data") or {}):
+            assert (secret_name, key) in used, f"{secret_name}: key {key} is read by no pod"
+    for instance, dep in of_kind("Deployment").items():
         db_key = container_env(dep)["TONGBAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
         url = secrets[db_key["name"]]["stringData"][db_key["key"]]
         assert url.rsplit("/", 1)[1] == database_name(instance)
