@@ -151,8 +151,11 @@ def _read_json(request, schema: Schema) -> dict:
 
 
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
-        public: bool = False, immediate: bool = False):
+        public: bool = False, immediate: bool = False, response: type[Schema] | None = None):
     """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
+
+    `schema` loads the request body; `response` is the marshmallow schema of the success body (for the
+    OpenAPI document and for clients and fuzzers that check responses).
 
     `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 
@@ -200,6 +203,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__
         entry.api_route = (method, path, roles, schema, public)
+        entry.api_response = response
         return (immediate_http if immediate else http)(method, path)(entry)
 
     return decorator
