@@ -110,3 +110,72 @@ inbox_table = sa.Table(
 def create_plumbing_tables(op) -> None:
     """Called from each service's first migration: outbox and inbox, as defined above."""
     plumbing_metadata.create_all(op.get_bind())
+
+
+# --- reference data (shared.reference): every catalogue and calendar record read from the stream ----
+# Their own metadata, created by each reference-reading service's migration (`create_reference_tables`),
+# not by the first migration: databases made before them get them through that migration too.
+
+reference_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+reference_records_table = sa.Table(
+    "reference_records", reference_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("loaded_by", sa.String(200), nullable=False),
+    sa.Column("stream_offset", sa.BigInteger, nullable=False),  # stream order: the active one is the last
+    sa.UniqueConstraint("kind", "version", "sha256"),  # the same file loaded twice is one version
+)
+
+reference_cursor_table = sa.Table(
+    "reference_cursor", reference_metadata,
+    sa.Column("stream", sa.String(200), primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),  # where reading goes on after a restart
+)
+
+_CURSOR = "reference"
+
+
+def create_reference_tables(op) -> None:
+    reference_metadata.create_all(op.get_bind())
+
+
+def drop_reference_tables(op) -> None:
+    reference_metadata.drop_all(op.get_bind())
+
+
+def load_reference(engine: Engine):
+    """The stored records in stream order, and the offset to read on from (None: from the start)."""
+    from shared.reference import Record
+
+    t, c = reference_records_table, reference_cursor_table
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.stream_offset, t.c.id)).mappings().all()
+        offset = conn.execute(sa.select(c.c.next_offset).where(c.c.stream == _CURSOR)).scalar()
+    records = [Record(kind=r["kind"], version=r["version"], sha256=r["sha256"], text=r["text"],
+                      loaded_at=r["loaded_at"], loaded_by=r["loaded_by"], offset=r["stream_offset"]) for r in rows]
+    return records, offset
+
+
+def store_reference(engine: Engine, record, offset: int) -> bool:
+    """Keep a record (once per kind, version and sha256) and move the cursor past it, in one transaction."""
+    t, c = reference_records_table, reference_cursor_table
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    with engine.begin() as conn:
+        new = conn.execute(insert(t).values(
+            kind=record.kind, version=record.version, sha256=record.sha256, text=record.text,
+            loaded_at=record.loaded_at, loaded_by=record.loaded_by, stream_offset=offset,
+        ).on_conflict_do_nothing()).rowcount == 1
+        moved = insert(c).values(stream=_CURSOR, next_offset=offset + 1)
+        conn.execute(moved.on_conflict_do_update(index_elements=[c.c.stream],
+                                                 set_={"next_offset": sa.func.max(c.c.next_offset, offset + 1)}
+                                                 if engine.dialect.name == "sqlite" else
+                                                 {"next_offset": sa.func.greatest(c.c.next_offset, offset + 1)}))
+    return new
