@@ -62,7 +62,8 @@ def permissions(kind: str, prefix: str) -> tuple[dict, list[dict]]:
         "write": rf"^{p}\.({'|'.join(written)})$|{queues}",
         # its own queues and dead-letter queues, and its own retry queues (declaring a queue with a
         # dead-letter exchange needs read on the queue)
-        "read": rf"^{p}\.(events|work|dlx|retry|requeue)$|^{p}\.{inst}\.|^{p}\.retry-{kind}\.",
+        # and the reference stream (catalogue and calendar records), which every kind may read
+        "read": rf"^{p}\.(events|work|dlx|retry|requeue|reference)$|^{p}\.{inst}\.|^{p}\.retry-{kind}\.",
     }
     topic = [{"exchange": f"{prefix}.{ex}", "write": "^(" + "|".join(re.escape(t) for t in types) + r")\.",
               "read": ".*"} for ex, types in sorted(publishes.items())]

@@ -3,15 +3,13 @@
 Loaded from a YAML file, validated, versioned: a case keeps the version it was accepted under,
 so loading a new version never changes a case already accepted.
 
-`CatalogStore` keeps every version city IT has loaded in one folder (`<TONGBAN_DATA_DIR>/catalog/`):
-`<version>.yaml` per version (never rewritten) and `ACTIVE`, the version new cases are accepted under.
+Every version city IT loads is a record on the deployment's reference stream, and every service that
+needs the catalogue keeps every version in its database (`shared.reference`): this module only parses
+and validates.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,151 +306,3 @@ _VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 def _natural_key(version: str):
     """"2026.2" < "2026.10": digit runs compare as numbers."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", version) if part]
-
-
-class CatalogStore:
-    """Every catalogue version city IT has loaded, in one folder (`<TONGBAN_DATA_DIR>/catalog/`).
-
-    - `<version>.yaml`: the file as loaded, written once and never changed; a case accepted under a
-      version is looked up in that version for ever (`get`).
-    - `ACTIVE`: the version new cases are accepted under (`active`); loading a file makes it active.
-    - Loading a version again with the same content (same catalogue after validation; comments and
-      layout do not count) stores nothing (it does make that version active again: how to go back);
-      with other content it is refused and nothing changes: a changed catalogue needs a new version.
-    - The shipped sample (`SAMPLE_CATALOG`) is what `active()` gives while nothing is loaded, so its
-      version is taken: a different catalogue cannot be loaded under the sample's version either.
-    """
-
-    ACTIVE_FILE = "ACTIVE"
-
-    def __init__(self, folder: str | os.PathLike[str], sample: str | os.PathLike[str] = SAMPLE_CATALOG):
-        self.folder = Path(folder)
-        self.sample_path = Path(sample)
-        self._cache: dict[str, Catalog] = {}
-        self._lock = threading.Lock()
-
-    # -- reading -------------------------------------------------------------------------------
-    def sample(self) -> Catalog:
-        return self._cached("\0sample", lambda: load_catalog(self.sample_path))
-
-    def versions(self) -> list[str]:
-        """The stored versions in natural order ("2026.2" before "2026.10"), not in load order."""
-        if not self.folder.is_dir():
-            return []
-        found = [f.stem for f in self.folder.glob("*.yaml") if _VERSION_RE.fullmatch(f.stem)]
-        return sorted(found, key=_natural_key)
-
-    def active_version(self) -> str:
-        """The version named in ACTIVE; with no ACTIVE file, the newest stored version (natural order);
-        with nothing stored, the shipped sample's version."""
-        marker = self.folder / self.ACTIVE_FILE
-        try:
-            version = marker.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            version = ""
-        except OSError as exc:
-            raise CatalogError(f"cannot read {marker}", str(exc)) from None
-        if version:
-            return version
-        stored = self.versions()
-        return stored[-1] if stored else self.sample().version
-
-    def active(self) -> Catalog:
-        """The catalogue new cases are accepted under (the shipped sample while nothing is loaded)."""
-        return self.get(self.active_version())
-
-    def get(self, version: str) -> Catalog:
-        """One version, as it was loaded. Raises CatalogError for a version never loaded."""
-        version = str(version)
-        path = self._path(version)
-        if path.is_file():
-            catalog = self._cached(version, lambda: parse_catalog(path.read_text(encoding="utf-8")))
-            if catalog.version != version:
-                raise CatalogError(f"{path} holds version {catalog.version}, not {version}")
-            return catalog
-        sample = self.sample()
-        if version == sample.version:
-            return sample
-        known = ", ".join(self.versions()) or f"none loaded; the shipped sample is {sample.version}"
-        raise CatalogError(f"unknown catalogue version {version} (known: {known})")
-
-    # -- loading -------------------------------------------------------------------------------
-    def load_file(self, path: str | os.PathLike[str]) -> Catalog:
-        """Validate a catalogue file, store it as `<version>.yaml` and make it the active version."""
-        return self.load_text(self._read(path))[0]
-
-    def load_text(self, text: str) -> tuple[Catalog, bool]:
-        """Like `load_file`; also says whether the version was new (False: already loaded, same content)."""
-        catalog = parse_catalog(text)
-        version = catalog.version
-        with self._lock:
-            sample = self.sample()
-            if version == sample.version and not self._path(version).is_file() and catalog.data != sample.data:
-                raise CatalogError(f"version {version} is the shipped sample's version with other content; "
-                                   "give the new catalogue a new version")
-            self.folder.mkdir(parents=True, exist_ok=True)
-            new = self._store(version, text, catalog)
-            self._write_active(version)
-        return catalog, new
-
-    def activate(self, version: str) -> Catalog:
-        """Make an already loaded version the active one again (e.g. to go back)."""
-        catalog = self.get(version)
-        with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._write_active(catalog.version)
-        return catalog
-
-    # -- internals -----------------------------------------------------------------------------
-    def _path(self, version: str) -> Path:
-        if not _VERSION_RE.fullmatch(version):
-            raise CatalogError(f"{version!r} is not a catalogue version")
-        return self.folder / f"{version}.yaml"
-
-    @staticmethod
-    def _read(path) -> str:
-        try:
-            return Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogError(f"cannot read {path}", str(exc)) from None
-
-    def _cached(self, key: str, load) -> Catalog:
-        catalog = self._cache.get(key)
-        if catalog is None:
-            catalog = self._cache[key] = load()
-        return catalog
-
-    def _store(self, version: str, text: str, catalog: Catalog) -> bool:
-        target = self._path(version)
-        fd, tmp = tempfile.mkstemp(prefix=f".{version}.", suffix=".tmp", dir=self.folder)
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(tmp, target)  # fails if the version exists: never overwrite a stored version
-                self._cache[version] = catalog
-                return True
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
-        existing = self.get(version)
-        if existing.data != catalog.data:
-            raise CatalogError(f"version {version} already loaded with other content; "
-                               "give the new catalogue a new version")
-        return False
-
-    def _write_active(self, version: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".ACTIVE.", suffix=".tmp", dir=self.folder)
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(version + "\n")
-            os.replace(tmp, self.folder / self.ACTIVE_FILE)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise

@@ -1,7 +1,8 @@
 """What every service instance stands on: one nameko dependency that owns the store, the
 outbox relay, the bus topology, metrics and log context, plus the one-line consumer decorator.
 
-    platform = Platform(settings, versions_dir)
+    platform = Platform(settings, versions_dir)                 # or, for a service that needs the
+    platform = Platform(settings, versions_dir, reference=ref)  # catalogue or calendar: shared.reference
 
     class Service(PlatformEndpoints):
         name = settings.instance
@@ -27,6 +28,7 @@ from shared.config import Settings
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
+from shared.reference import Reference, StreamClient
 from shared.relay import BrokerProbe, OutboxRelay
 from shared.store import Store
 
@@ -38,8 +40,10 @@ _DLQ_REFRESH_SECONDS = 10.0
 class Platform(DependencyProvider):
     """The per-instance runtime; services reach it as `self.platform`."""
 
-    def __init__(self, settings: Settings, versions_dir: Path):
+    def __init__(self, settings: Settings, versions_dir: Path, reference: Reference | None = None):
         self.settings = settings
+        self.reference = reference  # the service's copy of the reference stream, if it needs one
+        self._reference_thread = None
         self.versions_dir = Path(versions_dir)
         self.topology = Topology.of(settings)
         self.metrics: ServiceMetrics | None = None
@@ -66,7 +70,15 @@ class Platform(DependencyProvider):
         self.store.on_commit_with_messages = self._wake.set
         # the whole registry, not only this instance's queues: what is published for a service that
         # has never run yet waits in its queue instead of being routed nowhere
-        towns, departments = registry.catalogue_scope(s.data_dir)
+        # the active catalogue comes first (caught up from the reference stream), so that its departments
+        # get their queues
+        if self.reference is not None:
+            self.reference.catch_up(self.store)
+            catalogs = self.reference.catalogs
+        else:
+            catalogs = StreamClient(s.service_amqp_url, s.bus_prefix,
+                                    idle=float(s.extra.get("reference_idle", 0.5))).catalogs()
+        towns, departments = registry.catalogue_scope(catalogs)
         towns += [s.town] if s.town else []
         departments += [s.department] if s.department else []
         declared = registry.declare_deployment(s.service_amqp_url, self.topology, towns, departments,
@@ -79,6 +91,9 @@ class Platform(DependencyProvider):
         if self._relays:
             self._relay_thread = self.container.spawn_managed_thread(self._relay_loop,
                                                                      identifier="outbox-relay")
+        if self.reference is not None:
+            self._reference_thread = self.container.spawn_managed_thread(
+                partial(self.reference.follow, self.store, lambda: self._stopping), identifier="reference-stream")
         self._probe = BrokerProbe(s.service_amqp_url, self.topology.events.name)
         self._refresh_health()  # /health tells the truth from the first request on
         self._health_thread = self.container.spawn_managed_thread(self._health_loop,
@@ -90,6 +105,8 @@ class Platform(DependencyProvider):
         self._halt.set()
         if self._relay_thread is not None:
             self._relay_thread.wait()
+        if self._reference_thread is not None:
+            self._reference_thread.wait()
         if self._relay is not None:
             self._relay.close()
         if self._health_thread is not None:
@@ -103,7 +120,7 @@ class Platform(DependencyProvider):
         self._stopping = True
         self._wake.set()
         self._halt.set()
-        for thread in (self._relay_thread, self._health_thread):
+        for thread in (self._relay_thread, self._health_thread, self._reference_thread):
             if thread is not None:
                 thread.kill()
         if self._relay is not None:
@@ -265,6 +282,8 @@ class Platform(DependencyProvider):
                                 f"error: the oldest unsent message waits {age:.0f} s (more than {s.outbox_max_age:g} s)")
             checks["unroutable"] = ("ok" if not stats.unroutable else
                                     f"error: {stats.unroutable} message(s) wait: no queue takes their routing key")
+        if self.reference is not None:
+            checks["reference"] = self.reference.health()
         self._health_report = {"checks": checks, "outbox": outbox,
                                "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self._health_at = time.monotonic()

@@ -294,6 +294,23 @@ class StreamClient:
     def book(self) -> Book:
         return Book(self.read())
 
+    def catalogs(self) -> Catalogs:
+        return Catalogs(self.book())
+
+    def calendar(self) -> WorkingCalendar:
+        return calendar_of(self.book())
+
+    def load(self, kind: str, text: str, loaded_by: str | None = None) -> tuple[Record, bool]:
+        """Publish a file's record unless the stream has it already; (record, published).
+
+        Raises CatalogError / HolidayFileError for an invalid file, Conflict for a catalogue version
+        already loaded with other text."""
+        record = make_record(kind, text, loaded_by)
+        if not self.book().check(record):
+            return record, False
+        self.publish(record)
+        return record, True
+
     def publish(self, record: Record) -> None:
         """Append a record, confirmed by the broker before this returns."""
         from kombu import Connection, Producer

@@ -87,13 +87,12 @@ def deployment_queues(towns: Iterable[str], departments: Iterable[str]) -> list[
     return specs
 
 
-def catalogue_scope(data_dir) -> tuple[list[str], list[str]]:
-    """The towns and departments of the active catalogue (what the registry must cover)."""
-    from pathlib import Path
-
-    from shared.catalog import CatalogStore
-
-    catalog = CatalogStore(Path(data_dir) / "catalog").active()
+def catalogue_scope(catalogs) -> tuple[list[str], list[str]]:
+    """The towns and departments of the active catalogue (what the registry must cover); none while the
+    deployment has no catalogue (`catalogs`: a `shared.reference.Catalogs`)."""
+    if not catalogs.ready:
+        return [], []
+    catalog = catalogs.active()
     return sorted(catalog.towns), sorted(catalog.departments)
 
 

@@ -52,6 +52,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class ServiceUnavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
 class ExclusiveWebServer(WebServer):
     """nameko's web server, except that it owns its port alone and closes it when killed.
 

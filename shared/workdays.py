@@ -6,9 +6,10 @@ that fall on a weekend are on.  All dates are Asia/Shanghai calendar dates.
 
 Sources of truth, per year:
 
-1. a holiday file loaded with :meth:`WorkingCalendar.load_year` /
-   :meth:`WorkingCalendar.from_directory` (city IT drops the State Council's
-   notice for a new year in as YAML; a loaded file wins over the package);
+1. a holiday file loaded with :meth:`WorkingCalendar.load_year` (city IT
+   publishes the State Council's notice for a new year as YAML with
+   ``tongban calendar load``, see ``shared.reference``; a loaded file wins
+   over the package);
 2. the ``chinese-calendar`` package, which only covers published years
    (2004 up to its release year);
 3. otherwise the year is *unknown*: we fall back to weekends-only, never
@@ -402,26 +403,6 @@ class WorkingCalendar:
             if key != yc.year:
                 raise ValueError(f"years[{key}] holds the calendar for {yc.year}")
             self.load_year(yc)
-
-    @classmethod
-    def from_directory(cls, path: str | os.PathLike[str]) -> "WorkingCalendar":
-        """Load every ``*.yaml`` in ``path``; a missing directory gives an empty calendar."""
-        directory = Path(path)
-        cal = cls()
-        if not directory.exists():
-            return cal
-        if not directory.is_dir():
-            raise HolidayFileError(f"{directory}: not a directory")
-        seen: dict[int, Path] = {}
-        for file in sorted(directory.glob("*.yaml")):
-            yc = parse_holiday_file(file)
-            if file.stem.isdigit() and int(file.stem) != yc.year:
-                raise HolidayFileError(f"{file}: file name says {file.stem} but it declares year {yc.year}")
-            if yc.year in seen:
-                raise HolidayFileError(f"{file}: year {yc.year} is already defined in {seen[yc.year]}")
-            seen[yc.year] = file
-            cal.load_year(yc)
-        return cal
 
     def load_year(self, yc: YearCalendar) -> None:
         """Use ``yc`` for its year, replacing the package's data for it entirely."""

@@ -1,7 +1,9 @@
 """`tongban bus declare|users`: the operator's side of the bus (with the broker's admin account).
 
-    tongban bus declare      every exchange and queue of the registry, the retry queues, and the policy
-                             that gives consuming queues their delivery limit and dead-letter exchange
+    tongban bus declare      the reference stream (publishing the shipped sample catalogue while it holds
+                             none), every exchange and queue of the registry (for the active catalogue's
+                             towns and departments), the retry queues, and the policy that gives
+                             consuming queues their delivery limit and dead-letter exchange
     tongban bus users        one user per service kind, with RabbitMQ permissions (shared.busauth)
 
 Both are idempotent; `tongban up`, `tongban demo` and the tests run them before the services start.
@@ -13,17 +15,33 @@ import sys
 
 from shared import busauth, registry
 from shared.bus import Topology
+from shared.catalog import SAMPLE_CATALOG
 from shared.config import Settings
+from shared.reference import CATALOG, Record, StreamClient
+
+
+def seed_sample(settings: Settings) -> Record | None:
+    """Publish the shipped sample catalogue to the reference stream if it holds no catalogue yet (the
+    returned record), else nothing: a deployment never serves the sample unless nobody loaded one."""
+    stream = StreamClient(settings.amqp_url, settings.bus_prefix)
+    if stream.catalogs().ready:
+        return None
+    record, _published = stream.load(CATALOG, SAMPLE_CATALOG.read_text(encoding="utf-8"), "tongban bus declare")
+    return record
 
 
 def declare(settings: Settings, management: str | None = None) -> dict:
-    """Declare the whole registry (as the admin the AMQP URL names) and set the consumers' policy."""
-    towns, departments = registry.catalogue_scope(settings.data_dir)
+    """Declare the reference stream (with the sample catalogue while it has none) and the whole registry
+    (as the admin the AMQP URL names), and set the consumers' policy."""
+    sample = seed_sample(settings)
+    catalogs = StreamClient(settings.amqp_url, settings.bus_prefix).catalogs()
+    towns, departments = registry.catalogue_scope(catalogs)
     topology = Topology.of(settings)
     names = registry.declare_deployment(settings.amqp_url, topology, towns, departments,
                                         retry_kinds=busauth.KINDS)
     policy = busauth.apply_policy(settings.amqp_url, topology, management)
     return {"queues": names, "towns": towns, "departments": departments, "policy": policy,
+            "catalog": catalogs.active_version(), "sample_published": sample is not None,
             "retry_delays": list(topology.retry_delays)}
 
 
@@ -43,8 +61,7 @@ def prepare(settings: Settings) -> None:
 
 
 def cmd_bus(args) -> int:
-    settings = Settings.from_env("tongban", instance="tongban",
-                                 **({"data_dir": args.data_dir} if args.data_dir else {}))
+    settings = Settings.from_env("tongban", instance="tongban")
     management = os.environ.get("TONGBAN_MANAGEMENT_URL")
     try:
         if args.action == "declare":
@@ -52,7 +69,9 @@ def cmd_bus(args) -> int:
             print(f"declared {len(report['queues'])} queues for {len(report['towns'])} towns and "
                   f"{len(report['departments'])} departments on bus '{settings.bus_prefix}' (each with its .dlq), "
                   f"retry queues of {', '.join(f'{d:g}s' for d in report['retry_delays'])} for every service kind, "
-                  f"policy {report['policy']}")
+                  f"policy {report['policy']}; catalogue {report['catalog']} active"
+                  + (" (the shipped sample, published now: the stream held no catalogue)"
+                     if report["sample_published"] else ""))
         else:
             names = users(settings, management)
             source = "given per kind" if settings.bus_passwords else (
@@ -68,5 +87,4 @@ def cmd_bus(args) -> int:
 def register(sub) -> None:
     bus = sub.add_parser("bus", help="the bus: declare the registry's queues, create the services' users")
     bus.add_argument("action", choices=["declare", "users"])
-    bus.add_argument("--data-dir", help="where the catalogue is kept (default $TONGBAN_DATA_DIR or ./var)")
     bus.set_defaults(func=cmd_bus)

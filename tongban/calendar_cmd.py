@@ -1,25 +1,28 @@
 """`tongban calendar …`: the working-day calendar (工作日历) that every deadline is counted on.
 
 City IT loads each year's State Council holiday notice as a YAML file (format: `shared/workdays.py`);
-it is kept as `<TONGBAN_DATA_DIR>/calendar/<year>.yaml`, and intake services watch that folder and
-recount provisional deadlines when it changes. A loaded year wins over the chinese-calendar package;
-a year known to neither is counted on weekends only, and every answer that relied on it says so.
+`load` publishes it as a record on the running deployment's reference stream (`shared.reference`;
+TONGBAN_AMQP_URL, TONGBAN_BUS_PREFIX), every service keeps it in its database, and intake recounts
+provisional deadlines when it arrives. A year loaded again with other dates replaces it (a corrected
+notice). `show` and `due` count on the years read from the stream. A loaded year wins over the
+chinese-calendar package; a year known to neither is counted on weekends only, and every answer that
+relied on it says so.
 
 Every handler takes the parsed `args` and returns the exit code: 0 done, 2 refused (bad file, bad date,
-bad number of days, unreadable calendar folder), with the reason on stderr.
+bad number of days, no broker), with the reason on stderr.
 """
 from __future__ import annotations
 
 import calendar as _stdcal
 import contextlib
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from shared.reference import CALENDAR, Book, StreamClient, calendar_of
 from shared.workdays import (
     HolidayFileError,
     WorkingCalendar,
@@ -38,10 +41,17 @@ _MONTH_RE = re.compile(r"^(\d{4})-(\d{1,2})$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def calendar_dir() -> Path:
+def open_stream() -> StreamClient:
+    """The deployment's reference stream, as the admin the AMQP URL names (who may publish to it)."""
     from shared.config import Settings
 
-    return Settings.from_env("tongban", instance="tongban").data_dir / "calendar"
+    settings = Settings.from_env("tongban", instance="tongban")
+    return StreamClient(settings.amqp_url, settings.bus_prefix)
+
+
+def _broker_problem(exc: Exception) -> str:
+    return (f"cannot reach the deployment's reference stream ({exc.__class__.__name__}: {exc}); "
+            "check TONGBAN_AMQP_URL and TONGBAN_BUS_PREFIX")
 
 
 def _fail(command: str, message: str) -> int:
@@ -65,14 +75,20 @@ def _logs_to_stderr():
         structlog.reset_defaults()
 
 
-def _working_calendar(command: str) -> WorkingCalendar | int:
-    folder = calendar_dir()
+def _book(command: str) -> Book | int:
     try:
-        return WorkingCalendar.from_directory(folder)
-    except HolidayFileError as exc:
-        return _fail(command, f"the calendar folder {folder} holds a bad holiday file: {exc}")
-    except OSError as exc:
-        return _fail(command, f"cannot read the calendar folder {folder}: {exc}")
+        return open_stream().book()
+    except Exception as exc:  # kombu/amqp errors come in many classes; all mean the same here
+        return _fail(command, _broker_problem(exc))
+
+
+def _working_calendar(command: str) -> WorkingCalendar | int:
+    book = _book(command)
+    if isinstance(book, int):
+        return book
+    cal = calendar_of(book)
+    cal.records = book.calendar_years()  # where each loaded year came from, for `source_of`
+    return cal
 
 
 def _package_knows(year: int) -> bool:
@@ -85,24 +101,12 @@ def _package_knows(year: int) -> bool:
     return True
 
 
-def _loaded_file(year: int) -> Path:
-    """The file in the calendar folder that declares `year` (normally `<year>.yaml`)."""
-    folder = calendar_dir()
-    usual = folder / f"{year}.yaml"
-    if usual.is_file():
-        return usual
-    for file in sorted(folder.glob("*.yaml")):
-        try:
-            if parse_holiday_file(file).year == year:
-                return file
-        except HolidayFileError:
-            continue
-    return usual
-
-
 def source_of(cal: WorkingCalendar, year: int) -> str:
     if year in cal.loaded_years:
-        return f"loaded file {_loaded_file(year)}"
+        r = getattr(cal, "records", {}).get(year)
+        if r is None:
+            return "loaded notice"
+        return f"loaded notice of {r.loaded_at:%Y-%m-%d %H:%M} UTC by {r.loaded_by} (sha256 {r.sha256[:12]})"
     if _package_knows(year):
         return PACKAGE_SOURCE
     return UNKNOWN_SOURCE
@@ -172,27 +176,6 @@ def _spans(days: list[date]) -> str:
     return ", ".join(r[0].isoformat() if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # the temporary name must not end in .yaml: intake services glob the folder for *.yaml
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _parse_text(text: str, label: str) -> YearCalendar:
     # a trailing newline makes sure parse_holiday_file reads it as YAML text, never as a path
     try:
@@ -218,42 +201,36 @@ def cmd_load(args) -> int:
         return _fail("load", f"{args.file} declares no holidays for {yc.year}; every State Council notice has "
                              "some (元旦, 春节, …), so this is not a complete holiday file")
 
-    folder = calendar_dir()
-    target = folder / f"{yc.year}.yaml"
-    old: YearCalendar | None = None
-    replaced = False
+    book = _book("load")
+    if isinstance(book, int):
+        return book
+    old_record = book.calendar_years().get(yc.year)
+    stream = open_stream()
+    record, published = None, False
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for other in sorted(folder.glob("*.yaml")):
-            if other.name == target.name:
-                continue
-            try:
-                other_year = parse_holiday_file(other).year
-            except HolidayFileError:
-                continue  # not ours to judge here; `show`/`due` report it
-            if other_year == yc.year:
-                return _fail("load", f"{other} already declares the {yc.year} calendar; remove it first, "
-                                     f"the loaded calendar lives in {target}")
-        if target.exists():
-            if target.read_bytes() == data:
-                print(f"{yc.year} already loaded (same content), nothing changed: {_summary(yc)} "
-                      f"({yc.source or 'no source given'}) in {target}")
-                return 0
-            replaced = True
-            try:
-                old = parse_holiday_file(target)
-            except HolidayFileError:
-                old = None
-        _atomic_write(target, data)
-    except OSError as exc:
-        return _fail("load", f"cannot store the calendar in {folder}: {exc}")
+        from shared.reference import make_record
+
+        record = make_record(CALENDAR, text)
+        if not book.has(record):
+            stream.publish(record)
+            published = True
+    except Exception as exc:
+        return _fail("load", _broker_problem(exc))
+    if not published:
+        print(f"{yc.year} already loaded (same content), nothing published: {_summary(yc)} "
+              f"({yc.source or 'no source given'})")
+        return 0
 
     print(f"loaded {yc.year}: {_summary(yc)} ({yc.source or 'no source given'})")
-    if replaced and old is None:
-        print(f"replaced the {yc.year} calendar (the previous {target.name} was not a valid holiday file)")
-    elif old is not None:
-        changes = _changes(old, yc)
-        if changes:
+    if old_record is not None:
+        try:
+            old = _parse_text(old_record.text, f"the {yc.year} notice loaded before")
+        except HolidayFileError:
+            old = None
+        changes = _changes(old, yc) if old is not None else []
+        if old is None:
+            print(f"replaced the {yc.year} calendar (the previous one was not a valid holiday file)")
+        elif changes:
             print(f"replaced the {yc.year} calendar (was: {_summary(old)}):")
             for line in changes:
                 print(f"  - {line}")
@@ -261,7 +238,8 @@ def cmd_load(args) -> int:
             print(f"replaced the {yc.year} calendar file (same dates; only the text changed)")
     if _package_knows(yc.year):
         print(f"this file overrides the chinese-calendar package's data for {yc.year}")
-    print(f"stored as {target}; intake services recount provisional deadlines from it")
+    print(f"published to {stream.prefix}'s reference stream; intake services recount provisional deadlines "
+          "from it")
     return 0
 
 
@@ -404,7 +382,7 @@ def register(subparsers) -> None:
     cal = subparsers.add_parser("calendar", help="the working-day calendar: load, show, due")
     sub = cal.add_subparsers(dest="calendar_command", required=True)
 
-    load = sub.add_parser("load", help="check a year's holiday file and store it in the calendar folder")
+    load = sub.add_parser("load", help="check a year's holiday file and publish it to the running deployment")
     load.add_argument("file", help="YAML holiday file (format: shared/workdays.py)")
     load.set_defaults(func=cmd_load)
 

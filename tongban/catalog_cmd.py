@@ -1,8 +1,11 @@
 """`tongban catalog …`: city IT reads, checks and publishes the item catalogue (事项目录).
 
-The versions live in `<TONGBAN_DATA_DIR>/catalog/` (see `shared.catalog.CatalogStore`); while nothing
-has been loaded the shipped sample is active. Every handler takes the parsed `args` and returns the
-exit code: 0 done, 2 refused (invalid file, unknown version or item), with the reason on stderr.
+The commands talk to the running deployment: every version is a record on its reference stream
+(`shared.reference`; broker and bus prefix from TONGBAN_AMQP_URL and TONGBAN_BUS_PREFIX). `load`
+publishes a file (with publisher confirms) unless the stream has it already; `list`, `show` and
+`versions` read the stream. The active version is the last one loaded. Every handler takes the parsed
+`args` and returns the exit code: 0 done, 2 refused (invalid file, unknown version or item, a version
+loaded before with other content, no broker), with the reason on stderr.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from shared.catalog import (
     CATEGORIES,
     Catalog,
     CatalogError,
-    CatalogStore,
     parse_catalog,
 )
+from shared.reference import CATALOG, Catalogs, Conflict, StreamClient
 
 KIND_NAMES = {"instant": "即办件", "promised": "承诺件", "joint": "联办件", "escalated": "上报件",
               "consultation": "咨询告知件"}
@@ -25,10 +28,28 @@ DELIVERY_NAMES = {"pickup": "窗口领取", "mail": "EMS邮寄"}
 FORM_NAMES = {"original": "原件", "copy": "复印件", "both": "原件和复印件"}
 
 
-def store() -> CatalogStore:
+def open_stream() -> StreamClient:
+    """The deployment's reference stream, as the admin the AMQP URL names (who may publish to it)."""
     from shared.config import Settings
 
-    return CatalogStore(Settings.from_env("tongban", instance="tongban").data_dir / "catalog")
+    settings = Settings.from_env("tongban", instance="tongban")
+    return StreamClient(settings.amqp_url, settings.bus_prefix)
+
+
+class BrokerUnreachable(Exception):
+    pass
+
+
+def _catalogs() -> Catalogs:
+    try:
+        return open_stream().catalogs()
+    except Exception as exc:  # kombu/amqp errors come in many classes; all mean the same to city IT
+        raise BrokerUnreachable(_broker_problem(exc)) from None
+
+
+def _broker_problem(exc: Exception) -> str:
+    return (f"cannot read the deployment's reference stream ({exc.__class__.__name__}: {exc}); "
+            "check TONGBAN_AMQP_URL and TONGBAN_BUS_PREFIX")
 
 
 def _fail(command: str, message: str, problems: list[str] | None = None) -> int:
@@ -54,10 +75,12 @@ def _days(item: dict) -> str:
 
 def _catalog(args, command: str) -> Catalog | int:
     try:
-        s = store()
+        s = _catalogs()
         return s.get(args.version) if getattr(args, "version", None) else s.active()
     except CatalogError as exc:
         return _error(command, exc)
+    except BrokerUnreachable as exc:
+        return _fail(command, str(exc))
 
 
 def _width(text: str) -> int:
@@ -168,38 +191,43 @@ def cmd_load(args) -> int:
     text = _read(args.file, "load")
     if isinstance(text, int):
         return text
-    s = store()
     try:
-        catalog, new = s.load_text(text)
+        parse_catalog(text)
     except CatalogError as exc:
-        if exc.details is not None and exc.problems:
-            return _fail("load", f"{args.file} is not a valid catalogue: {exc.message}", exc.problems)
+        return _fail("load", f"{args.file} is not a valid catalogue: {exc.message}", exc.problems)
+    stream = open_stream()
+    try:
+        record, published = stream.load(CATALOG, text)
+    except Conflict as exc:
         return _fail("load", str(exc))
-    except OSError as exc:
-        return _fail("load", f"cannot store the catalogue in {s.folder}: {exc}")
-    what = "loaded" if new else "already loaded (same content)"
-    print(f"{catalog.version}: {what}, now active — {catalog.summary_line()} (in {s.folder})")
+    except Exception as exc:
+        return _fail("load", _broker_problem(exc))
+    catalog = parse_catalog(text)
+    if published:
+        print(f"{catalog.version}: loaded, now active — {catalog.summary_line()} "
+              f"(published to {stream.prefix}'s reference stream)")
+    else:
+        active = _catalogs().active_version()
+        print(f"{catalog.version}: already loaded (same content), nothing published; active version: {active}")
     return 0
 
 
 def cmd_versions(args) -> int:
-    s = store()
     try:
-        stored = s.versions()
-        active = s.active_version()
-        rows = []
-        for v in stored:
-            rows.append({"version": v, "active": v == active, "items": len(s.get(v).data["items"])})
-        if not stored:
-            rows.append({"version": active, "active": True, "items": len(s.active().data["items"]),
-                         "sample": True})
+        catalogs = _catalogs()
+        active = catalogs.active_version()
+        rows = [{"version": v, "active": v == active, "items": len(catalogs.get(v).data["items"])}
+                for v in catalogs.versions()]
     except CatalogError as exc:
         return _error("versions", exc)
+    except BrokerUnreachable as exc:
+        return _fail("versions", str(exc))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
-    if not stored:
-        print(f"no catalogue loaded in {s.folder}; the shipped sample is active:")
+    if not rows:
+        print("no catalogue loaded on this deployment yet (tongban catalog load FILE, or tongban bus declare "
+              "for the shipped sample)")
     for r in rows:
         mark = "*" if r["active"] else " "
         note = "  (active)" if r["active"] else ""
@@ -230,10 +258,10 @@ def register(subparsers) -> None:
     val.add_argument("file")
     val.set_defaults(func=cmd_validate)
 
-    load = sub.add_parser("load", help="store a catalogue file as a new version and make it active")
+    load = sub.add_parser("load", help="publish a catalogue file as a new version (the active one) to the deployment")
     load.add_argument("file")
     load.set_defaults(func=cmd_load)
 
-    versions = sub.add_parser("versions", help="the loaded versions; * marks the active one")
+    versions = sub.add_parser("versions", help="the loaded versions in load order; * marks the active one")
     versions.add_argument("--json", action="store_true")
     versions.set_defaults(func=cmd_versions)

@@ -70,11 +70,9 @@ def cmd_up(args) -> int:
 
 def _catalogue_departments(base) -> list[str]:
     """Every department of the catalogue in force gets its approval instance."""
-    from pathlib import Path
+    from shared.reference import StreamClient
 
-    from shared.catalog import CatalogStore
-
-    return sorted(CatalogStore(Path(base.data_dir) / "catalog").active().departments)
+    return sorted(StreamClient(base.amqp_url, base.bus_prefix).catalogs().active().departments)
 
 
 def cmd_serve(args) -> int:

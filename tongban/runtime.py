@@ -130,13 +130,16 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
     from shared import busauth, registry
     from shared.bus import Topology
 
+    from shared.reference import StreamClient, stream_name
+
     names = set()
     topologies = {}
+    catalogs = StreamClient(amqp_url, prefix).catalogs()
     kinds = {"probe"} | {s.service for s in layout}
     for settings in layout:
         topology = Topology.of(settings.with_(bus_prefix=prefix))
         topologies[topology.retry_delays] = topology
-        towns, departments = registry.catalogue_scope(settings.data_dir)
+        towns, departments = registry.catalogue_scope(catalogs)
         names |= {spec.name(prefix) for spec in registry.deployment_queues(
             towns + ([settings.town] if settings.town else []),
             departments + ([settings.department] if settings.department else []))}
@@ -151,6 +154,7 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
                 for seconds in topology.retry_delays:
                     channel.queue_delete(topology.retry_queue(kind, seconds).name)
         channel.queue_delete(Topology(prefix).redelivered_queue.name)
+        channel.queue_delete(stream_name(prefix))
         for exchange in Topology(prefix).exchanges:
             channel.exchange_delete(exchange.name)
     busauth.remove_policy(amqp_url, prefix)

@@ -7,8 +7,8 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
+from shared.reference import Reference
 from shared.web import ApiCall, PlatformEndpoints, api
-from shared.workdays import WorkingCalendar
 
 from services.approval.desk import Desk
 from services.approval.metrics import DeskMetrics
@@ -21,15 +21,17 @@ ACTORS = ("approver", "department_head")
 MANAGERS = ("department_head", "city_admin")
 
 
-def build_service(settings: Settings, clock: Clock | None = None, calendar: WorkingCalendar | None = None):
+def build_service(settings: Settings, clock: Clock | None = None):
     if not settings.department:
         raise ValueError("approval needs its department code (TONGBAN_DEPARTMENT)")
+    # the working calendar: every year's holidays from the reference stream, kept in this instance's database
+    reference = Reference(settings, needs_catalog=False)
     desk = Desk(department=settings.department, instance=settings.instance, clock=clock or Clock(),
-                calendar=calendar or WorkingCalendar.from_directory(Path(settings.data_dir) / "calendar"))
+                calendar=reference.calendar)  # updated in place when a year's holidays arrive
 
     class ApprovalService(PlatformEndpoints):
         name = settings.instance
-        platform = Platform(settings, VERSIONS)
+        platform = Platform(settings, VERSIONS, reference=reference)
         desk_metrics = DeskMetrics(desk)
 
         @consume(settings, "work")

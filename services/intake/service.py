@@ -7,13 +7,12 @@ from nameko.timer import timer
 from werkzeug.wrappers import Response
 
 from shared.bus import Topology
-from shared.catalog import CatalogStore
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
-from shared.web import ApiCall, NotFound, PlatformEndpoints, api
-from shared.workdays import WorkingCalendar
+from shared.reference import Reference
+from shared.web import ApiCall, NotFound, PlatformEndpoints, ServiceUnavailable, api
 
 from services.intake.schemas import (ExtensionSchema, MaterialsSchema, PauseSchema, ReasonSchema,
                                      SubmitCaseSchema)
@@ -27,19 +26,28 @@ SUPERVISORS = ("supervisor", "department_head", "city_admin")
 EVERYONE = ("clerk", "approver", "department_head", "agent", "town_agent", "supervisor", "city_admin", "service")
 
 
-def build_service(settings: Settings, calendar: WorkingCalendar | None = None, clock: Clock | None = None,
-                  catalogs: CatalogStore | None = None):
+def build_service(settings: Settings, clock: Clock | None = None):
     if not settings.town:
         raise ValueError("intake needs its town code (TONGBAN_TOWN)")
-    calendar_dir = Path(settings.data_dir) / "calendar"
+    # the catalogue and calendar: every version from the reference stream, kept in this instance's database
+    reference = Reference(settings, needs_catalog=True, on_calendar=lambda store: _recount(store))
     window = Window(
         town=settings.town, instance=settings.instance,
-        catalogs=catalogs or CatalogStore(Path(settings.data_dir) / "catalog"),
-        calendar=calendar or WorkingCalendar.from_directory(calendar_dir),
+        catalogs=reference.catalogs,
+        calendar=reference.calendar,  # updated in place when a year's holidays arrive
         clock=clock or Clock(),
         work_exchange=Topology.of(settings).work.name,
     )
-    calendar_seen = {"mtime": _mtime(calendar_dir), "fixed": calendar is not None}
+
+    def _recount(store):
+        """City IT loaded a year's holidays: deadlines counted on a guessed calendar are counted again."""
+        with store.transaction() as tx:
+            window.recompute_provisional(tx)
+
+    def _require_catalogue():
+        if not reference.catalogs.ready:
+            raise ServiceUnavailable("no item catalogue has been loaded on this deployment yet: new cases cannot "
+                                     "be accepted until city IT loads one (tongban catalog load FILE)")
 
     def step(name: str, schema=None, roles=WINDOW):
         """The POST /cases/<n>/<name> endpoints all read the same way."""
@@ -47,13 +55,14 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
 
     class IntakeService(PlatformEndpoints):
         name = settings.instance
-        platform = Platform(settings, VERSIONS)
+        platform = Platform(settings, VERSIONS, reference=reference)
         window_metrics = WindowMetrics(window)
 
         @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema)
         def submit_case(self, call: ApiCall):
             """Open a case: accepted, accepted with materials to follow, returned, or a consultation record."""
             window.require_town_scope(call.principal)
+            _require_catalogue()
             view, created = window.submit_once(self.platform.store, call.body, call.principal,
                                                request_key=call.headers.get("Idempotency-Key"))
             return (201 if created else 200), view
@@ -121,6 +130,7 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
         @api("GET", "/catalog", roles=EVERYONE)
         def catalog(self, call: ApiCall):
             """The item catalogue in force (事项目录)."""
+            _require_catalogue()
             c = window.catalog
             q = call.query
             items = [i for i in c.items.values()
@@ -133,6 +143,10 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
         def catalog_item(self, call: ApiCall):
             """One item with its materials, limits and fee."""
             version = call.query.get("version")
+            if version and version not in window.catalogs.versions():
+                raise NotFound(f"no catalogue version {version}")
+            if not version:
+                _require_catalogue()
             c = window.catalogs.get(version) if version else window.catalog
             item = c.item(call.params["code"])
             if item is None:
@@ -162,17 +176,6 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
             """Which departments an approval instance serves now: a case for one nobody serves is flagged."""
             self.window_metrics.refresh_served()
 
-        @timer(interval=settings.extra.get("calendar_refresh_seconds", 30))
-        def refresh_calendar(self):
-            """City IT may load a year's holidays at any time: recount provisional deadlines then."""
-            mtime = _mtime(calendar_dir)
-            if calendar_seen["fixed"] or mtime == calendar_seen["mtime"]:
-                return
-            calendar_seen["mtime"] = mtime
-            window.calendar = WorkingCalendar.from_directory(calendar_dir)
-            with self.platform.store.transaction() as tx:
-                window.recompute_provisional(tx)
-
         def _act(self, call: ApiCall, use_case, *args):
             with self.platform.store.transaction() as tx:
                 case = use_case(tx, call.principal, call.params["case_number"], *args)
@@ -181,9 +184,3 @@ def build_service(settings: Settings, calendar: WorkingCalendar | None = None, c
     IntakeService.window = window
     return IntakeService
 
-
-def _mtime(folder: Path) -> float:
-    try:
-        return max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.glob("*.yaml"))])
-    except FileNotFoundError:
-        return 0.0

@@ -8,7 +8,8 @@ from datetime import date
 from sqlalchemy.exc import IntegrityError
 
 from shared import auth
-from shared.catalog import Catalog, CatalogError, CatalogStore
+from shared.catalog import Catalog
+from shared.reference import Catalogs
 from shared.clock import Clock
 from shared.contracts import (Message, Unacceptable, make_message, rk_accepted, rk_completed, rk_notice_issued, rk_routed,
                               rk_updated)
@@ -28,7 +29,7 @@ log = get_logger(__name__)
 class Window:
     town: str
     instance: str
-    catalogs: CatalogStore
+    catalogs: Catalogs  # every version from the reference stream (shared.reference)
     calendar: WorkingCalendar
     clock: Clock
     work_exchange: str
@@ -42,10 +43,8 @@ class Window:
         return self.catalogs.active()
 
     def catalog_of(self, case: Case) -> Catalog:
-        try:
-            return self.catalogs.get(case.catalog_version)
-        except CatalogError:  # the version was removed by hand: fall back rather than fail the window
-            return self.catalog
+        # every version is kept: never the active one in its place (a notice re-renders as it was issued)
+        return self.catalogs.get(case.catalog_version)
 
     # --- access -----------------------------------------------------------------------------
 
