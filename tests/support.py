@@ -91,6 +91,35 @@ class City:
             bus_cmd.prepare(self.base)
             self._users = True
 
+    # --- reference data (shared.reference): through the CLI, as city IT does --------------------------
+
+    def cli_env(self) -> dict:
+        """The environment `tongban` needs to talk to this city (its broker as the admin, its bus prefix)."""
+        import os
+
+        return {**os.environ, "TONGBAN_AMQP_URL": self.amqp_url, "TONGBAN_BUS_PREFIX": self.prefix,
+                "TONGBAN_DATA_DIR": str(self.data_dir)}
+
+    def tongban(self, *args: str, check: bool = True):
+        """Run `tongban ARGS` against this city in a subprocess; the completed process."""
+        import subprocess
+        import sys
+
+        r = subprocess.run([sys.executable, "-m", "tongban.cli", *args], env=self.cli_env(), capture_output=True,
+                           text=True, timeout=120)
+        if check:
+            assert r.returncode == 0, f"tongban {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def load_catalog(self, path) -> None:
+        """Publish a catalogue file to the city's reference stream (before or after its services start)."""
+        self.ensure_users()  # the stream gets the sample first only if nothing was loaded: then this one wins
+        self.tongban("catalog", "load", str(path))
+
+    def load_calendar(self, path) -> None:
+        self.ensure_users()
+        self.tongban("calendar", "load", str(path))
+
     def stop(self, instance: str, kill: bool = False):
         r = self.cluster.by_instance(instance)
         self.cluster.running.remove(r)

@@ -1,7 +1,4 @@
 """The window answering the back office, the calendar catching up, the catalogue and case lists."""
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import eventlet
@@ -78,13 +75,10 @@ def test_special_procedure_and_extension_asked_by_the_back_office(city):
 
 def test_deadlines_in_an_unknown_year_are_recounted_when_the_year_is_loaded(city, tmp_path):
     clock = ManualClock(datetime(2027, 2, 3, 1, 0, tzinfo=timezone.utc))  # Wednesday 3 Feb 2027
-    city.start("intake-320583101", build={"clock": clock}, extra={"calendar_refresh_seconds": 0.3})
+    city.start("intake-320583101", build={"clock": clock})
     case = city.submit("RS-0001").json()
     assert case["deadline_provisional"] is True and case["deadline"] == "2027-02-10"  # weekends only
-    env = {**os.environ, "TONGBAN_DATA_DIR": str(city.data_dir)}
-    r = subprocess.run([sys.executable, "-m", "tongban.cli", "calendar", "load", "shared/data/holidays/2027.yaml"],
-                       env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    city.load_calendar("shared/data/holidays/2027.yaml")  # published to the city's reference stream
     after = wait_for(lambda: (c := city.case(case["case_number"]))["deadline_provisional"] is False and c,
                      what="deadline recounted")
     assert after["deadline"] == "2027-02-18"  # the sample 2027 Spring Festival holiday (Feb 5-13) is skipped

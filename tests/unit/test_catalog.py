@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
+from dataclasses import replace
+from datetime import date, datetime
 
 import pytest
 import yaml
@@ -14,10 +17,12 @@ from shared.catalog import (
     CATEGORIES,
     SAMPLE_CATALOG,
     CatalogError,
-    CatalogStore,
     load_catalog,
     parse_catalog,
 )
+from shared.reference import (CALENDAR, CATALOG, Book, Catalogs, Conflict, NoCatalog, Record, RecordError,
+                              calendar_of, decode, make_record)
+from tests.unit.streams import MemoryStream
 from tongban import catalog_cmd
 
 SAMPLE = load_catalog()
@@ -268,113 +273,88 @@ def _version(version: str, **rename) -> str:
     return _text(data)
 
 
-def test_an_empty_or_missing_folder_gives_the_shipped_sample(tmp_path):
-    for folder in (tmp_path / "missing", tmp_path):
-        store = CatalogStore(folder)
-        assert store.versions() == []
-        assert store.active().version == SAMPLE.version and store.active().data == SAMPLE.data
-        assert store.get(SAMPLE.version).data == SAMPLE.data
-    assert not (tmp_path / "missing").exists()  # reading creates nothing
+def _record(text: str, offset: int | None = None, when: str = "2026-11-25T08:00:00+00:00") -> Record:
+    return replace(make_record(CATALOG, text, "city-it@test", datetime.fromisoformat(when)), offset=offset)
 
 
-def test_load_stores_the_file_and_makes_it_active(tmp_path):
-    store = CatalogStore(tmp_path / "catalog")
-    path = tmp_path / "city.yaml"
-    path.write_text(_version("2026.2"), encoding="utf-8")
-    catalog = store.load_file(path)
-    assert catalog.version == "2026.2"
-    assert (tmp_path / "catalog" / "2026.2.yaml").read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
-    assert (tmp_path / "catalog" / "ACTIVE").read_text(encoding="utf-8").strip() == "2026.2"
-    assert store.versions() == ["2026.2"] and store.active().version == "2026.2"
-    assert CatalogStore(tmp_path / "catalog").active().version == "2026.2"  # another process sees it
+def test_a_record_goes_over_the_wire_and_back():
+    record = _record(_version("2026.2"))
+    assert record.version == "2026.2" and record.sha256 == hashlib.sha256(record.text.encode()).hexdigest()
+    back = decode(record.to_wire(), offset=7)
+    assert back == replace(record, offset=7)
+    wire = json.loads(record.to_wire())
+    assert set(wire) == {"kind", "version", "sha256", "text", "loaded_at", "loaded_by"}
+    # a tolerant reader: a field added by a newer CLI is ignored
+    assert decode(json.dumps({**wire, "signed_by": "someone"})).version == "2026.2"
 
 
-def test_loading_the_same_version_again_is_a_no_op(tmp_path):
-    store = CatalogStore(tmp_path)
-    text = _version("2026.2")
-    assert store.load_text(text)[1] is True
-    stored = tmp_path / "2026.2.yaml"
-    before = (stored.read_bytes(), stored.stat().st_mtime_ns)
-    again, new = store.load_text(text)
-    assert new is False and again.version == "2026.2"
-    # the same catalogue with other comments and layout is the same content
-    assert store.load_text("# reformatted\n" + text)[1] is False
-    assert (stored.read_bytes(), stored.stat().st_mtime_ns) == before
-    assert store.versions() == ["2026.2"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026.2.yaml", "ACTIVE"]  # no temp files left
+@pytest.mark.parametrize("change, message", [
+    (lambda w: {**w, "kind": "weather"}, "kind"),
+    (lambda w: {k: v for k, v in w.items() if k != "text"}, "text"),
+    (lambda w: {**w, "text": w["text"] + "# tampered\n"}, "sha256 does not match"),
+    (lambda w: {**w, "loaded_at": "yesterday"}, "loaded_at"),
+])
+def test_an_unreadable_record_is_refused(change, message):
+    wire = json.loads(_record(_version("2026.2")).to_wire())
+    with pytest.raises(RecordError, match=message):
+        decode(json.dumps(change(wire)))
+    with pytest.raises(RecordError):
+        decode(b"\xff not json")
 
 
-def test_the_same_version_with_other_content_is_refused(tmp_path):
-    store = CatalogStore(tmp_path)
-    store.load_text(_version("2026.2"))
-    store.load_text(_version("2026.3"))
-    stored = (tmp_path / "2026.2.yaml").read_bytes()
-    with pytest.raises(CatalogError, match="version 2026.2 already loaded with other content; give the new "
-                                           "catalogue a new version"):
-        store.load_text(_version("2026.2", MZ_0005="高龄津贴发放"))
-    assert (tmp_path / "2026.2.yaml").read_bytes() == stored
-    assert store.active().version == "2026.3"  # a refused load changes nothing
-    assert store.get("2026.2").item("MZ-0005")["name"] == "高龄津贴申请"
-
-
-def test_a_new_version_never_changes_an_old_one(tmp_path):
-    store = CatalogStore(tmp_path)
-    store.load_text(_version("2026.2"))
-    old = (tmp_path / "2026.2.yaml").read_bytes()
-    store.load_text(_version("2026.3", MZ_0005="高龄津贴发放"))
-    assert store.active().version == "2026.3"
-    assert store.active().item("MZ-0005")["name"] == "高龄津贴发放"
-    assert store.get("2026.2").item("MZ-0005")["name"] == "高龄津贴申请"  # a case accepted under 2026.2
-    assert CatalogStore(tmp_path).get("2026.2").item("MZ-0005")["name"] == "高龄津贴申请"
-    assert (tmp_path / "2026.2.yaml").read_bytes() == old
-    # loading the old file again goes back to it, without rewriting anything
-    assert store.load_text(_version("2026.2"))[1] is False
-    assert store.active().version == "2026.2"
-
-
-def test_unknown_versions_are_errors(tmp_path):
-    store = CatalogStore(tmp_path)
-    with pytest.raises(CatalogError, match="unknown catalogue version 2026.9"):
-        store.get("2026.9")
-    with pytest.raises(CatalogError, match="not a catalogue version"):
-        store.get("../secrets")
-
-
-def test_versions_are_in_natural_order(tmp_path):
-    store = CatalogStore(tmp_path)
-    for v in ("2026.10", "2026.9", "2026.2"):
-        store.load_text(_version(v))
-    assert store.versions() == ["2026.2", "2026.9", "2026.10"]
-    assert store.active().version == "2026.2"  # the last loaded, not the highest
-    (tmp_path / "ACTIVE").unlink()
-    assert store.active().version == "2026.10"  # no ACTIVE file: the highest stored version
-
-
-def test_the_sample_version_cannot_be_reused_for_another_catalogue(tmp_path):
-    store = CatalogStore(tmp_path)
-    with pytest.raises(CatalogError, match="shipped sample's version"):
-        store.load_text(_version(SAMPLE.version, MZ_0005="高龄津贴发放"))
-    assert store.versions() == []
-    assert store.load_text(SAMPLE_CATALOG.read_text(encoding="utf-8"))[1] is True  # the sample itself is fine
-
-
-def test_an_invalid_file_stores_nothing(tmp_path):
-    store = CatalogStore(tmp_path)
+def test_a_record_is_validated_as_its_kind():
     with pytest.raises(CatalogError, match="unknown department"):
-        store.load_text(_version("2026.2").replace("department: canlian", "department: nobody"))
-    assert store.versions() == [] and not (tmp_path / "ACTIVE").exists()
-    with pytest.raises(CatalogError, match="cannot read"):
-        store.load_file(tmp_path / "nope.yaml")
+        make_record(CATALOG, _version("2026.2").replace("department: canlian", "department: nobody"))
+    cal = make_record(CALENDAR, "year: 2027\nholidays: [2027-01-01]\n")
+    assert (cal.kind, cal.version) == (CALENDAR, "2027")
 
 
-def test_activate_goes_back_to_a_loaded_version(tmp_path):
-    store = CatalogStore(tmp_path)
-    store.load_text(_version("2026.2"))
-    store.load_text(_version("2026.3"))
-    assert store.activate("2026.2").version == "2026.2" and store.active().version == "2026.2"
-    with pytest.raises(CatalogError):
-        store.activate("2026.9")
-    assert store.active().version == "2026.2"
+def test_the_active_catalogue_is_the_last_in_stream_order():
+    book = Book()
+    assert Catalogs(book).ready is False
+    with pytest.raises(NoCatalog, match="no catalogue has been loaded"):
+        Catalogs(book).active()
+    for offset, version in enumerate(("2026.10", "2026.9", "2026.2")):
+        assert book.add(_record(_version(version), offset)) is True
+    catalogs = Catalogs(book)
+    assert catalogs.versions() == ["2026.10", "2026.9", "2026.2"]  # load order
+    assert catalogs.active().version == "2026.2"  # the last loaded, not the highest
+
+
+def test_the_same_file_twice_is_one_version():
+    book = Book([_record(_version("2026.2"), 0)])
+    again = _record(_version("2026.2"), when="2026-12-01T08:00:00+00:00")
+    assert book.check(again) is False  # the CLI publishes nothing
+    assert book.add(replace(again, offset=5)) is False  # a reader stores it once
+    assert Catalogs(book).versions() == ["2026.2"]
+
+
+def test_the_same_version_with_other_content_is_refused():
+    book = Book([_record(_version("2026.2"), 0), _record(_version("2026.3"), 1)])
+    with pytest.raises(Conflict, match="catalogue version 2026.2 is already loaded with other content"):
+        book.check(_record(_version("2026.2", MZ_0005="高龄津贴发放")))
+    assert Catalogs(book).active().version == "2026.3"
+
+
+def test_a_new_version_never_changes_an_old_one():
+    book = Book([_record(_version("2026.2"), 0), _record(_version("2026.3", MZ_0005="高龄津贴发放"), 1)])
+    catalogs = Catalogs(book)
+    assert catalogs.active().item("MZ-0005")["name"] == "高龄津贴发放"
+    assert catalogs.get("2026.2").item("MZ-0005")["name"] == "高龄津贴申请"  # a case accepted under 2026.2
+    with pytest.raises(CatalogError, match="unknown catalogue version 2026.9"):
+        catalogs.get("2026.9")  # never the active one in its place
+
+
+def test_a_years_calendar_is_its_last_record():
+    first = make_record(CALENDAR, "year: 2027\nholidays: [2027-01-01]\n")
+    corrected = make_record(CALENDAR, "year: 2027\nholidays: [2027-01-01, 2027-01-04]\n")
+    book = Book([replace(first, offset=0), replace(corrected, offset=1)])
+    assert book.calendar_years()[2027].sha256 == corrected.sha256
+    cal = calendar_of(book)
+    assert cal.knows_year(2027) and not cal.is_working_day(date(2027, 1, 4))
+    # updated in place: a service's Window keeps the same calendar object
+    same = calendar_of(Book([first]), cal)
+    assert same is cal and cal.is_working_day(date(2027, 1, 4))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +363,9 @@ def test_activate_goes_back_to_a_loaded_version(tmp_path):
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TONGBAN_DATA_DIR", str(tmp_path / "data"))
+    stream = MemoryStream()
+    stream.load(CATALOG, SAMPLE_CATALOG.read_text(encoding="utf-8"), "tongban bus declare")  # as bus declare does
+    monkeypatch.setattr(catalog_cmd, "open_stream", lambda: stream)
     parser = argparse.ArgumentParser(prog="tongban")
     catalog_cmd.register(parser.add_subparsers(dest="command", required=True))
 
@@ -392,7 +374,7 @@ def cli(tmp_path, monkeypatch, capsys):
         code = args.func(args)
         out, err = capsys.readouterr()
         return code, out, err
-    run.folder = tmp_path / "data" / "catalog"
+    run.stream = stream
     run.tmp = tmp_path
     return run
 
@@ -470,7 +452,7 @@ def test_cli_validate(cli):
     assert any(re.fullmatch(r"  - items\[\d+\] \(RS-0001\)\.promised_days: promised limit cannot exceed the "
                             r"statutory limit", line) for line in lines)
     assert any(re.fullmatch(r"  - items\[\d+\] \(CL-0001\): unknown department nobody", line) for line in lines)
-    assert not cli.folder.exists()  # validate stores nothing
+    assert len(cli.stream.records) == 1  # validate publishes nothing
     code, _, err = cli("validate", str(cli.tmp / "nope.yaml"))
     assert code == 2 and "cannot read" in err
     code, _, err = cli("validate", _file(cli, "notyaml.yaml", "version: ["))
@@ -479,20 +461,23 @@ def test_cli_validate(cli):
 
 def test_cli_load_and_versions(cli):
     code, out, _ = cli("versions")
-    assert code == 0 and "the shipped sample is active" in out and "* 2026.1" in out
+    assert code == 0 and out.splitlines() == [f"* 2026.1  {len(ITEMS)} items  (active)"]
     v2 = _file(cli, "v2.yaml", _version("2026.2"))
     code, out, err = cli("load", v2)
     assert (code, err) == (0, "")
     assert out.startswith("2026.2: loaded, now active")
-    assert (cli.folder / "2026.2.yaml").is_file()
+    assert cli.stream.records[-1].version == "2026.2"
     code, out, _ = cli("load", v2)
-    assert code == 0 and out.startswith("2026.2: already loaded (same content), now active")
+    assert code == 0 and out.startswith("2026.2: already loaded (same content), nothing published")
+    assert len(cli.stream.records) == 2
     code, out, _ = cli("load", _file(cli, "v3.yaml", _version("2026.3", MZ_0005="高龄津贴发放")))
     assert code == 0 and out.startswith("2026.3: loaded")
     code, out, _ = cli("versions")
-    assert out.splitlines() == [f"  2026.2  {len(ITEMS)} items", f"* 2026.3  {len(ITEMS)} items  (active)"]
+    assert out.splitlines() == [f"  2026.1  {len(ITEMS)} items", f"  2026.2  {len(ITEMS)} items",
+                                f"* 2026.3  {len(ITEMS)} items  (active)"]
     code, out, _ = cli("versions", "--json")
-    assert [(r["version"], r["active"]) for r in json.loads(out)] == [("2026.2", False), ("2026.3", True)]
+    assert [(r["version"], r["active"]) for r in json.loads(out)] == [("2026.1", False), ("2026.2", False),
+                                                                      ("2026.3", True)]
     # the active version answers list and show; an old one is still there with --version
     assert "高龄津贴发放" in cli("show", "MZ-0005")[1]
     assert "高龄津贴申请" in cli("show", "MZ-0005", "--version", "2026.2")[1]
@@ -503,12 +488,11 @@ def test_cli_load_refuses_clearly(cli):
     cli("load", _file(cli, "v2.yaml", _version("2026.2")))
     code, out, err = cli("load", _file(cli, "v2b.yaml", _version("2026.2", MZ_0005="高龄津贴发放")))
     assert code == 2 and out == ""
-    assert err.strip() == ("tongban catalog load: version 2026.2 already loaded with other content; "
-                           "give the new catalogue a new version")
+    assert err.startswith("tongban catalog load: catalogue version 2026.2 is already loaded with other content")
+    assert err.strip().endswith("give the new catalogue a new version")
     bad = _file(cli, "bad.yaml", _version("2026.4").replace("department: canlian", "department: nobody"))
     code, out, err = cli("load", bad)
     assert code == 2 and "is not a valid catalogue" in err and "unknown department nobody" in err
     code, _, err = cli("load", str(cli.tmp / "nope.yaml"))
     assert code == 2 and "cannot read" in err
-    assert CatalogStore(cli.folder).versions() == ["2026.2"]
-    assert CatalogStore(cli.folder).active().version == "2026.2"
+    assert [r.version for r in cli.stream.records] == ["2026.1", "2026.2"]  # nothing refused was published
