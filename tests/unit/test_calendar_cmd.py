@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.reference import StreamClient
+from tests.unit.streams import MemoryStream
 from tongban import calendar_cmd
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +24,11 @@ SAMPLE_2027 = REPO_ROOT / "shared" / "data" / "holidays" / "2027.yaml"
 
 
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    monkeypatch.setenv("TONGBAN_DATA_DIR", str(d))
-    return d
+def stream(monkeypatch):
+    """The deployment's reference stream, in memory (the service tests use RabbitMQ's)."""
+    s = MemoryStream()
+    monkeypatch.setattr(calendar_cmd, "open_stream", lambda: s)
+    return s
 
 
 def run(capsys, *argv):
@@ -44,7 +47,7 @@ def due_json(capsys, *argv):
 
 
 # -- due ----------------------------------------------------------------------------------------
-def test_due_across_the_2026_spring_festival(data_dir, capsys):
+def test_due_across_the_2026_spring_festival(stream, capsys):
     code, out, _ = run(capsys, "due", "2026-02-13", "5")
     assert code == 0
     assert "2026-02-13 + 5 working days = 2026-02-27 (Friday)" in out
@@ -54,13 +57,13 @@ def test_due_across_the_2026_spring_festival(data_dir, capsys):
         "start": "2026-02-13", "days": 5, "due": "2026-02-27", "weekday": "Friday", "provisional": False}
 
 
-def test_due_zero_days_is_the_same_day_if_working_else_the_next_working_day(data_dir, capsys):
+def test_due_zero_days_is_the_same_day_if_working_else_the_next_working_day(stream, capsys):
     assert due_json(capsys, "2026-02-13", "0")["due"] == "2026-02-13"
     assert due_json(capsys, "2026-02-15", "0")["due"] == "2026-02-24"  # in the middle of 春节
     assert due_json(capsys, "2026-02-14", "0")["due"] == "2026-02-14"  # a make-up Saturday
 
 
-def test_2027_is_provisional_until_its_file_is_loaded(data_dir, capsys):
+def test_2027_is_provisional_until_its_file_is_loaded(stream, capsys):
     before = due_json(capsys, "2027-02-04", "3")
     assert before["provisional"] is True
     assert before["due"] == "2027-02-09"  # weekends only: Fri 5, Mon 8, Tue 9
@@ -70,7 +73,7 @@ def test_2027_is_provisional_until_its_file_is_loaded(data_dir, capsys):
     code, out, err = run(capsys, "load", str(SAMPLE_2027))
     assert code == 0, err
     assert out.startswith("loaded 2027: 29 holidays, 5 make-up working days (SAMPLE")
-    assert (data_dir / "calendar" / "2027.yaml").read_bytes() == SAMPLE_2027.read_bytes()
+    assert [r.text for r in stream.records] == [SAMPLE_2027.read_text(encoding="utf-8")]
 
     after = due_json(capsys, "2027-02-04", "3")
     assert after["provisional"] is False
@@ -81,7 +84,7 @@ def test_2027_is_provisional_until_its_file_is_loaded(data_dir, capsys):
     assert "PROVISIONAL" not in out and "= 2027-02-17 (Wednesday)" in out
 
 
-def test_due_today_uses_the_shanghai_date(data_dir, capsys, monkeypatch):
+def test_due_today_uses_the_shanghai_date(stream, capsys, monkeypatch):
     from datetime import datetime
 
     seen = []
@@ -97,7 +100,7 @@ def test_due_today_uses_the_shanghai_date(data_dir, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("bad_date", ["2026-02-30", "13/02/2026", "yesterday", "2026-2-3", ""])
-def test_bad_date_exits_2_with_a_message(data_dir, capsys, bad_date):
+def test_bad_date_exits_2_with_a_message(stream, capsys, bad_date):
     code, out, err = run(capsys, "due", bad_date, "3")
     assert code == 2 and out == ""
     assert "is not a date" in err and "YYYY-MM-DD" in err
@@ -105,13 +108,13 @@ def test_bad_date_exits_2_with_a_message(data_dir, capsys, bad_date):
 
 @pytest.mark.parametrize("bad_days,message", [("-1", "0 or more"), ("three", "not a number"),
                                               ("1000000000", "at most")])
-def test_bad_days_exits_2_with_a_message(data_dir, capsys, bad_days, message):
+def test_bad_days_exits_2_with_a_message(stream, capsys, bad_days, message):
     code, out, err = run(capsys, "due", "2026-02-13", bad_days)
     assert code == 2 and out == ""
     assert message in err
 
 
-def test_json_output_stays_clean_when_the_year_is_unknown(data_dir, capsys):
+def test_json_output_stays_clean_when_the_year_is_unknown(stream, capsys):
     # the unknown-year warning from shared.workdays must not land in stdout
     code, out, _ = run(capsys, "due", "2030-03-01", "2", "--json")
     assert code == 0
@@ -122,7 +125,7 @@ def test_json_output_stays_clean_when_the_year_is_unknown(data_dir, capsys):
 
 
 # -- show ---------------------------------------------------------------------------------------
-def test_show_october_2026_marks_national_day_and_the_make_up_saturday(data_dir, capsys):
+def test_show_october_2026_marks_national_day_and_the_make_up_saturday(stream, capsys):
     code, out, _ = run(capsys, "show", "2026-10")
     assert code == 0
     lines = out.splitlines()
@@ -146,7 +149,7 @@ def test_show_october_2026_marks_national_day_and_the_make_up_saturday(data_dir,
     assert days["2026-10-11"] == {"date": "2026-10-11", "working": False, "holiday": None, "makeup": False}
 
 
-def test_show_says_where_the_data_comes_from(data_dir, capsys):
+def test_show_says_where_the_data_comes_from(stream, capsys):
     code, out, _ = run(capsys, "show", "2027-02")
     assert code == 0
     assert "UNKNOWN YEAR: weekends only" in out and "tongban calendar load FILE" in out
@@ -154,7 +157,7 @@ def test_show_says_where_the_data_comes_from(data_dir, capsys):
 
     assert run(capsys, "load", str(SAMPLE_2027))[0] == 0
     code, out, _ = run(capsys, "show", "2027-02")
-    assert f"source: loaded file {data_dir / 'calendar' / '2027.yaml'}" in out
+    assert re.search(r"source: loaded notice of \d{4}-\d\d-\d\d \d\d:\d\d UTC by .+ \(sha256 [0-9a-f]{12}\)", out)
     assert "春节" in out
     week = next(line for line in out.splitlines() if line.split()[:1] == ["15"])
     assert week.split() == ["15", "16", "17", "18", "19", "20+", "21"]  # 2027-02-20 is a make-up Saturday
@@ -165,24 +168,21 @@ def test_show_says_where_the_data_comes_from(data_dir, capsys):
 
 
 @pytest.mark.parametrize("bad", ["2026-13", "2026", "October", "2026-10-01"])
-def test_show_bad_month_exits_2(data_dir, capsys, bad):
+def test_show_bad_month_exits_2(stream, capsys, bad):
     code, out, err = run(capsys, "show", bad)
     assert code == 2 and out == "" and "YYYY-MM" in err
 
 
 # -- load ---------------------------------------------------------------------------------------
-def test_loading_the_same_content_again_is_a_no_op(data_dir, capsys):
+def test_loading_the_same_content_again_is_a_no_op(stream, capsys):
     assert run(capsys, "load", str(SAMPLE_2027))[0] == 0
-    target = data_dir / "calendar" / "2027.yaml"
-    mtime = target.stat().st_mtime_ns
     code, out, _ = run(capsys, "load", str(SAMPLE_2027))
     assert code == 0
     assert "already loaded (same content)" in out and "replaced" not in out
-    assert target.stat().st_mtime_ns == mtime
-    assert sorted(p.name for p in target.parent.iterdir()) == ["2027.yaml"]  # no temporary files left
+    assert len(stream.records) == 1  # one version
 
 
-def test_a_corrected_notice_replaces_the_year_and_says_so(data_dir, capsys, tmp_path):
+def test_a_corrected_notice_replaces_the_year_and_says_so(stream, capsys, tmp_path):
     assert run(capsys, "load", str(SAMPLE_2027))[0] == 0
     corrected = tmp_path / "2027-corrected.yaml"
     text = SAMPLE_2027.read_text(encoding="utf-8").replace("2027-02-20   # Sat", "2027-02-21   # Sun")
@@ -191,7 +191,7 @@ def test_a_corrected_notice_replaces_the_year_and_says_so(data_dir, capsys, tmp_
     assert code == 0, err
     assert "replaced the 2027 calendar" in out
     assert "2027-02-20" in out and "2027-02-21" in out
-    assert (data_dir / "calendar" / "2027.yaml").read_text(encoding="utf-8") == text
+    assert [r.text for r in stream.records][-1] == text and len(stream.records) == 2
     days = {d["date"]: d for d in json.loads(run(capsys, "show", "2027-02", "--json")[1])["days"]}
     assert days["2027-02-20"]["working"] is False and days["2027-02-21"]["makeup"] is True
 
@@ -203,24 +203,24 @@ def test_a_corrected_notice_replaces_the_year_and_says_so(data_dir, capsys, tmp_
     ("year: 2027\n", "no holidays"),
     ("- just a list\n", "expected a mapping"),
 ])
-def test_a_bad_file_exits_2_and_stores_nothing(data_dir, capsys, tmp_path, content, message):
+def test_a_bad_file_exits_2_and_stores_nothing(stream, capsys, tmp_path, content, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(content, encoding="utf-8")
     code, out, err = run(capsys, "load", str(bad))
     assert code == 2 and out == ""
     assert message in err and str(bad) in err
-    assert not (data_dir / "calendar").exists()
+    assert stream.records == []
 
 
-def test_a_missing_file_exits_2(data_dir, capsys, tmp_path):
+def test_a_missing_file_exits_2(stream, capsys, tmp_path):
     code, out, err = run(capsys, "load", str(tmp_path / "nope.yaml"))
     assert code == 2 and out == "" and "cannot read" in err
 
 
-def test_a_bad_file_in_the_calendar_folder_is_reported_not_a_traceback(data_dir, capsys):
-    folder = data_dir / "calendar"
-    folder.mkdir(parents=True)
-    (folder / "2028.yaml").write_text("year: 2028\nholidays: [2028-13-01]\n", encoding="utf-8")
-    code, out, err = run(capsys, "due", "2026-02-13", "5")
-    assert code == 2 and out == ""
-    assert re.search(r"calendar folder .* bad holiday file", err) and "2028.yaml" in err
+def test_no_broker_is_reported_not_a_traceback(capsys, monkeypatch):
+    monkeypatch.setattr(calendar_cmd, "open_stream",
+                        lambda: StreamClient("amqp://guest:guest@127.0.0.1:1//", "unit", connect_timeout=1))
+    for argv in (("due", "2026-02-13", "5"), ("load", str(SAMPLE_2027))):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == ""
+        assert "cannot reach the deployment's reference stream" in err and "TONGBAN_AMQP_URL" in err

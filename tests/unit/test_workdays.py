@@ -44,7 +44,7 @@ COUNTER = "tongban_calendar_unknown_year_total"
 # function-scoped fixtures).  PLAIN: package only, so 2027/2028 fall back to
 # weekends-only.  WITH_2027: the sample 2027 file loaded on top.
 PLAIN = WorkingCalendar()
-WITH_2027 = WorkingCalendar.from_directory(DEFAULT_HOLIDAY_DIR)
+WITH_2027 = WorkingCalendar({2027: parse_holiday_file(SAMPLE_2027)})
 
 
 def counter_value(year: int) -> float:
@@ -335,29 +335,6 @@ def test_constructor_rejects_a_mismatched_year_key():
         WorkingCalendar({2028: parse_holiday_file(SAMPLE_2027)})
 
 
-def test_from_directory(tmp_path):
-    assert not WorkingCalendar.from_directory(tmp_path / "missing").knows_year(2028)
-    (tmp_path / "2028.yaml").write_text(CAL_2028, encoding="utf-8")
-    (tmp_path / "2027.yaml").write_text(SAMPLE_2027.read_text(encoding="utf-8"), encoding="utf-8")
-    (tmp_path / "notes.txt").write_text("not a holiday file", encoding="utf-8")
-    cal = WorkingCalendar.from_directory(tmp_path)
-    assert cal.knows_year(2027) and cal.knows_year(2028)
-    assert sorted(cal.loaded_years) == [2027, 2028]
-    assert not cal.is_working_day(date(2028, 5, 2))
-
-
-def test_from_directory_rejects_duplicate_and_misnamed_years(tmp_path):
-    (tmp_path / "a.yaml").write_text(CAL_2028, encoding="utf-8")
-    (tmp_path / "b.yaml").write_text(CAL_2028, encoding="utf-8")
-    with pytest.raises(HolidayFileError, match="already defined"):
-        WorkingCalendar.from_directory(tmp_path)
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "2029.yaml").write_text(CAL_2028, encoding="utf-8")
-    with pytest.raises(HolidayFileError, match="file name says 2029"):
-        WorkingCalendar.from_directory(other)
-
-
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -399,8 +376,6 @@ def test_holiday_file_errors_name_the_file(tmp_path):
     bad.write_text("year: 2027\nworkdays: [2027-02-22]\n", encoding="utf-8")
     with pytest.raises(HolidayFileError, match=r"2027\.yaml: .*Saturdays or Sundays"):
         parse_holiday_file(bad)
-    with pytest.raises(HolidayFileError, match=r"2027\.yaml: .*Saturdays or Sundays"):
-        WorkingCalendar.from_directory(tmp_path)
     with pytest.raises(HolidayFileError, match="cannot read"):
         parse_holiday_file(tmp_path / "nope" / "2031.yaml")
 
