@@ -120,6 +120,20 @@ class City:
         self.ensure_users()
         self.tongban("calendar", "load", str(path))
 
+    def add_intake(self, town: str) -> str:
+        """One more town's window in the layout (started later with `start`); its instance name."""
+        s = self.layout[0].with_(instance=f"intake-{town}", town=town, http_port=_free_port_block(1))
+        self.layout.append(s)
+        return s.instance
+
+    def forget_storage(self, instance: str) -> None:
+        """The instance's next start finds an empty database (a new SQLite file, a new PostgreSQL
+        database), as a rescheduled pod with an emptyDir would."""
+        i = next(k for k, s in enumerate(self.layout) if s.instance == instance)
+        fresh = Path(self.layout[i].data_dir) / f"fresh-{uuid.uuid4().hex[:6]}"
+        self.layout[i] = self.layout[i].with_(data_dir=fresh)
+        self._db_urls.pop(instance, None)
+
     def stop(self, instance: str, kill: bool = False):
         r = self.cluster.by_instance(instance)
         self.cluster.running.remove(r)
