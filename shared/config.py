@@ -18,6 +18,46 @@ BUS_PASSWORD_VARIABLES = {"intake": "TONGBAN_BUS_PASSWORD_INTAKE", "approval": "
                           "agent": "TONGBAN_BUS_PASSWORD_AGENT", "notify": "TONGBAN_BUS_PASSWORD_NOTIFY",
                           "evaluation": "TONGBAN_BUS_PASSWORD_EVALUATION"}
 
+#: Development mode must be asked for: `tongban up`, `tongban demo` and the tests set it. Outside it a
+#: service refuses to start with the published development secrets (or none): tokens signed with a secret
+#: anyone can read would be accepted, and the broker passwords derived from one would be known.
+DEV_MODE_VARIABLE = "TONGBAN_DEV"
+
+
+def development_mode(env=None) -> bool:
+    raw = (os.environ if env is None else env).get(DEV_MODE_VARIABLE, "")
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+class InsecureSettings(RuntimeError):
+    """A service would run with a development secret outside development mode."""
+
+
+def secret_problems(settings: "Settings", env=None) -> list[str]:
+    """What keeps `settings` from running outside development mode (empty in development mode)."""
+    if development_mode(env):
+        return []
+    problems = []
+    if not settings.secret or settings.secret == DEV_SECRET:
+        problems.append("TONGBAN_SECRET is unset or the published development secret")
+    from shared import busauth
+
+    # the kind's broker password is derived from the bus secret unless given outright (or users are off)
+    if (settings.bus_users and settings.service in busauth.KINDS and not settings.bus_passwords.get(settings.service)
+            and (not settings.bus_secret or settings.bus_secret == DEV_BUS_SECRET)):
+        problems.append(f"TONGBAN_BUS_SECRET (or {BUS_PASSWORD_VARIABLES[settings.service]}) is unset or the "
+                        "published development secret")
+    return problems
+
+
+def check_secrets(settings: "Settings", env=None) -> None:
+    """Raise InsecureSettings with a one-line message naming what to set (see `secret_problems`)."""
+    problems = secret_problems(settings, env)
+    if problems:
+        raise InsecureSettings(f"{settings.instance} refuses to start: {'; '.join(problems)}. Set a real secret, "
+                               f"or {DEV_MODE_VARIABLE}=1 for development on this machine only.")
+
+
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 

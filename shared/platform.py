@@ -23,7 +23,7 @@ from nameko.extensions import DependencyProvider
 
 from shared import contracts, registry
 from shared.bus import Settler, Topology, WorkConsumer, consumer
-from shared.config import Settings
+from shared.config import Settings, check_secrets
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
@@ -59,6 +59,7 @@ class Platform(DependencyProvider):
 
     def setup(self):
         s = self.settings
+        check_secrets(s)  # never serve tokens signed with the published development secret in production
         self.metrics = ServiceMetrics(s.instance)
         self.metrics.info.labels(instance=s.instance, service=s.service).set(1)
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
