@@ -137,11 +137,29 @@ class Settings:
     relay_lease: float = 30.0  # seconds a claimed row is left to its relay before another may take it
     outbox_max_age: float = 60.0  # /health is degraded when an unsent outbox row is older (seconds)
     health_interval: float = 1.0  # seconds between background health checks
+    # published outbox rows and inbox rows older than this are purged (shared.store.Store.purge); inbox rows
+    # are kept at least `inbox_retention_seconds` whatever this says
+    outbox_retention_days: float = 7.0
+    retention_interval: float = 3600.0  # seconds between purges
+    retention_batch: int = 1000  # rows deleted per (short) transaction
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not _INSTANCE_RE.match(self.instance):
             raise ValueError(f"instance name {self.instance!r} must be lowercase letters, digits, - or _")
+
+    @property
+    def outbox_retention_seconds(self) -> float:
+        return self.outbox_retention_days * 86400.0
+
+    @property
+    def inbox_retention_seconds(self) -> float:
+        """How long an inbox row (a message handled) is kept: the retention, but never less than the longest
+        window in which the same message can come again -- every retry delay of the failure path
+        (`retry_delays`, ~36 min by default) plus the broker's redeliveries, each within a relay lease -- with
+        a day's margin for a backlog in the queue. A row purged earlier would let a late copy be handled twice."""
+        window = sum(self.retry_delays) + self.delivery_limit * self.relay_lease
+        return max(self.outbox_retention_seconds, window + 86400.0)
 
     @property
     def db_url(self) -> str:
@@ -208,6 +226,7 @@ class Settings:
             relay_lease=_env_float("TONGBAN_RELAY_LEASE", 30.0),
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
+            outbox_retention_days=_env_float("TONGBAN_RETENTION_DAYS", 7.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):
