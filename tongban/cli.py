@@ -34,8 +34,9 @@ def _base_settings(args):
     return Settings.from_env("tongban", instance="tongban", **overrides)
 
 
-DEV_MODE_NOTICE = ("{command} runs in DEVELOPMENT MODE (TONGBAN_DEV=1): every instance on this machine, development "
-                   "secrets accepted when TONGBAN_SECRET / TONGBAN_BUS_SECRET are unset. Not for real applicants' data.")
+DEV_MODE_NOTICE = ("{command} runs in DEVELOPMENT MODE (TONGBAN_DEV=1): every instance on this machine, "
+                   "development secrets accepted when TONGBAN_SECRET / TONGBAN_BUS_SECRET are unset. "
+                   "Not for real applicants' data.")
 
 
 def _development_mode(command: str, stream=None) -> None:
