@@ -63,6 +63,9 @@ __all__ = [
     "parse_bearer",
     "can_see_town",
     "can_act_for_department",
+    "can_see_record",
+    "visible_town",
+    "town_of_case",
     "require_role",
 ]
 
@@ -476,6 +479,64 @@ def can_act_for_department(principal: Principal, department: str, town_code: str
     if town_code is not None and not _is_town_code(town_code):
         return False
     return scope.department == department and scope.town == town_code
+
+
+_CASE_TOWN_RE = re.compile(r"([0-9]{9})-[0-9]{8}-[0-9]+")
+
+
+def town_of_case(case_number: object) -> str | None:
+    """The accepting town of a case number ``<town>-<yyyymmdd>-<sequence>``, or None."""
+    if not isinstance(case_number, str):
+        return None
+    match = _CASE_TOWN_RE.fullmatch(case_number)
+    return match.group(1) if match else None
+
+
+def can_see_record(
+    principal: Principal,
+    *,
+    towns=(),
+    departments=(),
+    agent: str | None = None,
+) -> bool:
+    """May ``principal`` read a record about a case (an event, a reply, a delivery, a work item)?
+
+    The one place for the read-scope rules of every service:
+
+    * scope ``city`` sees everything (city_admin, city supervisors, service);
+    * ``town:X`` sees records of town X (``towns``: the towns the record
+      belongs to, e.g. the accepting and the handling town);
+    * ``department:D@T`` sees records whose ``departments`` (pairs
+      ``(code, town or None)``) hold ``(D, T)``; a city-level
+      ``department:D`` those holding ``(D, None)`` (its level only);
+    * ``village:V`` sees only what that agent submitted (``agent`` equals
+      the principal's subject).
+
+    A record the caller may not see must be answered exactly like one that
+    does not exist (case numbers are sequential: existence is not to be
+    probeable), so callers turn False into their "not found".
+    """
+    scope = principal.scope
+    if scope.kind == "city":
+        return True
+    if scope.kind == "town":
+        return scope.town in set(towns)
+    if scope.kind == "department":
+        return (scope.department, scope.town) in {tuple(d) for d in departments}
+    if scope.kind == "village":
+        return agent is not None and agent == principal.subject
+    return False
+
+
+def visible_town(principal: Principal) -> tuple[bool, str | None]:
+    """For lists and statistics: ``(True, None)`` when the caller sees every town, ``(True, X)`` when
+    only town X (town scopes), ``(False, None)`` when no town's aggregate is theirs."""
+    scope = principal.scope
+    if scope.kind == "city":
+        return True, None
+    if scope.kind == "town":
+        return True, scope.town
+    return False, None
 
 
 def require_role(principal: Principal, *roles: str, action: str = "perform this action") -> None:

@@ -18,6 +18,46 @@ BUS_PASSWORD_VARIABLES = {"intake": "TONGBAN_BUS_PASSWORD_INTAKE", "approval": "
                           "agent": "TONGBAN_BUS_PASSWORD_AGENT", "notify": "TONGBAN_BUS_PASSWORD_NOTIFY",
                           "evaluation": "TONGBAN_BUS_PASSWORD_EVALUATION"}
 
+#: Development mode must be asked for: `tongban up`, `tongban demo` and the tests set it. Outside it a
+#: service refuses to start with the published development secrets (or none): tokens signed with a secret
+#: anyone can read would be accepted, and the broker passwords derived from one would be known.
+DEV_MODE_VARIABLE = "TONGBAN_DEV"
+
+
+def development_mode(env=None) -> bool:
+    raw = (os.environ if env is None else env).get(DEV_MODE_VARIABLE, "")
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+class InsecureSettings(RuntimeError):
+    """A service would run with a development secret outside development mode."""
+
+
+def secret_problems(settings: "Settings", env=None) -> list[str]:
+    """What keeps `settings` from running outside development mode (empty in development mode)."""
+    if development_mode(env):
+        return []
+    problems = []
+    if not settings.secret or settings.secret == DEV_SECRET:
+        problems.append("TONGBAN_SECRET is unset or the published development secret")
+    from shared import busauth
+
+    # the kind's broker password is derived from the bus secret unless given outright (or users are off)
+    if (settings.bus_users and settings.service in busauth.KINDS and not settings.bus_passwords.get(settings.service)
+            and (not settings.bus_secret or settings.bus_secret == DEV_BUS_SECRET)):
+        problems.append(f"TONGBAN_BUS_SECRET (or {BUS_PASSWORD_VARIABLES[settings.service]}) is unset or the "
+                        "published development secret")
+    return problems
+
+
+def check_secrets(settings: "Settings", env=None) -> None:
+    """Raise InsecureSettings with a one-line message naming what to set (see `secret_problems`)."""
+    problems = secret_problems(settings, env)
+    if problems:
+        raise InsecureSettings(f"{settings.instance} refuses to start: {'; '.join(problems)}. Set a real secret, "
+                               f"or {DEV_MODE_VARIABLE}=1 for development on this machine only.")
+
+
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -97,11 +137,29 @@ class Settings:
     relay_lease: float = 30.0  # seconds a claimed row is left to its relay before another may take it
     outbox_max_age: float = 60.0  # /health is degraded when an unsent outbox row is older (seconds)
     health_interval: float = 1.0  # seconds between background health checks
+    # published outbox rows and inbox rows older than this are purged (shared.store.Store.purge); inbox rows
+    # are kept at least `inbox_retention_seconds` whatever this says
+    outbox_retention_days: float = 7.0
+    retention_interval: float = 3600.0  # seconds between purges
+    retention_batch: int = 1000  # rows deleted per (short) transaction
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not _INSTANCE_RE.match(self.instance):
             raise ValueError(f"instance name {self.instance!r} must be lowercase letters, digits, - or _")
+
+    @property
+    def outbox_retention_seconds(self) -> float:
+        return self.outbox_retention_days * 86400.0
+
+    @property
+    def inbox_retention_seconds(self) -> float:
+        """How long an inbox row (a message handled) is kept: the retention, but never less than the longest
+        window in which the same message can come again -- every retry delay of the failure path
+        (`retry_delays`, ~36 min by default) plus the broker's redeliveries, each within a relay lease -- with
+        a day's margin for a backlog in the queue. A row purged earlier would let a late copy be handled twice."""
+        window = sum(self.retry_delays) + self.delivery_limit * self.relay_lease
+        return max(self.outbox_retention_seconds, window + 86400.0)
 
     @property
     def db_url(self) -> str:
@@ -168,6 +226,7 @@ class Settings:
             relay_lease=_env_float("TONGBAN_RELAY_LEASE", 30.0),
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
+            outbox_retention_days=_env_float("TONGBAN_RETENTION_DAYS", 7.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):

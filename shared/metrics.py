@@ -37,6 +37,10 @@ class ServiceMetrics:
         self.outbox_failures = Counter(
             "tongban_outbox_publish_failures_total",
             "Outbox messages that did not leave on a try, by reason (unroutable, refused, nack, broker)", ["reason"], registry=r)
+        self.retention_purged = Counter(
+            "tongban_retention_purged_total",
+            "Published outbox rows and inbox rows deleted after the retention period, by table",
+            ["table"], registry=r)
         self.messages_settled = Counter(
             "tongban_messages_settled_total",
             "Failed messages sent to wait for another try (retry) or to the dead-letter queue (dead)",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from nameko.extensions import DependencyProvider
 
 from shared import contracts, registry
 from shared.bus import Settler, Topology, WorkConsumer, consumer
-from shared.config import Settings
+from shared.config import Settings, check_secrets
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
@@ -55,6 +55,7 @@ class Platform(DependencyProvider):
         self._relay: OutboxRelay | None = None
         self._halt = threading.Event()  # ends the health thread's pause at once on stop
         self._health_thread = None
+        self._retention_thread = None
         self._probe: BrokerProbe | None = None
         self._health_report: dict | None = None  # the last completed checks (see _refresh_health)
         self._health_at = 0.0  # monotonic time they completed
@@ -63,6 +64,7 @@ class Platform(DependencyProvider):
 
     def setup(self):
         s = self.settings
+        check_secrets(s)  # never serve tokens signed with the published development secret in production
         self.metrics = ServiceMetrics(s.instance)
         self.metrics.info.labels(instance=s.instance, service=s.service).set(1)
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
@@ -98,6 +100,8 @@ class Platform(DependencyProvider):
         self._refresh_health()  # /health tells the truth from the first request on
         self._health_thread = self.container.spawn_managed_thread(self._health_loop,
                                                                   identifier="health-checks")
+        self._retention_thread = self.container.spawn_managed_thread(self._retention_loop,
+                                                                     identifier="retention")
 
     def stop(self):
         self._stopping = True
@@ -109,8 +113,9 @@ class Platform(DependencyProvider):
             self._reference_thread.wait()
         if self._relay is not None:
             self._relay.close()
-        if self._health_thread is not None:
-            self._health_thread.wait()
+        for thread in (self._health_thread, self._retention_thread):
+            if thread is not None:
+                thread.wait()
         if self._probe is not None:
             self._probe.close()
         if self.store:
@@ -120,7 +125,7 @@ class Platform(DependencyProvider):
         self._stopping = True
         self._wake.set()
         self._halt.set()
-        for thread in (self._relay_thread, self._health_thread, self._reference_thread):
+        for thread in (self._relay_thread, self._health_thread, self._reference_thread, self._retention_thread):
             if thread is not None:
                 thread.kill()
         if self._relay is not None:
@@ -235,6 +240,36 @@ class Platform(DependencyProvider):
                 self.metrics.dead_letters.labels(queue=queue.name).set(count)
         except Exception as exc:
             log.warning("metrics.dead_letter_refresh_failed", error=str(exc) or exc.__class__.__name__)
+
+    # --- retention -----------------------------------------------------------------------------------
+    #
+    # Every instance purges its own published outbox rows and inbox rows past the retention period
+    # (shared.config: outbox_retention_days, TONGBAN_RETENTION_DAYS; inbox rows are kept at least as long
+    # as a message can come again). Unsent outbox rows are never purged. Replicas sharing a database
+    # may purge at once: deleting what another just deleted is harmless.
+
+    def _retention_loop(self):
+        while not self._stopping:
+            try:
+                self.purge_expired()
+            except Exception:  # a database hiccup must not end the loop: the next round tries again
+                log.exception("retention.purge_failed")
+            self._halt.wait(self.settings.retention_interval)
+
+    def purge_expired(self, now: datetime | None = None) -> dict:
+        """Delete published outbox rows and inbox rows past their retention; returns the counts by table."""
+        s = self.settings
+        now = now or datetime.now(timezone.utc)
+        purged = {
+            "outbox": self.store.purge_outbox(now - timedelta(seconds=s.outbox_retention_seconds),
+                                              s.retention_batch),
+            "inbox": self.store.purge_inbox(now - timedelta(seconds=s.inbox_retention_seconds), s.retention_batch),
+        }
+        for table, n in purged.items():
+            self.metrics.retention_purged.labels(table=table).inc(n)
+        if any(purged.values()):
+            log.info("retention.purged", **purged)
+        return purged
 
     # --- health ------------------------------------------------------------------------------------
     #

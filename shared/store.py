@@ -10,11 +10,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
+import eventlet
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts import Message
+
 from shared.db import inbox_table, make_engine, migrate, outbox_table
 
 
@@ -220,6 +222,36 @@ class Store:
                 conn.execute(t.update().where(t.c.id.in_(ids)).where(t.c.published_at.is_(None)).values(
                     attempts=attempts + 1, last_error=error[:2000],
                     next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts + 1))))
+
+    # --- retention --------------------------------------------------------------------------------
+    #
+    # Published outbox rows (notice texts with contact details) and inbox rows are not kept for ever.
+    # Deleted in batches, each its own short transaction, so a purge never holds locks for long or
+    # blocks the relay; an unpublished row is never deleted, whatever its age.
+
+    def purge_outbox(self, published_before: datetime, batch: int = 1000) -> int:
+        """Delete outbox rows published before `published_before`; returns how many."""
+        t = outbox_table
+        due = (sa.select(t.c.id).where(t.c.published_at.is_not(None)).where(t.c.published_at < published_before)
+               .order_by(t.c.id).limit(batch))
+        return self._purge_batches(lambda: t.delete().where(t.c.id.in_(due.scalar_subquery())), batch)
+
+    def purge_inbox(self, handled_before: datetime, batch: int = 1000) -> int:
+        """Delete inbox rows of messages handled before `handled_before`; returns how many."""
+        t = inbox_table
+        due = sa.select(t.c.consumer, t.c.message_id).where(t.c.handled_at < handled_before).limit(batch)
+        return self._purge_batches(lambda: t.delete().where(sa.tuple_(t.c.consumer, t.c.message_id).in_(due)),
+                                   batch)
+
+    def _purge_batches(self, statement, batch: int) -> int:
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                n = conn.execute(statement()).rowcount
+            total += n
+            if n < batch:
+                return total
+            eventlet.sleep(0)  # let requests and handlers run between batches
 
     def outbox_backlog(self) -> int:
         with self.engine.connect() as conn:

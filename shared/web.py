@@ -18,6 +18,7 @@ from shared import auth
 from shared.auth import Principal
 from shared.logging import bind_context, get_logger
 from shared.openapi import build_openapi
+from shared.pii import mask_value
 
 log = get_logger(__name__)
 
@@ -127,7 +128,9 @@ def _json_default(value):
 
 
 def json_response(payload, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, default=_json_default), status=status,
+    """Every JSON answer of every service, masked at the edge (shared.pii.mask_value): ID, credit-code and
+    mobile numbers typed into any field -- a name, a reason, a note -- leave masked, not only known fields."""
+    return Response(json.dumps(mask_value(payload), ensure_ascii=False, default=_json_default), status=status,
                     mimetype="application/json")
 
 

@@ -10,6 +10,9 @@ import os
 
 import pytest
 
+# the test cities run with the development secrets: development mode must be explicit (shared.config)
+os.environ.setdefault("TONGBAN_DEV", "1")
+
 from tests.support import City, PostgresDatabases, sweep_stale_test_buses, wait_for_removals
 
 AMQP_URL = os.environ.get("TONGBAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -34,8 +34,20 @@ def _base_settings(args):
     return Settings.from_env("tongban", instance="tongban", **overrides)
 
 
+DEV_MODE_NOTICE = ("{command} runs in DEVELOPMENT MODE (TONGBAN_DEV=1): every instance on this machine, "
+                   "development secrets accepted when TONGBAN_SECRET / TONGBAN_BUS_SECRET are unset. "
+                   "Not for real applicants' data.")
+
+
+def _development_mode(command: str, stream=None) -> None:
+    """`up` and `demo` are development tools: say so plainly, and let their services start with dev secrets."""
+    os.environ["TONGBAN_DEV"] = "1"
+    print(DEV_MODE_NOTICE.format(command=command), file=stream or sys.stdout, flush=True)
+
+
 def cmd_up(args) -> int:
     _eventlet()
+    _development_mode("tongban up")
     from shared.logging import configure_logging
     from tongban.runtime import Cluster, host_layout, wait_forever
 
@@ -85,6 +97,16 @@ def cmd_serve(args) -> int:
     settings = Settings.from_env(args.service, town=args.town, department=args.department, http_port=args.port,
                                  instance=args.instance or os.environ.get("TONGBAN_INSTANCE")
                                  or _default_instance(args))
+    from shared.config import secret_problems
+
+    if secret_problems(settings):  # one clear line, not a traceback from inside the container
+        from shared.config import InsecureSettings, check_secrets
+
+        try:
+            check_secrets(settings)
+        except InsecureSettings as exc:
+            print(f"tongban serve: {exc}", file=sys.stderr)
+        return 2
     cluster = Cluster()
     try:
         cluster.start(settings)
@@ -106,6 +128,7 @@ def _default_instance(args) -> str:
 
 def cmd_demo(args) -> int:
     _eventlet()
+    _development_mode("tongban demo", stream=sys.stderr)  # stdout stays the summary (--json)
     from tongban.demo import run_demo
 
     summary = run_demo(cases=args.cases, as_json=args.json, keep=args.keep)

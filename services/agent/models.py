@@ -55,8 +55,11 @@ class AgentCases:
         values = {c.key: getattr(case, c.key) for c in AgentCase.__table__.columns}
         self.s.execute(insert(AgentCase).values(**values).on_conflict_do_nothing(index_elements=["case_number"]))
 
-    def count(self) -> int:
-        return self.s.execute(sa.select(sa.func.count()).select_from(AgentCase)).scalar_one()
+    def count(self, town: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(AgentCase)
+        if town is not None:
+            q = q.where(AgentCase.accepting_town == town)
+        return self.s.execute(q).scalar_one()
 
 
 class Replies:
@@ -69,11 +72,18 @@ class Replies:
     def exists(self, case_number: str) -> bool:
         return self.s.scalars(sa.select(Reply.id).where(Reply.case_number == case_number)).first() is not None
 
-    def for_agent(self, agent: str | None) -> list[Reply]:
-        q = sa.select(Reply).order_by(Reply.id)
+    def listed(self, agent: str | None = None, town: str | None = None) -> list[tuple[Reply, str]]:
+        """Replies with their case's accepting town, oldest first; only an agent's, or a town's, if given."""
+        q = (sa.select(Reply, AgentCase.accepting_town)
+             .join(AgentCase, AgentCase.case_number == Reply.case_number).order_by(Reply.id))
         if agent is not None:
             q = q.where(Reply.agent == agent)
-        return list(self.s.scalars(q))
+        if town is not None:
+            q = q.where(AgentCase.accepting_town == town)
+        return [(r, t) for r, t in self.s.execute(q).all()]
 
-    def count(self) -> int:
-        return self.s.execute(sa.select(sa.func.count()).select_from(Reply)).scalar_one()
+    def count(self, town: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(Reply)
+        if town is not None:
+            q = q.join(AgentCase, AgentCase.case_number == Reply.case_number).where(AgentCase.accepting_town == town)
+        return self.s.execute(q).scalar_one()

@@ -9,7 +9,8 @@ from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
-from services.agent.station import Station
+from services.agent.schemas import AgentStatsSchema, RepliesSchema
+from services.agent.usecases import Station
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -30,14 +31,16 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return station.on_completed(tx, message)
             return "ignored"
 
-        @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"))
+        @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"), response=RepliesSchema)
         def replies(self, call: ApiCall):
+            """Replies owed to villagers: an agent's own, a town's, or (city scope) all."""
             with self.platform.store.transaction() as tx:
-                return {"replies": station.replies(tx, call.principal)}
+                return RepliesSchema().dump({"replies": station.replies(tx, call.principal)})
 
-        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
+        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"), response=AgentStatsSchema)
         def stats(self, call: ApiCall):
+            """The city's figures, or the caller's town's."""
             with self.platform.store.transaction() as tx:
-                return station.stats(tx)
+                return AgentStatsSchema().dump(station.stats(tx, call.principal))
 
     return AgentService

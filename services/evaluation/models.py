@@ -37,7 +37,10 @@ class Events:
         return list(self.s.scalars(sa.select(CaseEvent).where(CaseEvent.case_number == case_number)
                                    .order_by(CaseEvent.occurred_at, CaseEvent.id)))
 
-    def cases_by_type(self) -> dict[str, int]:
-        rows = self.s.execute(sa.select(CaseEvent.type, sa.func.count(sa.distinct(CaseEvent.case_number)))
-                              .group_by(CaseEvent.type)).all()
+    def cases_by_type(self, town: str | None = None) -> dict[str, int]:
+        """Cases per event type; only those a town accepted if given (a case number starts with it)."""
+        q = sa.select(CaseEvent.type, sa.func.count(sa.distinct(CaseEvent.case_number))).group_by(CaseEvent.type)
+        if town is not None:
+            q = q.where(CaseEvent.case_number.startswith(f"{town}-", autoescape=True))
+        rows = self.s.execute(q).all()
         return {t: n for t, n in rows}

@@ -9,7 +9,8 @@ from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
-from services.evaluation.records import Recorder
+from services.evaluation.schemas import CaseEventsSchema, EvaluationStatsSchema
+from services.evaluation.usecases import Recorder
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -26,15 +27,19 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """Every case event, from every town and department."""
             return recorder.record(tx, message)
 
-        @api("GET", "/cases/<string:case_number>/events", roles=("supervisor", "service", "city_admin"))
+        @api("GET", "/cases/<string:case_number>/events", roles=("supervisor", "service", "city_admin"),
+             response=CaseEventsSchema)
         def events(self, call: ApiCall):
+            """A case's timeline, for a caller whose scope reaches the case (else 404, as for no case)."""
+            number = call.params["case_number"]
             with self.platform.store.transaction() as tx:
-                return {"case_number": call.params["case_number"],
-                        "events": recorder.timeline(tx, call.params["case_number"])}
+                return CaseEventsSchema().dump({"case_number": number,
+                                                "events": recorder.timeline(tx, call.principal, number)})
 
-        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
+        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"), response=EvaluationStatsSchema)
         def stats(self, call: ApiCall):
+            """Cases per event type: the city's, or the caller's town's."""
             with self.platform.store.transaction() as tx:
-                return recorder.stats(tx)
+                return EvaluationStatsSchema().dump(recorder.stats(tx, call.principal))
 
     return EvaluationService

@@ -133,9 +133,11 @@ class Deliveries:
         return list(self.s.scalars(sa.select(Delivery).where(Delivery.case_number == case_number)
                                    .order_by(Delivery.id)))
 
-    def counts(self) -> dict:
-        """Sent notices by kind, and every delivery by status."""
-        sent = self.s.execute(sa.select(Delivery.notice_kind, sa.func.count()).where(Delivery.status == "sent")
-                              .group_by(Delivery.notice_kind)).all()
-        statuses = self.s.execute(sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)).all()
+    def counts(self, town: str | None = None) -> dict:
+        """Sent notices by kind, and every delivery by status; only a town's cases if given."""
+        where = [] if town is None else [Delivery.accepting_town == town]
+        sent = self.s.execute(sa.select(Delivery.notice_kind, sa.func.count())
+                              .where(Delivery.status == "sent", *where).group_by(Delivery.notice_kind)).all()
+        statuses = self.s.execute(sa.select(Delivery.status, sa.func.count()).where(*where)
+                                  .group_by(Delivery.status)).all()
         return {"by_kind": {kind: n for kind, n in sent}, "by_status": {status: n for status, n in statuses}}

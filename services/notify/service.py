@@ -12,7 +12,8 @@ from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
 
 from services.notify.channels import channel_set
-from services.notify.notices import Notifier
+from services.notify.schemas import DeliveriesSchema, NotifyStatsSchema
+from services.notify.usecases import Notifier
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 SWEEP_SECONDS = 30.0
@@ -41,15 +42,19 @@ def build_service(settings: Settings, clock: Clock | None = None, channels=None)
             """Record sends whose record failed; a send nobody can finish recording is in doubt."""
             notifier.sweep(self.platform)
 
-        @api("GET", "/cases/<string:case_number>/deliveries", roles=("clerk", "supervisor", "service", "city_admin"))
+        @api("GET", "/cases/<string:case_number>/deliveries", roles=("clerk", "supervisor", "service", "city_admin"),
+             response=DeliveriesSchema)
         def deliveries(self, call: ApiCall):
+            """A case's notices and how each went out (404 for a case outside the caller's scope, as for none)."""
+            number = call.params["case_number"]
             with self.platform.store.transaction() as tx:
-                return {"case_number": call.params["case_number"],
-                        "deliveries": notifier.deliveries(tx, call.principal, call.params["case_number"])}
+                return DeliveriesSchema().dump({"case_number": number,
+                                                "deliveries": notifier.deliveries(tx, call.principal, number)})
 
-        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
+        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"), response=NotifyStatsSchema)
         def stats(self, call: ApiCall):
+            """Notices sent and deliveries by status: the city's, or the caller's town's."""
             with self.platform.store.transaction() as tx:
-                return notifier.stats(tx)
+                return NotifyStatsSchema().dump(notifier.stats(tx, call.principal))
 
     return NotifyService

@@ -43,6 +43,7 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             lines.append(line)
             if "tongban is up" in line:
                 break
+        assert "DEVELOPMENT MODE" in lines[0], "tongban up says plainly that it runs in development mode"
         urls = re.findall(r"(http://127\.0\.0\.1:\d+)", "".join(lines))
         departments = len(load_catalog().departments)
         assert len(urls) == 2 + departments + 3, "".join(lines)  # two windows, every department, three more
@@ -79,6 +80,7 @@ def test_demo_reconciles_and_prints_json(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "DEVELOPMENT MODE" in r.stderr, "tongban demo says plainly that it runs in development mode"
     assert summary["reconciled"] is True, summary["books"]
     books = summary["books"]
     assert books["open"] == {"cases": 0, "work_items": 0}

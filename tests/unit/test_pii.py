@@ -414,3 +414,39 @@ def test_property_valid_id_in_text_never_survives_masking(prefix, resident_id, s
     masked = mask_text(prefix + resident_id + suffix)
     assert resident_id not in masked
     assert masked == prefix + mask_resident_id(resident_id) + suffix
+
+
+# --- free text: every identifier, and nothing else -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("申请单位91350100M000100Y43已注销", "申请单位9135**********0Y43已注销"),
+        ("code 91350100M000100Y44 (check wrong)", "code 9135**********0Y44 (check wrong)"),
+        ("电话138-1234-5678", "电话138-****-5678"),
+        ("电话 138 1234 5678。", "电话 138 **** 5678。"),
+        ("退回：请联系13812345678补正", "退回：请联系138****5678补正"),
+        ("张三11010519491231002X", "张三110105********002X"),
+    ],
+)
+def test_mask_text_masks_identifiers_in_free_text(text, masked):
+    assert mask_text(text) == masked
+    assert mask_text(masked) == masked  # idempotent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "320583101-20261125-00001",  # a case number
+        "案件320583101-20261125-00001已受理，2026-11-25，20261125",  # dates
+        "收费150000分，合计1500000000分",  # amounts in fen
+        "MZ-0001 RS-0012 GA-0100",  # item codes
+        "ABCDEFGHJKLMNPQRTU",  # 18 letters: not a credit code
+        "91350100M000100Y43X",  # 19 characters: not a credit code
+        "138-1234-56789",  # a longer number
+        "notice 7 of 320583102-20270104-12345",
+    ],
+)
+def test_mask_text_false_positives_stay_sane(text):
+    assert mask_text(text) == text

@@ -31,7 +31,7 @@ from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message, Unacceptable, make_message, rk_notice_sent
 from shared.logging import get_logger
-from shared.pii import mask_phone
+from shared.pii import mask_phone, mask_text
 from shared.store import Tx
 from shared.web import Forbidden, NotFound
 
@@ -124,7 +124,8 @@ class Notifier:
                                   name=c["name"], phone=c["phone"], channel=c["channel"], email=c.get("email")))
         delivery = Delivery(
             case_number=message.case_number, notice_kind=p["notice_kind"], notice_id=p["notice_id"],
-            channel=domain.channel_for(c["channel"], set(self.channels)), text=p["sms_text"], status="queued",
+            channel=domain.channel_for(c["channel"], set(self.channels)), text=mask_text(p["sms_text"]),
+            status="queued",
             created_at=self.clock.now(), recipient=c["phone"], accepting_town=p["accepting_town"],
             case_version=message.case_version, attempts=0)
         repo.add(delivery)
@@ -243,18 +244,21 @@ class Notifier:
     # --- queries -------------------------------------------------------------------------------------
 
     def deliveries(self, tx: Tx, principal: auth.Principal, case_number: str) -> list[dict]:
+        """A case's deliveries; a case outside the caller's scope is answered like one never heard of."""
         contact = Deliveries(tx.session).contact(case_number)
-        if contact is None:
+        if contact is None or not auth.can_see_record(principal, towns=(contact.accepting_town,)):
             raise NotFound(f"no notices for case {case_number}")
-        if not auth.can_see_town(principal, contact.accepting_town):
-            raise Forbidden(f"case {case_number} is outside scope {principal.scope}")
         return [{"id": d.id, "notice_kind": d.notice_kind, "notice_id": d.notice_id, "channel": d.channel,
                  "text": d.text, "status": d.status, "attempts": d.attempts, "created_at": d.created_at,
                  "sent_at": d.sent_at}
                 for d in Deliveries(tx.session).for_case(case_number)]
 
-    def stats(self, tx: Tx) -> dict:
-        counts = Deliveries(tx.session).counts()
+    def stats(self, tx: Tx, principal: auth.Principal) -> dict:
+        """The city's figures, or one town's for a town scope; no other scope has any."""
+        allowed, town = auth.visible_town(principal)
+        if not allowed:
+            raise Forbidden(f"no statistics for scope {principal.scope}")
+        counts = Deliveries(tx.session).counts(town)
         by_kind = counts["by_kind"]
         return {"by_kind": by_kind, "total": sum(by_kind.values()), "result": by_kind.get("result", 0),
                 "by_status": counts["by_status"]}

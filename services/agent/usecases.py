@@ -7,6 +7,7 @@ from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message
 from shared.store import Tx
+from shared.web import Forbidden
 
 from services.agent.models import AgentCase, AgentCases, Replies, Reply
 
@@ -45,10 +46,19 @@ class Station:
         return "ok"
 
     def replies(self, tx: Tx, principal: auth.Principal) -> list[dict]:
-        # a village agent sees what that agent submitted; supervisors see all
-        agent = None if principal.role in ("supervisor", "city_admin", "service") else principal.subject
+        """The replies the caller may see (shared.auth.can_see_record): an agent its own, a town its
+        centre's, the city all. The query narrows, the rule decides."""
+        scope = principal.scope
+        rows = Replies(tx.session).listed(
+            agent=principal.subject if scope.kind == "village" else None,
+            town=scope.town if scope.kind == "town" else None)
         return [{"case_number": r.case_number, "agent": r.agent, "outcome": r.outcome, "item_name": r.item_name,
-                 "status": r.status, "created_at": r.created_at} for r in Replies(tx.session).for_agent(agent)]
+                 "status": r.status, "created_at": r.created_at}
+                for r, town in rows if auth.can_see_record(principal, towns=(town,), agent=r.agent)]
 
-    def stats(self, tx: Tx) -> dict:
-        return {"replies_owed": Replies(tx.session).count(), "agent_cases": AgentCases(tx.session).count()}
+    def stats(self, tx: Tx, principal: auth.Principal) -> dict:
+        """The city's figures, or one town's for a town scope; no other scope has any."""
+        allowed, town = auth.visible_town(principal)
+        if not allowed:
+            raise Forbidden(f"no statistics for scope {principal.scope}")
+        return {"replies_owed": Replies(tx.session).count(town), "agent_cases": AgentCases(tx.session).count(town)}

@@ -1,0 +1,46 @@
+"""Evaluation's use cases: record every case event (the base of supervision and statistics)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import auth
+from shared.clock import Clock
+from shared.contracts import Message
+from shared.store import Tx
+from shared.web import Forbidden, NotFound
+
+from services.evaluation import domain
+from services.evaluation.models import CaseEvent, Events
+
+
+@dataclass
+class Recorder:
+    clock: Clock
+
+    def record(self, tx: Tx, message: Message) -> str:
+        Events(tx.session).add(CaseEvent(
+            message_id=message.message_id, case_number=message.case_number, type=message.type,
+            case_version=message.case_version, producer=message.producer, occurred_at=message.occurred_at,
+            recorded_at=self.clock.now(), data=_jsonable(domain.kept(message.payload))))
+        return "ok"
+
+    def timeline(self, tx: Tx, principal: auth.Principal, case_number: str) -> list[dict]:
+        """A case's events; a case the caller may not see is answered like one never heard of."""
+        events = Events(tx.session).for_case(case_number)
+        r = domain.reach(case_number, [(e.type, e.data or {}) for e in events])
+        if not events or not auth.can_see_record(principal, towns=r.towns, departments=r.departments,
+                                                 agent=r.agent):
+            raise NotFound(f"no case {case_number}")
+        return [{"type": e.type, "case_version": e.case_version, "producer": e.producer,
+                 "occurred_at": e.occurred_at, "data": e.data} for e in events]
+
+    def stats(self, tx: Tx, principal: auth.Principal) -> dict:
+        """The city's figures, or one town's (the cases it accepted) for a town scope."""
+        allowed, town = auth.visible_town(principal)
+        if not allowed:
+            raise Forbidden(f"no statistics for scope {principal.scope}")
+        return {"cases_by_event": Events(tx.session).cases_by_type(town)}
+
+
+def _jsonable(data: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
