@@ -231,6 +231,7 @@ class PlatformEndpoints:
 
     @api("GET", "/metrics", public=True, response="text/plain")
     def metrics(self, call: ApiCall):
+        """Prometheus metrics, in its text exposition format."""
         return Response(self.platform.metrics.render(), status=200,
                         mimetype="text/plain; version=0.0.4; charset=utf-8")
 
