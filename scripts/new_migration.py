@@ -36,7 +36,8 @@ def main(service: str, message: str) -> None:
     if rev_id == "0001":  # a service's first migration also creates the outbox and inbox
         path = Path(script.path)
         text = path.read_text()
-        text = text.replace("import sqlalchemy as sa\n", "import sqlalchemy as sa\n\nfrom shared.db import create_plumbing_tables\n", 1)
+        text = text.replace("import sqlalchemy as sa\n",
+                            "import sqlalchemy as sa\n\nfrom shared.db import create_plumbing_tables\n", 1)
         text = text.replace("def upgrade():\n", "def upgrade():\n    create_plumbing_tables(op)\n", 1)
         path.write_text(text)
 

@@ -5,6 +5,7 @@ psycopg2 must be made cooperative (psycogreen), or one query would stall the who
 """
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
 
 _psycopg_patched = False
 
@@ -78,9 +80,39 @@ NAMING_CONVENTION = {
 }
 
 
+def service_metadata() -> sa.MetaData:
+    """A MetaData for one database's tables, with the naming convention."""
+    return sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of every service's models.
+
+    Each service's database holds only its own tables, and `create_all`, Alembic's autogenerate
+    (scripts/new_migration.py compares a service's migrations with `models.Base.metadata`) and the
+    column checks read a service's tables from its metadata: one MetaData shared by all would make a
+    service's next migration create the other services' tables. So each service's models.py derives
+    one abstract class from this base with a MetaData of its own (`service_metadata()`) and maps its
+    tables on that:
+
+        class Base(shared.db.Base):
+            __abstract__ = True
+            metadata = service_metadata()
+    """
+
+    metadata = service_metadata()  # holds no table: a model mapped on this base directly is refused below
+    type_annotation_map = {datetime: sa.DateTime(timezone=True)}  # timestamps are stored in UTC, with their zone
+
+    def __init_subclass__(cls, **kwargs):
+        if not cls.__dict__.get("__abstract__") and cls.metadata is Base.metadata:
+            raise TypeError(f"{cls.__name__}: map tables on the service's own abstract base (see shared.db.Base), "
+                            "so that its database holds only its own tables")
+        super().__init_subclass__(**kwargs)
+
+
 # --- the tables every service has: written only through shared.store -------------------------
 
-plumbing_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+plumbing_metadata = service_metadata()
 
 outbox_table = sa.Table(
     "outbox", plumbing_metadata,

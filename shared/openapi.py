@@ -1,35 +1,35 @@
-"""An OpenAPI 3.0.3 document for a service class, built from its `@api` endpoints.
+"""An OpenAPI 3.0.3 document for a service class, built with apispec from its `@api` endpoints.
 
-Every method carrying `api_route` (see shared.web.api) becomes one operation; request bodies are
-the endpoints' marshmallow schemas, converted to JSON Schema here (no apispec).
+Every method carrying `api_route` (see shared.web.api) becomes one operation. Its request body
+(`api_route[3]`) and its success body (`api_response`) are marshmallow schemas, which apispec's
+marshmallow plugin turns into components; path parameters come from werkzeug's converters of the
+route, so the document says what the router accepts.
 """
 from __future__ import annotations
 
+import inspect
 import re
 
-from marshmallow import RAISE, Schema, fields, missing, validate
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import validate
+from werkzeug.routing import Map, Rule
+from werkzeug.routing.converters import (
+    AnyConverter,
+    BaseConverter,
+    FloatConverter,
+    IntegerConverter,
+    PathConverter,
+    UnicodeConverter,
+    UUIDConverter,
+)
 
-_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")  # werkzeug: <name>, <int:name>, <string(length=2):name>
-_CONVERTERS = {"int": {"type": "integer"}, "float": {"type": "number"},
-               "uuid": {"type": "string", "format": "uuid"}}  # anything else (string, path, any) is a string
+from shared.schemas import ErrorSchema
 
-# most specific first: Email is a String, AwareDateTime a DateTime, Integer and Float are Numbers
-_FIELD_TYPES = [
-    (fields.Email, {"type": "string", "format": "email"}),
-    (fields.String, {"type": "string"}),
-    (fields.Boolean, {"type": "boolean"}),
-    (fields.Integer, {"type": "integer"}),
-    (fields.Float, {"type": "number"}),
-    (fields.Number, {"type": "number"}),
-    (fields.Date, {"type": "string", "format": "date"}),
-    (fields.DateTime, {"type": "string", "format": "date-time"}),
-]
+OPENAPI_VERSION = "3.0.3"
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "details": {}},
-}
+_PARAM = re.compile(r"<(?:[^<>:]+:)?(\w+)>")  # werkzeug: <name>, <int:name>, <string(length=2):name>
+_DEFAULT_STRING = UnicodeConverter(Map()).regex  # <name> and <string:name> without arguments
 
 _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "Missing or invalid bearer token",
            403: "The token's role or scope may not do this", 404: "Not found",
@@ -37,10 +37,15 @@ _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "M
 
 
 def build_openapi(service_cls: type, title: str, version: str) -> dict:
-    components: dict[str, dict] = {"Error": ERROR_SCHEMA}
+    plugin = MarshmallowPlugin()
+    spec = APISpec(title=title, version=version, openapi_version=OPENAPI_VERSION, plugins=[plugin])
+    plugin.converter.add_attribute_function(_as_marshmallow_checks)
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+
     paths: dict[str, dict] = {}
     for name in sorted(dir(service_cls)):
-        route = getattr(getattr(service_cls, name, None), "api_route", None)
+        fn = getattr(service_cls, name, None)
+        route = getattr(fn, "api_route", None)
         if route is None:
             continue
         method, path, roles, schema, public = route
@@ -48,133 +53,93 @@ def build_openapi(service_cls: type, title: str, version: str) -> dict:
         item = paths.setdefault(oa_path, {})
         if method.lower() in item:
             raise ValueError(f"{method} {path} is declared twice")
-        item[method.lower()] = _operation(name, getattr(service_cls, name), method, roles, schema, public,
-                                          parameters, components)
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": title, "version": version},
-        "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-    }
+        item[method.lower()] = _operation(name, fn, method, roles, schema, getattr(fn, "api_response", None),
+                                          public, parameters)
+    for oa_path, operations in paths.items():
+        spec.path(path=oa_path, operations=operations)
+    return spec.to_dict()
 
 
 def convert_path(path: str) -> tuple[str, list[dict]]:
     """`/cases/<string:case_number>` -> (`/cases/{case_number}`, [its path parameter])."""
-    parameters = [{"name": name, "in": "path", "required": True,
-                   "schema": dict(_CONVERTERS.get(converter, {"type": "string"}))}
-                  for converter, name in _PARAM.findall(path)]
-    return _PARAM.sub(r"{\2}", path), parameters
+    rule = Rule(path)
+    Map([rule])  # binding parses the rule and makes its converters
+    # `_converters` (name -> converter, in path order) is private, but the only place werkzeug keeps them
+    parameters = [{"name": name, "in": "path", "required": True, "schema": _converter_schema(converter)}
+                  for name, converter in rule._converters.items()]
+    return _PARAM.sub(r"{\1}", path), parameters
 
 
-def _operation(name, fn, method, roles, schema, public, parameters, components) -> dict:
+def _converter_schema(converter: BaseConverter) -> dict:
+    if isinstance(converter, (IntegerConverter, FloatConverter)):
+        out = {"type": "integer" if isinstance(converter, IntegerConverter) else "number"}
+        low = converter.min if converter.min is not None else (None if converter.signed else 0)
+        if low is not None:
+            out["minimum"] = low
+        if converter.max is not None:
+            out["maximum"] = converter.max
+        return out
+    if isinstance(converter, UUIDConverter):
+        return {"type": "string", "format": "uuid"}
+    if isinstance(converter, AnyConverter):
+        return {"type": "string", "enum": sorted(converter.items)}
+    if isinstance(converter, PathConverter) or converter.regex == _DEFAULT_STRING:
+        return {"type": "string"}
+    return {"type": "string", "pattern": f"^(?:{converter.regex})$"}  # <string(length=9):town> and the like
+
+
+def _operation(name, fn, method, roles, schema, response, public, parameters) -> dict:
     op = {"operationId": name}
-    doc = (fn.__doc__ or "").strip()
-    if doc:
-        op["summary"] = doc.splitlines()[0]
+    summary, _, description = inspect.cleandoc(fn.__doc__ or "").partition("\n")
+    if summary:
+        op["summary"] = summary
+    if description.strip():
+        op["description"] = description.strip()
     if parameters:
         op["parameters"] = parameters
     if schema is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": schema_ref(schema(), components)}}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     op["security"] = [] if public else [{"bearerAuth": []}]
     if roles and not public:
         op["x-roles"] = list(roles)
 
-    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-    responses = {"200": ok}
+    responses = {"200": {"description": "OK", "content": _success_content(response)}}
     if method == "POST":
-        responses["201"] = {**ok, "description": "Created"}
+        responses["201"] = {"description": "Created", "content": _success_content(response)}
     codes = [400] if schema is not None or parameters else []
     codes += [] if public else [401, 403]
     codes += [404] if parameters else []
     codes += [409] if method == "POST" else []
     for code in codes:
-        responses[str(code)] = {"description": _ERRORS[code], "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[str(code)] = {"description": _ERRORS[code],
+                                "content": {"application/json": {"schema": ErrorSchema}}}
     op["responses"] = responses
     return op
 
 
-def schema_ref(schema: Schema, components: dict) -> dict:
-    """Register `schema`'s class in `components` (once) and return a $ref to it."""
-    key = type(schema).__name__
-    if key not in components:
-        components[key] = {}  # placeholder first: a schema nesting itself ends here
-        components[key] = _object_schema(schema, components)
-    return {"$ref": f"#/components/schemas/{key}"}
+def _success_content(response) -> dict:
+    """`api(response=...)`: a marshmallow schema (JSON), a media type (a PDF, the metrics text), or not given."""
+    if response is None:
+        return {"application/json": {"schema": {"type": "object"}}}  # undeclared: any JSON object
+    if isinstance(response, str):
+        text = response.startswith("text/")
+        return {response: {"schema": {"type": "string"} if text else {"type": "string", "format": "binary"}}}
+    return {"application/json": {"schema": response}}
 
 
-def _object_schema(schema: Schema, components: dict) -> dict:
-    properties, required = {}, []
-    for name, field in schema.fields.items():
-        if field.dump_only:
-            continue  # not accepted on load
-        key = field.data_key or name
-        properties[key] = field_schema(field, components)
-        if field.required:
-            required.append(key)
-    out = {"type": "object", "properties": properties}
-    if required:
-        out["required"] = required
-    if schema.unknown == RAISE:
-        out["additionalProperties"] = False
+def _as_marshmallow_checks(self, field, ret: dict, **kwargs) -> dict:
+    """An apispec attribute function: what the plugin writes more loosely than marshmallow checks."""
+    out = {}
+    pattern = ret.get("pattern")
+    if pattern is not None and not pattern.startswith("^"):
+        out["pattern"] = f"^(?:{pattern})"  # marshmallow's Regexp matches at the start, JSON Schema searches
+    ranges = [v for v in field.validators if isinstance(v, validate.Range)]
+    if any(not v.min_inclusive and v.min == ret.get("minimum") for v in ranges):
+        out["exclusiveMinimum"] = True  # the plugin drops min_inclusive/max_inclusive
+    if any(not v.max_inclusive and v.max == ret.get("maximum") for v in ranges):
+        out["exclusiveMaximum"] = True
+    # a nullable Nested: the plugin's null alternative, {"type": "object", "nullable": true}, admits any object
+    for alternative in ret.get("anyOf", ()):
+        if alternative == {"type": "object", "nullable": True}:
+            alternative["enum"] = [None]
     return out
-
-
-def field_schema(field: fields.Field, components: dict) -> dict:
-    if isinstance(field, fields.Nested):
-        out = schema_ref(field.schema, components)
-        if field.many:
-            out = {"type": "array", "items": out}
-    elif isinstance(field, fields.List):
-        out = {"type": "array", "items": field_schema(field.inner, components)}
-    elif isinstance(field, fields.Dict):
-        values = field.value_field
-        out = {"type": "object", "additionalProperties": field_schema(values, components) if values else True}
-    else:  # Raw and anything unknown accept any JSON value
-        out = next((dict(s) for cls, s in _FIELD_TYPES if isinstance(field, cls)), {})
-
-    for v in field.validators:
-        out.update(_validator_keywords(v, out.get("type")))
-    if field.allow_none and "enum" in out:
-        out["enum"] = [*out["enum"], None]
-
-    more = {}
-    if field.metadata.get("description"):
-        more["description"] = field.metadata["description"]
-    if field.load_default is not missing and not callable(field.load_default):
-        more["default"] = field.load_default
-    if field.allow_none and out:
-        more["nullable"] = True
-    if "$ref" in out and more:  # siblings of $ref are ignored in OpenAPI 3.0
-        out = {"allOf": [out]}
-    return {**out, **more}
-
-
-def _validator_keywords(v, json_type: str | None) -> dict:
-    """What JSON Schema can say of a marshmallow validator; custom ones (check digits...) say nothing."""
-    if isinstance(v, validate.OneOf):
-        return {"enum": list(v.choices)}
-    if isinstance(v, validate.Length):
-        low, high = ("minItems", "maxItems") if json_type == "array" else ("minLength", "maxLength")
-        if json_type not in ("array", "string"):
-            return {}
-        if v.equal is not None:
-            return {low: v.equal, high: v.equal}
-        return {k: n for k, n in ((low, v.min), (high, v.max)) if n is not None}
-    if isinstance(v, validate.Regexp):
-        pattern = v.regex.pattern  # marshmallow matches at the start, JSON Schema searches
-        return {"pattern": pattern if pattern.startswith("^") else f"^(?:{pattern})"}
-    if isinstance(v, validate.Range):
-        out = {}
-        if v.min is not None:
-            out["minimum"] = v.min
-            if not v.min_inclusive:
-                out["exclusiveMinimum"] = True
-        if v.max is not None:
-            out["maximum"] = v.max
-            if not v.max_inclusive:
-                out["exclusiveMaximum"] = True
-        return out
-    return {}

@@ -19,6 +19,7 @@ from shared.auth import Principal
 from shared.logging import bind_context, get_logger
 from shared.openapi import build_openapi
 from shared.pii import mask_value
+from shared.schemas import HealthSchema, OpenApiDocumentSchema
 
 log = get_logger(__name__)
 
@@ -158,11 +159,12 @@ def _read_json(request, schema: Schema) -> dict:
 
 
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
-        public: bool = False, immediate: bool = False, response: type[Schema] | None = None):
+        public: bool = False, immediate: bool = False, response: type[Schema] | str | None = None):
     """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
 
     `schema` loads the request body; `response` is the marshmallow schema of the success body (for the
-    OpenAPI document and for clients and fuzzers that check responses).
+    OpenAPI document and for clients and fuzzers that check responses), or the media type of a body
+    that is not JSON ("application/pdf", "text/plain").
 
     `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 
@@ -219,7 +221,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
 class PlatformEndpoints:
     """/health, /metrics and /openapi.json, served by every service without a token."""
 
-    @api("GET", "/health", public=True, immediate=True)
+    @api("GET", "/health", public=True, immediate=True, response=HealthSchema)
     def health(self, call: ApiCall):
         """Readiness: 200 when every background check passes, 503 "degraded" with what failed.
 
@@ -229,17 +231,18 @@ class PlatformEndpoints:
         report = self.platform.health_report()
         return (200 if report["status"] == "ok" else 503), report
 
-    @api("GET", "/health/live", public=True, immediate=True)
+    @api("GET", "/health/live", public=True, immediate=True, response=HealthSchema)
     def health_live(self, call: ApiCall):
         """Liveness: 200 while the process serves requests; the body still says what is degraded."""
         return 200, self.platform.health_report()
 
-    @api("GET", "/metrics", public=True)
+    @api("GET", "/metrics", public=True, response="text/plain")
     def metrics(self, call: ApiCall):
+        """Prometheus metrics, in its text exposition format."""
         return Response(self.platform.metrics.render(), status=200,
                         mimetype="text/plain; version=0.0.4; charset=utf-8")
 
-    @api("GET", "/openapi.json", public=True)
+    @api("GET", "/openapi.json", public=True, response=OpenApiDocumentSchema)
     def openapi(self, call: ApiCall):
         """This service's HTTP API as an OpenAPI 3.0 document."""
         try:

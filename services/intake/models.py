@@ -4,16 +4,19 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from shared.db import NAMING_CONVENTION
+from shared import db
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.intake import domain
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+class Base(db.Base):
+    """The intake database's tables: the shared declarative base, this database's own metadata."""
+
+    __abstract__ = True
+    metadata = db.service_metadata()
 
 
 class Case(Base):

@@ -4,12 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from shared.db import NAMING_CONVENTION
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from shared import db
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+class Base(db.Base):
+    """The notify database's tables: the shared declarative base, this database's own metadata."""
+
+    __abstract__ = True
+    metadata = db.service_metadata()
 
 
 class Contact(Base):

@@ -5,11 +5,13 @@ import time
 import eventlet
 import sqlalchemy as sa
 from kombu import Connection
+from openapi_spec_validator import validate as validate_spec
 
 from shared.db import outbox_table
 from shared.platform import Platform
 from shared.store import utcnow
 from tests.support import TOWN_A, wait_for
+from tests.unit.test_openapi import assert_matches_document
 
 FAST = {"health_interval": 0.2}
 
@@ -27,6 +29,15 @@ def _metric(city, instance, name, **labels) -> float | None:
 def _platform(city, instance) -> Platform:
     (container,) = city.cluster.by_instance(instance).runner.containers
     return next(d for d in container.dependencies if isinstance(d, Platform))
+
+
+def _as_documented(city, instance, operation, body):
+    """`body` is what the instance's own /openapi.json, served without a token, says `operation` answers."""
+    r = city.call("GET", instance, "/openapi.json")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json"), r.text
+    doc = r.json()
+    validate_spec(doc)
+    assert_matches_document(body, doc, operation)
 
 
 def _timed_get(city, instance, path):
@@ -48,6 +59,7 @@ def test_an_old_unsent_message_makes_readiness_fail_while_liveness_holds(any_cit
     assert body["checks"] == {"database": "ok", "broker": "ok", "outbox": "ok", "unroutable": "ok",
                               "reference": "ok"}  # intake holds a catalogue from the reference stream
     assert body["outbox"]["backlog"] == 0 and body["outbox"]["relay"] == "off"
+    _as_documented(city, intake, "health", body)
     assert _metric(city, intake, "tongban_outbox_oldest_unsent_seconds") == 0.0
 
     assert city.submit("MZ-0001", TOWN_A).status_code == 201
@@ -57,6 +69,7 @@ def test_an_old_unsent_message_makes_readiness_fail_while_liveness_holds(any_cit
     assert body["checks"]["outbox"].startswith("error: the oldest unsent message waits")
     assert body["checks"]["database"] == "ok" and body["checks"]["broker"] == "ok"
     assert body["outbox"]["backlog"] >= 1 and body["outbox"]["oldest_unsent_seconds"] >= 1.0
+    _as_documented(city, intake, "health", body)
 
     live = city.call("GET", intake, "/health/live")
     assert live.status_code == 200, "the process serves: no restart for a backlog"

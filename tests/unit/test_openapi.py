@@ -4,16 +4,18 @@ from __future__ import annotations
 import copy
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import cache
 from importlib import metadata
 from types import SimpleNamespace
 
 import pytest
+from apispec.ext.marshmallow import resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
-from marshmallow import ValidationError, fields, validate
+from jsonschema import ValidationError as JsonSchemaError
+from marshmallow import Schema, ValidationError, fields, validate
 from marshmallow.decorators import VALIDATES, VALIDATES_SCHEMA
 from openapi_spec_validator import validate as validate_spec
 from werkzeug.routing import Map, Rule
@@ -22,7 +24,8 @@ from werkzeug.test import EnvironBuilder
 from services.intake.schemas import ApplicantSchema
 from shared.config import Settings
 from shared.metrics import ServiceMetrics
-from shared.openapi import build_openapi
+from shared.openapi import build_openapi, convert_path
+from shared.schemas import ErrorSchema, OpenApiDocumentSchema
 from shared.web import HttpEntrypoint
 from tests.support import VALID_ID, VALID_PHONE
 from tongban.runtime import host_layout, service_class
@@ -50,7 +53,7 @@ CUSTOM_VALIDATED = {
         "统一社会信用代码 with a right GB 32100 check character, everyone a mainland mobile number",
         _valid_identity),
 }
-# validators the converter turns into JSON Schema keywords (Email: the field's own `format: email`)
+# validators apispec's marshmallow plugin turns into JSON Schema keywords (Email: the field's own `format: email`)
 EXPRESSIBLE = (validate.OneOf, validate.Length, validate.Regexp, validate.Range, validate.Email)
 
 WRONG_TYPE = {"string": 12345, "integer": "twelve", "number": "twelve", "boolean": {"not": "a boolean"},
@@ -61,12 +64,12 @@ hyp = settings(database=None, deadline=None, max_examples=100,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@lru_cache(maxsize=None)
+@cache
 def service(instance: str) -> type:
     return service_class(LAYOUT[instance])
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec(instance: str) -> dict:
     return build_openapi(service(instance), title=instance, version="1.0")
 
@@ -125,7 +128,7 @@ def test_every_http_entrypoint_and_nothing_else(instance):
         params = {p["name"]: samples[p["schema"]["type"]] for p in op.get("parameters", []) if p["in"] == "path"}
         assert set(re.findall(r"{(\w+)}", path)) == set(params)
         assert all(p["required"] for p in op.get("parameters", []))
-        url = re.sub(r"{(\w+)}", lambda m: params[m[1]][0], path)
+        url = re.sub(r"{(\w+)}", lambda m, params=params: params[m[1]][0], path)
         assert urls.match(url, method) == (op["operationId"], {k: v[1] for k, v in params.items()})
         assert documented[op["operationId"]] == (method, path)
 
@@ -133,9 +136,41 @@ def test_every_http_entrypoint_and_nothing_else(instance):
 def test_path_conversion_of_both_kinds_of_parameter():
     approval = spec("approval-renshe")["paths"]["/work-items/{item_id}/decision"]["post"]
     assert approval["parameters"] == [{"name": "item_id", "in": "path", "required": True,
-                                       "schema": {"type": "integer"}}]
+                                       "schema": {"type": "integer", "minimum": 0}}]
     intake = spec("intake-320583101")["paths"]["/cases/{case_number}"]["get"]
     assert intake["parameters"][0]["schema"] == {"type": "string"}
+
+
+def test_path_parameters_say_what_werkzeug_routes():
+    path, params = convert_path("/a/<int(min=1, max=9):n>/<int(signed=True):s>/<float:f>/<uuid:u>/<any(x, y):k>"
+                                "/<string(length=9):town>/<name>/<path:rest>")
+    assert path == "/a/{n}/{s}/{f}/{u}/{k}/{town}/{name}/{rest}"
+    assert {p["name"]: p["schema"] for p in params} == {
+        "n": {"type": "integer", "minimum": 1, "maximum": 9}, "s": {"type": "integer"},
+        "f": {"type": "number", "minimum": 0}, "u": {"type": "string", "format": "uuid"},
+        "k": {"type": "string", "enum": ["x", "y"]}, "town": {"type": "string", "pattern": "^(?:[^/]{9})$"},
+        "name": {"type": "string"}, "rest": {"type": "string"}}
+    assert [p["name"] for p in params] == ["n", "s", "f", "u", "k", "town", "name", "rest"]
+    assert all(p["in"] == "path" and p["required"] for p in params)
+    town = Map([Rule("/<string(length=9):town>")]).bind("x")
+    assert town.match("/320583101") and not re.fullmatch(params[5]["schema"]["pattern"], "32058310")
+
+
+def component(schema_cls) -> str:
+    """The component name apispec's marshmallow plugin gives a schema class (FooSchema -> Foo)."""
+    return resolver(schema_cls)
+
+
+def ref(schema_cls) -> dict:
+    return {"$ref": f"#/components/schemas/{component(schema_cls)}"}
+
+
+def success_schema(response) -> tuple[str, dict]:
+    if response is None:
+        return "application/json", {"type": "object"}
+    if isinstance(response, str):
+        return response, {"type": "string"} if response.startswith("text/") else {"type": "string", "format": "binary"}
+    return "application/json", ref(response)
 
 
 @pytest.mark.parametrize("instance", LAYOUT)
@@ -147,6 +182,7 @@ def test_operations_follow_their_api_route(instance):
         _, _, roles, schema, public = routes[name]
         doc = (getattr(cls, name).__doc__ or "").strip()
         assert op.get("summary") == (doc.splitlines()[0] if doc else None)
+        response = getattr(cls, name).api_response
         assert op["security"] == ([] if public else [{"bearerAuth": []}])
         assert op.get("x-roles") == (None if public or not roles else list(roles))
         if schema is None:
@@ -154,7 +190,7 @@ def test_operations_follow_their_api_route(instance):
         else:
             body = op["requestBody"]
             assert body["required"] is True
-            assert body["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{schema.__name__}"}
+            assert body["content"]["application/json"]["schema"] == ref(schema)
         has_params = "{" in path
         expected = {"200"}
         if method == "POST":
@@ -166,9 +202,9 @@ def test_operations_follow_their_api_route(instance):
         if has_params or schema is not None:
             expected |= {"400"}
         assert set(op["responses"]) == expected
-        for code, response in op["responses"].items():
-            wanted = {"$ref": "#/components/schemas/Error"} if int(code) >= 400 else {"type": "object"}
-            assert response["content"]["application/json"]["schema"] == wanted
+        for code, answer in op["responses"].items():
+            media, wanted = ("application/json", ref(ErrorSchema)) if int(code) >= 400 else success_schema(response)
+            assert answer["content"] == {media: {"schema": wanted}}
     assert spec(instance)["components"]["securitySchemes"] == {"bearerAuth": {"type": "http", "scheme": "bearer"}}
 
 
@@ -176,6 +212,7 @@ def test_operations_follow_their_api_route(instance):
 def test_openapi_json_is_served_publicly_by_every_service(instance):
     cls = service(instance)
     assert cls.openapi.api_route == ("GET", "/openapi.json", None, None, True)
+    assert cls.openapi.api_response is OpenApiDocumentSchema
     assert (http_entrypoints(cls)["openapi"].method, http_entrypoints(cls)["openapi"].url) == ("GET", "/openapi.json")
     assert spec(instance)["paths"]["/openapi.json"]["get"]["security"] == []
 
@@ -187,14 +224,89 @@ def test_openapi_json_is_served_publicly_by_every_service(instance):
     served = json.loads(response.get_data())
     assert served == build_openapi(cls, title=instance, version=metadata.version("tongban"))
     validate_spec(served)
+    assert_matches_document(served, served, "openapi")
+
+
+def assert_matches_document(body, doc: dict, operation: str, status: str = "200"):
+    """A response body against the schema its operation documents for `status`."""
+    op = next(op for _, _, op in operations(doc) if op["operationId"] == operation)
+    schema = json_schema(op["responses"][status]["content"]["application/json"]["schema"],
+                         doc["components"]["schemas"])
+    Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER).validate(body)
+
+
+@pytest.mark.parametrize("instance", LAYOUT)
+def test_every_route_declares_its_response(instance):
+    """A dump schema for every JSON response (clients and fuzzers check responses against it), a media
+    type for any other body; the platform routes (health, metrics, openapi) included."""
+    cls = service(instance)
+    undeclared = sorted(f"{route[0]} {route[1]} ({name})" for name, route in api_routes(cls).items()
+                        if getattr(cls, name).api_response is None)
+    assert not undeclared, f"{instance}: routes without response=<Schema> (or a media type): {undeclared}"
+    for name in api_routes(cls):
+        response = getattr(cls, name).api_response
+        assert (isinstance(response, str) and re.fullmatch(r"[a-z]+/[\w.+-]+", response)
+                or isinstance(response, type) and issubclass(response, Schema)), (name, response)
+
+
+@pytest.mark.parametrize("report", [
+    {"status": "ok", "instance": "intake-320583101", "checked_seconds_ago": 0.4,
+     "checks": {"database": "ok", "broker": "ok", "outbox": "ok", "unroutable": "ok"},
+     "outbox": {"backlog": 0, "oldest_unsent_seconds": 0.0, "unroutable": 0, "relay": "on"}},
+    {"status": "degraded", "instance": "notify", "checks": {"startup": "error: no checks completed yet"},
+     "outbox": {}, "checked_seconds_ago": None},
+])
+def test_health_reports_match_their_schema(report):
+    doc = spec("intake-320583101")
+    for operation in ("health", "health_live"):
+        assert_matches_document(report, doc, operation)
+    with pytest.raises(JsonSchemaError):
+        assert_matches_document({**report, "status": "fine"}, doc, "health")
+
+
+class _Inner(Schema):
+    n = fields.Integer(required=True)
+
+
+class _Loose(Schema):
+    """What apispec's plugin alone would document more loosely than marshmallow checks."""
+
+    code = fields.String(validate=validate.Regexp(r"[a-z]+"))
+    share = fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False))
+    inner = fields.Nested(_Inner, allow_none=True)
+
+
+def test_the_document_is_as_strict_as_marshmallow():
+    def entry(service, request):
+        """Takes a _Loose."""
+
+    entry.api_route, entry.api_response = ("POST", "/loose", None, _Loose, False), _Loose
+    doc = build_openapi(type("Svc", (), {"entry": entry}), title="t", version="1")
+    validate_spec(doc)
+    props = doc["components"]["schemas"]["_Loose"]["properties"]
+    assert props["code"]["pattern"] == "^(?:[a-z]+)"  # marshmallow matches at the start, no further
+    assert props["share"] == {"type": "number", "minimum": 0, "maximum": 1,
+                              "exclusiveMinimum": True, "exclusiveMaximum": True}
+    inner = json_schema(props["inner"], doc["components"]["schemas"])
+    validator = Draft7Validator(inner)
+    assert validator.is_valid(None) and validator.is_valid({"n": 1})
+    assert not validator.is_valid({"m": "any object"}) and not validator.is_valid({})
+    for bad in ("1abc", ""):
+        with pytest.raises(ValidationError):
+            _Loose().load({"code": bad})
+        assert not re.search(props["code"]["pattern"], bad)
 
 
 @pytest.mark.parametrize("instance", LAYOUT)
 def test_one_component_per_schema_class_each_referenced(instance):
     doc = spec(instance)
-    bodies = [route[3]() for route in api_routes(service(instance)).values() if route[3]]
-    classes = {type(s).__name__ for body in bodies for s in reachable_schemas(body)}
-    assert set(doc["components"]["schemas"]) == {"Error"} | classes
+    cls = service(instance)
+    schemas = [route[3] for route in api_routes(cls).values() if route[3]]
+    schemas += [getattr(cls, name).api_response for name in api_routes(cls)]
+    bodies = [s() for s in schemas if isinstance(s, type)] + [ErrorSchema()]
+    classes = {type(s) for body in bodies for s in reachable_schemas(body)}
+    assert len({component(c) for c in classes}) == len(classes), "two schema classes of one name"
+    assert set(doc["components"]["schemas"]) == {component(c) for c in classes}
     text = json.dumps(doc)
     assert all(f'"#/components/schemas/{name}"' in text for name in doc["components"]["schemas"])
 
@@ -218,7 +330,7 @@ def json_schema(node, components: dict):
 
 
 # hypothesis-jsonschema 0.23.1 (the latest) breaks on current hypothesis (`many.more()` is gone), so
-# examples come from this generator, for the keywords shared.openapi writes; every example is also
+# examples come from this generator, for the keywords the document uses; every example is also
 # checked against the JSON Schema, so the generator cannot drift from it unnoticed.
 GENERATED_KEYWORDS = {"type", "enum", "anyOf", "allOf", "default", "description", "format", "pattern",
                       "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
@@ -229,7 +341,7 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
 FORMATS = {
     "email": st.emails(),
     "date": st.dates().map(date.isoformat),
-    "date-time": st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8))]))
+    "date-time": st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))]))
     .map(datetime.isoformat),
 }
 
@@ -272,7 +384,8 @@ def examples(schema: dict) -> st.SearchStrategy:
         return text.filter(lambda t: low <= len(t) <= (high if high is not None else len(t)))
     if kind == "array":
         items, low, high = examples(schema.get("items", {})), schema.get("minItems", 0), schema.get("maxItems")
-        return st.lists(items, min_size=low, max_size=high) | st.lists(items, min_size=high or low, max_size=high or low)
+        edge = high or low
+        return st.lists(items, min_size=low, max_size=high) | st.lists(items, min_size=edge, max_size=edge)
     assert kind == "object", kind
     properties, required = schema.get("properties", {}), set(schema.get("required", ()))
     known = st.fixed_dictionaries({k: examples(s) for k, s in properties.items() if k in required},
