@@ -203,13 +203,28 @@ def test_the_extension_at_most_once():
         domain.check_extension_request(domain.ExtensionState("approved", 5, "zhang"), 3, "again")
     with pytest.raises(domain.DecisionRejected, match="reason"):
         domain.check_extension_request(None, 5, " ")
-    with pytest.raises(domain.DecisionRejected, match="1 to 60"):
-        domain.check_extension_request(None, 61, "太久")
     domain.check_extension_approval(asked)
     with pytest.raises(domain.NotNow, match="no extension"):
         domain.check_extension_approval(None)
     with pytest.raises(domain.ExtensionTaken, match="already approved"):
         domain.check_extension_approval(domain.ExtensionState("approved", 5, "zhang"))
+
+
+def test_an_extension_is_asked_within_what_the_routed_work_allows():
+    """The ledger owns the rule; the desk checks a request against what the routed work says."""
+    domain.check_extension_request(None, 15, "需征求意见", days_max=15)
+    with pytest.raises(domain.DecisionRejected, match="1 to 15") as refused:
+        domain.check_extension_request(None, 30, "太久", days_max=15)
+    assert refused.value.details == {"days": ["1 to 15"]}
+    with pytest.raises(domain.ExtensionTaken, match="at most once"):
+        domain.check_extension_request(None, 3, "again", days_max=0)
+    domain.check_extension_request(None, 30, "not told: the ledger decides", days_max=None)
+    # refused by the ledger: asked again is allowed; approving checks the bound too
+    domain.check_extension_request(domain.ExtensionState("refused", 30, "zhang"), 10, "再申请", days_max=15)
+    with pytest.raises(domain.NotNow):
+        domain.check_extension_approval(domain.ExtensionState("refused", 30, "zhang"))
+    with pytest.raises(domain.DecisionRejected):
+        domain.check_extension_approval(domain.ExtensionState("requested", 30, "zhang"), days_max=15)
 
 
 # --- urgency -------------------------------------------------------------------------------------------------
@@ -238,7 +253,7 @@ TOWN = "320583101"
 def desk_and_store(tmp_path):
     from pathlib import Path
 
-    from services.approval.desk import Desk
+    from services.approval.usecases import Desk
     from services.approval.service import VERSIONS
     from shared.store import Store
     from shared.workdays import WorkingCalendar
