@@ -323,3 +323,36 @@ def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
     with store.transaction() as tx:
         items = desk.worklist(tx, head, {})["items"]
     assert [(i["case_number"], i["assignee"]) for i in items] == [("320583101-C-both-away", "wang")]
+
+
+def test_the_ledgers_refusal_shows_on_the_work_item(desk_and_store):
+    """Work routed by an older centre says nothing of the limit: the head approves 30 days, the ledger
+    (20 statutory, 5 promised) refuses, and the item shows it with the ledger's reason."""
+    desk, store = desk_and_store
+    number = "320583101-20261102-00001"
+    assert _route(desk, store, number, date(2026, 11, 9)) == "ok"
+    zhao, wang = _who("approver", "zhao"), _who("department_head", "wang")
+    with store.transaction() as tx:
+        item_id = desk.worklist(tx, zhao, {})["items"][0]["id"]
+        desk.request_extension(tx, zhao, item_id, {"days": 30, "reason": "需征求意见"})
+        desk.approve_extension(tx, wang, item_id)
+        desk.start_procedure(tx, zhao, item_id, {"procedure": "听证", "reason": "听证"})
+    for step, reason in (("extend", "an extension is 1 to 15 working days for this item"),
+                         ("start_procedure", "a case in status 'paused' does not allow 'pause'")):
+        refusal = make_message("case.step_refused", number, 1, {
+            "accepting_town": TOWN, "handling_town": TOWN, "department": "renshe", "work_item_id": item_id,
+            "step": step, "reason": reason, "days": 30 if step == "extend" else None}, producer="intake")
+        with store.transaction() as tx:
+            assert desk.on_step_refused(tx, refusal) == "ok"
+    with store.transaction() as tx:
+        view = desk.detail(tx, desk.visible_item(tx, zhao, item_id))
+    assert (view["extension"]["status"], view["extension"]["refused_reason"]) == (
+        "refused", "an extension is 1 to 15 working days for this item")
+    assert [s["step"] for s in view["refused_steps"]] == ["extend", "start_procedure"]
+    assert view["status"] == "pending" and view["procedure"] is None, "the refused procedure is undone here"
+    with store.transaction() as tx:  # asked again, within what the ledger allows
+        desk.request_extension(tx, zhao, item_id, {"days": 10, "reason": "再申请"})
+        assert desk.detail(tx, desk.visible_item(tx, zhao, item_id))["extension"]["status"] == "requested"
+    with store.transaction() as tx, pytest.raises(Exception) as foreign:
+        desk.visible_item(tx, _who("approver", "zhou", "department:renshe@320583102"), item_id)
+    assert type(foreign.value).__name__ == "NotVisible" and str(foreign.value) == f"no work item {item_id}"
