@@ -356,3 +356,23 @@ def test_the_ledgers_refusal_shows_on_the_work_item(desk_and_store):
     with store.transaction() as tx, pytest.raises(Exception) as foreign:
         desk.visible_item(tx, _who("approver", "zhou", "department:renshe@320583102"), item_id)
     assert type(foreign.value).__name__ == "NotVisible" and str(foreign.value) == f"no work item {item_id}"
+
+
+def test_the_response_schemas_say_what_the_desk_answers(desk_and_store):
+    import json
+
+    from services.approval.schemas import PostsSchema, StatsSchema, WorkItemDetailSchema, WorklistSchema
+
+    desk, store = desk_and_store
+    assert _route(desk, store, "320583101-20261102-00002", date(2026, 11, 9)) == "ok"
+    head, ops = _who("department_head", "wang"), _who("service", "ops", "city")
+    roundtrip = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731
+    with store.transaction() as tx:
+        desk.set_post(tx, head, TOWN, {"a": "zhang", "b": "li", "head": None})
+        listing = desk.worklist(tx, head, {})
+        WorklistSchema().load(roundtrip(listing))
+        item_id = listing["items"][0]["id"]
+        desk.request_extension(tx, head, item_id, {"days": 3, "reason": "需征求意见"})
+        WorkItemDetailSchema().load(roundtrip(desk.detail(tx, desk.visible_item(tx, head, item_id))))
+        PostsSchema().load(roundtrip(desk.posts(tx, head)))
+        StatsSchema().load(roundtrip(desk.stats(tx, ops)))
