@@ -377,7 +377,8 @@ class Desk:
         self._may_manage(principal, office)
         head = body.get("head") or (principal.subject if principal.role == "department_head" else None)
         if head is None:
-            raise RuleViolation("name the department head, the fallback when A and B are both away", {"head": "required"})
+            raise RuleViolation("name the department head, the fallback when A and B are both away",
+                                {"head": "required"})
         with _details():
             post = domain.check_post(body["a"], body["b"], head)
         repo = WorkItems(tx.session)

@@ -114,7 +114,8 @@ def test_pause_and_resume_by_http_and_bus_are_the_same_steps(window):
     a, b = _open(window), _open(window)
     _step(window, a, "pause", "现场勘察", "核实")
     with window.store.transaction() as tx:
-        assert window.on_department_step(tx, _department_asks(window, b, "start_procedure", procedure="现场勘察")) == "ok"
+        asked = _department_asks(window, b, "start_procedure", procedure="现场勘察")
+        assert window.on_department_step(tx, asked) == "ok"
     window.clock.advance(days=7)
     resumed_http = _step(window, a, "resume")
     with window.store.transaction() as tx:  # the department asks on the version routed to it
