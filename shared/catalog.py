@@ -24,12 +24,14 @@ from marshmallow import (
     validates_schema,
 )
 
+from shared.vocabulary import ITEM_KINDS
+
 SAMPLE_CATALOG = Path(__file__).parent / "data" / "catalog" / "sample-city.yaml"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: 10x faster, same safety
 
 CATEGORIES = ("农业生产", "民生保障", "行政政务", "党的建设")
 ITEM_TYPES = ("行政许可", "行政确认", "行政给付", "行政裁决", "行政奖励", "其他行政权力", "公共服务")
-CASE_KINDS = ("instant", "promised", "joint", "escalated", "consultation")
+CASE_KINDS = tuple(str(k) for k in ITEM_KINDS)  # an item's kind (a case may also be a review: CaseKind)
 LEVELS = ("village", "town", "city")
 DELIVERY = ("pickup", "mail")
 

@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pii import is_valid_mobile
+from shared.vocabulary import CaseKind, DepartmentStep, NoticeKind, Outcome
 
 TOWN_CODE = validate.Regexp(r"^\d{9}$", error="must be a 9-digit town code")
 DEPT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$", error="must be a department code (lowercase)")
@@ -51,9 +52,9 @@ HANDLING_TOWN = validate.Regexp(r"^(\d{9}|city)$", error="must be a 9-digit town
 TOWN = [validate.Length(max=9), TOWN_CODE]
 DEPT = [validate.Length(max=32), DEPT_CODE]
 HANDLING = [validate.Length(max=9), HANDLING_TOWN]
-CASE_KINDS = ("instant", "promised", "joint", "escalated", "consultation", "review")
-NOTICE_KINDS = ("acceptance", "one_time_notice", "rejection", "promise", "result", "pickup", "consultation")
-OUTCOMES = ("approved", "refused")
+CASE_KINDS = tuple(str(k) for k in CaseKind)
+NOTICE_KINDS = tuple(str(k) for k in NoticeKind)
+OUTCOMES = tuple(str(o) for o in Outcome)
 
 
 class DeadLetterNow(Exception):
@@ -140,6 +141,9 @@ class CaseRoutedV1(Contract):
     auto_decide = fields.Boolean(required=True)
     lead_department = fields.String(required=True, validate=DEPT)
     departments = fields.List(fields.String(validate=DEPT), required=True)
+    # added (tolerant readers): what the back office may still ask of the ledger. The working days an
+    # extension may add, 0 once the case has had its one extension; absent (None) from older producers.
+    extension_days_max = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
 
 
 class CaseDecidedV1(Contract):
@@ -159,7 +163,7 @@ class CaseDecidedV1(Contract):
             raise ValidationError("a refusal needs a reason", "reason")
 
 
-DEPARTMENT_ACTIONS = ("request_materials", "start_procedure", "end_procedure", "extend")
+DEPARTMENT_ACTIONS = tuple(str(s) for s in DepartmentStep)
 SPECIAL_PROCEDURES = ("现场勘察", "听证", "检验", "检测", "鉴定", "专家评审")
 
 
@@ -193,6 +197,20 @@ class CaseDepartmentActionV1(Contract):
             raise ValidationError(f"{data['action']} needs {field}", field)
         if data["action"] == "extend" and not data.get("approved_by"):
             raise ValidationError("an extension needs the approving head", "approved_by")
+
+
+class CaseStepRefusedV1(Contract):
+    """The ledger refused a step a department asked for (case.department): its reason, for the work item.
+
+    The case version is the one the department asked on."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    department = fields.String(required=True, validate=DEPT)
+    work_item_id = fields.Integer(required=True)
+    step = fields.String(required=True, validate=validate.OneOf(DEPARTMENT_ACTIONS))
+    reason = fields.String(required=True, validate=validate.Length(1, REASON_MAX))
+    days = fields.Integer(load_default=None, allow_none=True)  # extend: the days asked
 
 
 class CaseCompletedV1(Contract):
@@ -231,6 +249,7 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.routed", 1): CaseRoutedV1,
     ("case.decided", 1): CaseDecidedV1,
     ("case.department", 1): CaseDepartmentActionV1,
+    ("case.step_refused", 1): CaseStepRefusedV1,
     ("case.updated", 1): CaseUpdatedV1,
     ("case.completed", 1): CaseCompletedV1,
     ("notice.issued", 1): NoticeIssuedV1,
@@ -265,6 +284,11 @@ def rk_notice_issued(accepting_town: str) -> str:
 
 def rk_department_action(department: str, accepting_town: str) -> str:
     return f"case.department.{department}.{accepting_town}"
+
+
+def rk_step_refused(department: str, handling_town: str) -> str:
+    """case.decided in reverse: from the ledger to the department's office that asked."""
+    return f"case.step_refused.{department}.{handling_town}"
 
 
 def rk_completed(accepting_town: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from shared.contracts import (rk_accepted, rk_completed, rk_decided, rk_department_action, rk_notice_issued,
-                              rk_routed, rk_updated)
+                              rk_routed, rk_step_refused, rk_updated)
 
 SINGLETONS = ("agent", "notify", "evaluation")
 
@@ -32,6 +32,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("intake", "decisions", lambda town: [rk_decided("*", town), rk_department_action("*", town)]),
     Subscription("approval", "work", lambda dept: [rk_routed(dept, "*")], exchange="work"),
     Subscription("approval", "closures", lambda _dept: [rk_completed("*")]),
+    # the ledger refused a step the department asked for (case.decided in reverse)
+    Subscription("approval", "refusals", lambda dept: [rk_step_refused(dept, "*")]),
     Subscription("agent", "results", lambda _: [rk_accepted("*"), rk_completed("*")]),
     Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
     Subscription("evaluation", "events", lambda _: ["case.#", "notice.#"]),

@@ -14,7 +14,7 @@ from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer
 from werkzeug.wrappers import Response
 
-from shared import auth
+from shared import auth, errors
 from shared.auth import Principal
 from shared.logging import bind_context, get_logger
 from shared.openapi import build_openapi
@@ -56,6 +56,38 @@ class Conflict(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, code = 503, "unavailable"
+
+
+# The one table from domain error types to HTTP answers, for every service. A subclass inherits its
+# base's row (approval's ExtensionTaken is a NotAllowedNow: 409) unless it has a row of its own.
+ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
+    errors.RuleViolation: (400, "bad_request"),
+    errors.NotAllowedNow: (409, "conflict"),
+    errors.NotVisible: (404, "not_found"),
+    errors.NotPermitted: (403, "forbidden"),
+    auth.Forbidden: (403, "forbidden"),
+    ValidationError: (400, "bad_request"),
+}
+
+
+def error_status(exc: Exception) -> tuple[int, str] | None:
+    """The (status, code) of a domain error: the row of its nearest type in ERROR_STATUS."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return None
+
+
+def domain_error_response(exc: Exception) -> Response | None:
+    mapped = error_status(exc)
+    if mapped is None:
+        return None
+    status, code = mapped
+    if isinstance(exc, errors.DomainError):
+        return error_response(status, code, exc.message, exc.details)
+    if isinstance(exc, ValidationError):
+        return error_response(status, code, "invalid input", exc.messages)
+    return error_response(status, code, str(exc))
 
 
 class ExclusiveWebServer(WebServer):
@@ -197,13 +229,11 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
             except ApiError as exc:
                 status = exc.status
                 return error_response(exc.status, exc.code, exc.message, exc.details)
-            except auth.Forbidden as exc:
-                status = 403
-                return error_response(403, "forbidden", str(exc))
-            except ValidationError as exc:
-                status = 400
-                return error_response(400, "bad_request", "invalid input", exc.messages)
-            except Exception:
+            except Exception as exc:
+                answer = domain_error_response(exc)
+                if answer is not None:
+                    status = answer.status_code
+                    return answer
                 log.exception("http.internal_error", route=route)
                 return error_response(500, "internal", "internal error; the incident is logged")
             finally:

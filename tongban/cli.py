@@ -214,7 +214,7 @@ def cmd_ledger(args) -> int:
     from shared.db import make_engine
     from sqlalchemy.orm import Session
 
-    from services.intake.window import verify_ledger
+    from services.intake.views import verify_ledger
 
     settings = Settings.from_env("intake", instance=args.instance or f"intake-{args.town}", town=args.town,
                                  database_url=args.database_url)

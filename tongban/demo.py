@@ -25,6 +25,7 @@ from shared.auth import issue_token
 from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
+from shared.vocabulary import OPEN_CASE_STATUSES
 from tongban import bus_cmd
 from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
@@ -32,7 +33,7 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华平"
 DEMO_TOWNS = 3  # windows: the first towns of the catalogue; applicants come from every town
-OPEN_STATUSES = ("pending_materials", "initial_review", "in_review", "paused")
+OPEN_STATUSES = tuple(str(s) for s in OPEN_CASE_STATUSES)
 
 
 def fake_resident_id(rng: random.Random) -> str:

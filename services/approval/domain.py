@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Iterable
 
+from shared.errors import NotAllowedNow, RuleViolation
+from shared.vocabulary import (CLOCK_STOPPED_WORK_STATUSES, CLOSED_WORK_STATUSES, OPEN_WORK_STATUSES, ExtensionStatus,
+                               Outcome)
 from shared.workdays import SHANGHAI
 
-OUTCOMES = ("approved", "refused")
+OUTCOMES = tuple(Outcome)
 
-OPEN = ("pending", "paused", "waiting_materials")
-CLOCK_STOPPED = ("paused", "waiting_materials")  # listed apart from the urgent work
-CLOSED = ("decided", "withdrawn", "superseded")
+OPEN = OPEN_WORK_STATUSES
+CLOCK_STOPPED = CLOCK_STOPPED_WORK_STATUSES  # listed apart from the urgent work
+CLOSED = CLOSED_WORK_STATUSES
 STATUSES = OPEN + CLOSED
 
 MAX_STAFF_ID = 64
@@ -35,11 +38,11 @@ MAX_STAFF_ID = 64
 
 # --- what goes wrong ---------------------------------------------------------------------------------
 
-class DecisionRejected(Exception):
+class DecisionRejected(RuleViolation):
     """The request cannot be taken as asked; the message says why (a 400 to the approver)."""
 
 
-class Conflicting(Exception):
+class Conflicting(NotAllowedNow):
     """The request clashes with the item's state or holder (a 409); the message says why."""
 
 
@@ -63,7 +66,7 @@ class NotYours(Conflicting):
 
 
 class ExtensionTaken(Conflicting):
-    """A case gets one extension (延期) at most."""
+    """A case gets one extension (延期) at most (the ledger's rule; the desk only knows what it was told)."""
 
 
 # --- the item's steps ---------------------------------------------------------------------------------
@@ -169,27 +172,49 @@ def check_materials(materials: list[dict]) -> list[dict]:
 
 # --- the one extension (延期) ---------------------------------------------------------------------------
 
+# The case's ledger (intake) owns the extension rule: once per case, 1..(statutory − promised) working
+# days, with a reason. The routed work says what may still be asked (extension_days_max, 0 once the
+# case has had its extension); the desk checks a request against that so the approver hears at once
+# (a check for the user, not a second rule), and the ledger decides: a refusal comes back
+# (case.step_refused) and is kept on the work item with the ledger's reason.
+
 @dataclass(frozen=True)
 class ExtensionState:
-    status: str  # requested | approved
+    status: str  # requested | approved | refused
     days: int
     requested_by: str
 
 
-def check_extension_request(existing: ExtensionState | None, days: int, reason: str | None) -> None:
-    if existing is not None:
+def check_extension_request(existing: ExtensionState | None, days: int, reason: str | None,
+                            days_max: int | None = None) -> None:
+    """May the approver ask for `days`? `days_max` is what the routed work says (None: not told)."""
+    if existing is not None and existing.status != ExtensionStatus.REFUSED:
         raise ExtensionTaken(f"this case already has its one extension ({existing.status}, {existing.days} "
                              f"working days, asked by {existing.requested_by}); a case is extended at most once")
-    if not 1 <= days <= 60:
-        raise DecisionRejected("an extension is 1 to 60 working days")
+    check_extension_days(days, days_max)
     check_reason(reason, "an extension")
 
 
-def check_extension_approval(existing: ExtensionState | None) -> None:
-    if existing is None:
+def check_extension_days(days: int, days_max: int | None) -> None:
+    if days_max == 0:
+        raise ExtensionTaken("the case has had its one extension already (the centre's ledger says so); "
+                             "a case is extended at most once")
+    if days < 1 or (days_max is not None and days > days_max):
+        limit = f"1 to {days_max}" if days_max is not None else "at least 1"
+        raise DecisionRejected(f"an extension of this case is {limit} working days (the centre's rule)",
+                               {"days": [limit]})
+
+
+def check_extension_approval(existing: ExtensionState | None, days_max: int | None = None) -> None:
+    if existing is None or existing.status == ExtensionStatus.REFUSED:
         raise NotNow("no extension was asked for on this case")
-    if existing.status == "approved":
+    if existing.status == ExtensionStatus.APPROVED:
         raise ExtensionTaken("the extension of this case is already approved; a case is extended at most once")
+    check_extension_days(existing.days, days_max)
+
+
+# what the desk undoes on its item when the ledger refuses a step: the status the step left -> back to
+REFUSAL_UNDOES = {"request_materials": ("waiting_materials", "pending"), "start_procedure": ("paused", "pending")}
 
 
 # --- who holds the work (AB岗) ---------------------------------------------------------------------------

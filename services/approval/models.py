@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from shared import db
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared.vocabulary import OPEN_WORK_STATUSES
+
 
 class Base(db.Base):
     """The approval database's tables: the shared declarative base, this database's own metadata."""
@@ -40,6 +42,8 @@ class WorkItem(Base):
     procedure: Mapped[str | None] = mapped_column(sa.String(20))  # the special procedure running, if paused
     requested_materials: Mapped[list | None] = mapped_column(sa.JSON)
     superseded_by: Mapped[int | None] = mapped_column(sa.Integer)  # the item of the newer case version
+    # what the ledger said the department may still ask for when it routed the work (None: not told)
+    extension_days_max: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (sa.UniqueConstraint("case_number", "case_version", "department"),)
 
@@ -119,16 +123,18 @@ class Extension(Base):
     work_item_id: Mapped[int] = mapped_column(sa.ForeignKey("work_items.id"), nullable=False)
     days: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     reason: Mapped[str] = mapped_column(sa.Text, nullable=False)
-    status: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # requested | approved
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # requested | approved | refused
     requested_by: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     requested_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     approved_by: Mapped[str | None] = mapped_column(sa.String(64))
     approved_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    refused_reason: Mapped[str | None] = mapped_column(sa.Text)  # the ledger's reason, when it refused
+    refused_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (sa.UniqueConstraint("case_number", "department"),)  # at most once, in the database too
 
 
-OPEN_STATUSES = ("pending", "paused", "waiting_materials")
+OPEN_STATUSES = OPEN_WORK_STATUSES
 
 
 class WorkItems:

@@ -6,6 +6,7 @@ need more (a refusal's reason, `to` after `from`, A and B two people) are the de
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES
+from shared.vocabulary import CaseKind, ExtensionStatus, Outcome, WorkItemStatus
 
 STAFF_ID = validate.Length(1, 64)
 REASON = validate.Length(1, 500)
@@ -17,7 +18,7 @@ class _Strict(Schema):
 
 
 class DecisionSchema(_Strict):
-    outcome = fields.String(required=True, validate=validate.OneOf(["approved", "refused"]))
+    outcome = fields.String(required=True, validate=validate.OneOf([str(o) for o in Outcome]))
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     result_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 100),
                                   metadata={"description": "certificate or document number (default: by rule)"})
@@ -49,8 +50,10 @@ class ProcedureEndSchema(_Strict):
 
 
 class ExtensionRequestSchema(_Strict):
+    # 60 is the message contract's bound, not the rule: the case's ledger decides (see extension_days_max)
     days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60),
-                          metadata={"description": "working days added to the deadline"})
+                          metadata={"description": "working days added to the deadline; at most the work "
+                                                   "item's extension_days_max (the centre's rule)"})
     reason = fields.String(required=True, validate=REASON)
 
 
@@ -72,3 +75,145 @@ class AbsenceSchema(_Strict):
                                                   "from 2026-11-02 to 2026-11-05"})
     reason = fields.String(required=True, validate=REASON,
                            metadata={"description": "leave, training, meeting …"})
+
+
+# --- responses ----------------------------------------------------------------------------------------
+
+class ExtensionViewSchema(_Strict):
+    days = fields.Integer(required=True)
+    reason = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in ExtensionStatus]),
+                           metadata={"description": "requested, approved (sent to the centre), or refused by "
+                                                    "the centre's ledger (refused_reason says why)"})
+    requested_by = fields.String(required=True)
+    requested_at = fields.DateTime(required=True)
+    approved_by = fields.String(allow_none=True)
+    approved_at = fields.DateTime(allow_none=True)
+    work_item_id = fields.Integer(required=True)
+    refused_reason = fields.String(allow_none=True)
+    refused_at = fields.DateTime(allow_none=True)
+
+
+class WorkItemSchema(_Strict):
+    id = fields.Integer(required=True)
+    case_number = fields.String(required=True)
+    case_version = fields.Integer(required=True)
+    item_code = fields.String(required=True)
+    item_name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf([str(k) for k in CaseKind]))
+    handling_town = fields.String(required=True)
+    accepting_town = fields.String(required=True)
+    deadline = fields.Date(required=True)
+    days_left = fields.Integer(allow_none=True)
+    overdue = fields.Boolean(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in WorkItemStatus]))
+    paused = fields.Boolean(required=True)
+    assignee = fields.String(allow_none=True)
+    procedure = fields.String(allow_none=True)
+    requested_materials = fields.List(fields.Nested(RequestedMaterialSchema), allow_none=True)
+    outcome = fields.String(allow_none=True, validate=validate.OneOf([str(o) for o in Outcome]))
+    reason = fields.String(allow_none=True)
+    result_number = fields.String(allow_none=True)
+    valid_until = fields.Date(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    superseded_by = fields.Integer(allow_none=True)
+    extension_days_max = fields.Integer(allow_none=True, metadata={
+        "description": "working days an extension may still add, as the centre said when routing (0: none)"})
+
+
+class WorkActionSchema(_Strict):
+    action = fields.String(required=True)
+    actor = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    reason = fields.String(allow_none=True)
+    data = fields.Dict(required=True)
+    idempotency_key = fields.String(required=True)
+
+
+class RefusedStepSchema(_Strict):
+    step = fields.String(required=True)
+    reason = fields.String(required=True, metadata={"description": "the centre's ledger's reason"})
+    at = fields.DateTime(required=True)
+
+
+class WorkItemDetailSchema(WorkItemSchema):
+    extension = fields.Nested(ExtensionViewSchema, allow_none=True)
+    history = fields.List(fields.Nested(WorkActionSchema), required=True)
+    refused_steps = fields.List(fields.Nested(RefusedStepSchema), required=True)
+
+
+class WorklistSchema(_Strict):
+    department = fields.String(required=True)
+    today = fields.Date(required=True)
+    items = fields.List(fields.Nested(WorkItemSchema), required=True)
+    paused = fields.List(fields.Nested(WorkItemSchema), required=True)
+
+
+class AbsenceViewSchema(_Strict):
+    id = fields.Integer(required=True)
+    office = fields.String(required=True)
+    holder = fields.String(required=True)
+    from_ = fields.DateTime(required=True, data_key="from")
+    to = fields.DateTime(required=True)
+    reason = fields.String(required=True)
+    recorded_by = fields.String(required=True)
+    moved_work_items = fields.List(fields.Integer(), metadata={"description": "after POST: the work that moved"})
+
+
+class OnDutySchema(_Strict):
+    holder = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    because = fields.String(allow_none=True)
+
+
+class PostViewSchema(_Strict):
+    office = fields.String(required=True)
+    a = fields.String(required=True)
+    b = fields.String(required=True)
+    head = fields.String(allow_none=True)
+    on_duty = fields.Nested(OnDutySchema, required=True)
+    absences = fields.List(fields.Nested(AbsenceViewSchema), required=True)
+    updated_by = fields.String(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class PostsSchema(_Strict):
+    department = fields.String(required=True)
+    posts = fields.List(fields.Nested(PostViewSchema), required=True)
+
+
+class HandoverSchema(_Strict):
+    id = fields.Integer(required=True)
+    work_item_id = fields.Integer(required=True)
+    case_number = fields.String(required=True)
+    from_ = fields.String(allow_none=True, data_key="from")
+    to = fields.String(allow_none=True)
+    role = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    reason = fields.String(allow_none=True)
+    actor = fields.String(required=True)
+
+
+class HandoversSchema(_Strict):
+    department = fields.String(required=True)
+    office = fields.String(required=True)
+    handovers = fields.List(fields.Nested(HandoverSchema), required=True)
+
+
+class StatsSchema(Schema):
+    """Counts by status and outcome, handovers, head fallbacks and approved extensions."""
+
+    department = fields.String(required=True)
+    received = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    paused = fields.Integer(required=True)
+    waiting_materials = fields.Integer(required=True)
+    decided = fields.Integer(required=True)
+    withdrawn = fields.Integer(required=True)
+    superseded = fields.Integer(required=True)
+    approved = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+    handovers = fields.Integer(required=True)
+    head_fallbacks = fields.Integer(required=True)
+    extensions = fields.Integer(required=True)

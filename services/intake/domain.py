@@ -8,28 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timezone
 
+from shared.errors import NotAllowedNow, RuleViolation
+from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome, TERMINAL_CASE_STATUSES
 from shared.workdays import Deadline, WorkingCalendar
 
 DEFERRED_MATERIALS_DAYS = 5  # 容缺受理: working days to bring what was promised (local rule)
 
 
-class RuleViolation(Exception):
-    """The request breaks a rule; `details` says which (shown to the clerk as a 4xx)."""
-
-    def __init__(self, message: str, details=None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class ForbiddenTransition(Exception):
+class ForbiddenTransition(NotAllowedNow):
     def __init__(self, status: str, action: str):
-        super().__init__(f"a case in status {status!r} does not allow {action!r}")
+        super().__init__(f"a case in status {status!r} does not allow {action!r}",
+                         {"status": status, "allowed": allowed_actions(None if status == "new" else status)})
         self.status = status
         self.action = action
+
+
+class ExtensionTaken(NotAllowedNow):
+    """A case is extended at most once (the ledger's rule)."""
 
 
 NEW = None
@@ -54,8 +52,8 @@ TRANSITIONS: dict[str, tuple[tuple[str | None, ...], str]] = {
     "record_decision": (("in_review", "paused"), SAME),  # one department of a joint case decided
     "decide": (("in_review", "paused"), "completed"),
 }
-STATUSES = ("pending_materials", "initial_review", "in_review", "paused", "completed", "returned", "consulted")
-TERMINAL = ("completed", "returned", "consulted")
+STATUSES = tuple(CaseStatus)
+TERMINAL = TERMINAL_CASE_STATUSES
 
 
 def next_status(current: str | None, action: str) -> str:
@@ -144,6 +142,89 @@ def check_in_person(item: dict, via_agent: str | None, in_person: bool) -> None:
                             {"via_agent": ["not an item village agents may submit"]})
 
 
+def check_materials_known(item: dict, provided: list[str]) -> None:
+    unknown = unknown_materials(item, provided)
+    if unknown:
+        raise RuleViolation("materials not listed for this item", {"materials": unknown})
+
+
+# --- opening a case: the whole decision at once ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Opening:
+    """Everything the window decides when a case opens; the use case stores and publishes it as it is."""
+
+    action: str  # accept | accept_for_initial_review | accept_incomplete | consult | return
+    status: str
+    kind: str
+    department: str
+    departments: list[str]
+    handling_town: str
+    missing: list[dict]
+    deferred: list[dict] = field(default_factory=list)
+    deferred_due: date | None = None
+    clock_started_on: date | None = None
+    deadline: date | None = None
+    deadline_provisional: bool = False
+    advice: str | None = None
+    reason: str | None = None
+    was_supplement: bool = False
+    notices: tuple[str, ...] = ()  # the notices owed now, in order
+    announces: bool = True  # case.accepted (a consultation is only an update)
+    routes: bool = False  # the work goes to the departments now
+
+
+def open_case(item: dict, materials: list[str], today: date, calendar: WorkingCalendar, *, accepting_town: str,
+              applicant_town: str | None = None, via_agent: str | None = None, in_person: bool = True,
+              return_reason: str | None = None, department_name: str | None = None,
+              contact_channel: str = "sms") -> Opening:
+    """Given the item, what the applicant brings and the date: accepted, incomplete, returned or consulted."""
+    check_in_person(item, via_agent, in_person)
+    check_city_wide(item, accepting_town, applicant_town)
+    check_materials_known(item, materials)
+    missing = missing_materials(item, materials)
+    action = "return" if return_reason else opening_action(item, missing)
+    opening = dict(action=action, status=next_status(None, action), kind=item["kind"], department=item["department"],
+                   departments=departments(item), handling_town=handling_town(item, accepting_town, applicant_town),
+                   missing=missing, was_supplement=bool(missing) and action != "return", reason=return_reason,
+                   announces=action != "consult", routes=action == "accept")
+    if action in ("accept", "accept_for_initial_review"):
+        due = deadline(item, today, calendar)
+        opening.update(clock_started_on=today, deadline=due.date, deadline_provisional=due.provisional)
+        opening["deferred"] = deferred_materials(item, materials)
+        if opening["deferred"]:
+            opening["deferred_due"] = calendar.add_working_days(today, DEFERRED_MATERIALS_DAYS).date
+    if action == "consult":
+        opening["advice"] = advice(item, department_name or item["department"])
+    opening["notices"] = tuple(notices_owed(action, item["kind"], contact_channel))
+    return Opening(**opening)
+
+
+def advice(item: dict, department_name: str) -> str:
+    """咨询告知: where to go and what to bring."""
+    where = {"city": "市级部门", "town": "镇（街道）便民服务中心", "village": "村（社区）便民服务站"}[item["level"]]
+    materials = "、".join(m["name"] for m in item["materials"]) or "无需材料"
+    guide = item.get("guide") or f"请到{where}（{department_name}）办理“{item['name']}”"
+    return f"{guide.rstrip('。')}。需携带：{materials}。"
+
+
+def notices_owed(action: str, kind: str, contact_channel: str, outcome: str | None = None) -> list[str]:
+    """The notices (文书) a step owes the applicant."""
+    accepted = [NoticeKind.ACCEPTANCE] if kind == CaseKind.INSTANT else [NoticeKind.PROMISE]
+    return [str(k) for k in {
+        "accept": accepted,
+        "accept_for_initial_review": [NoticeKind.ACCEPTANCE],
+        "complete_materials": accepted,
+        "complete_materials_for_initial_review": [NoticeKind.ACCEPTANCE],
+        "accept_incomplete": [NoticeKind.ONE_TIME_NOTICE],
+        "supplement": [NoticeKind.ONE_TIME_NOTICE],
+        "request_materials": [NoticeKind.ONE_TIME_NOTICE],
+        "return": [NoticeKind.REJECTION],
+        "decide": [NoticeKind.RESULT] + ([NoticeKind.PICKUP] if outcome == Outcome.APPROVED
+                                         and contact_channel == "pickup" else []),
+    }.get(action, [])]
+
+
 # --- time ----------------------------------------------------------------------------------------
 
 def deadline(item: dict, clock_start: date, calendar: WorkingCalendar) -> Deadline:
@@ -157,15 +238,27 @@ def deadline_after_pause(current: date, paused_from: date, resumed_on: date, cal
     return calendar.add_working_days(current, paused_days)
 
 
+def extension_limit(statutory_days: int, promised_days: int) -> int:
+    """The most working days the one extension may add: up to the statutory limit (法定时限), at least 1.
+
+    (An item promised at its statutory limit may still be extended by up to its statutory days.)"""
+    return max(max(statutory_days - promised_days, 0) or statutory_days, 1)
+
+
+def extension_days_max(item: dict, already_extended: bool) -> int:
+    """What the back office may still ask for: 0 once the case has had its extension."""
+    return 0 if already_extended else extension_limit(item["statutory_days"], item["promised_days"])
+
+
 def check_extension(already_extended: bool, days: int, statutory_days: int, promised_days: int, reason: str) -> None:
+    """延期: the ledger owns this rule (approval only checks a request against what the routed work says)."""
     if already_extended:
-        raise RuleViolation("the deadline was extended once already; a case may be extended at most once")
+        raise ExtensionTaken("the deadline was extended once already; a case may be extended at most once")
     if not reason or not reason.strip():
         raise RuleViolation("an extension needs a written reason", {"reason": ["required"]})
-    limit = max(statutory_days - promised_days, 0) or statutory_days
-    if not 1 <= days <= max(limit, 1):
-        raise RuleViolation(f"an extension is 1 to {max(limit, 1)} working days for this item",
-                            {"days": [f"1..{max(limit, 1)}"]})
+    limit = extension_limit(statutory_days, promised_days)
+    if not 1 <= days <= limit:
+        raise RuleViolation(f"an extension is 1 to {limit} working days for this item", {"days": [f"1..{limit}"]})
 
 
 # --- decisions ----------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Wire formats of the window API."""
+"""Wire formats of the window API: request bodies (loaded) and responses (dump schemas, for the
+OpenAPI document and for clients and fuzzers that check what they get)."""
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
+from shared.vocabulary import CaseKind, CaseStatus, ContactChannel, NoticeKind, Outcome
 
 
 class _Strict(Schema):
@@ -16,7 +18,7 @@ class ApplicantSchema(_Strict):
     id_number = fields.String(load_default=None, allow_none=True, metadata={"description": "居民身份证 number (GB 11643)"})
     credit_code = fields.String(load_default=None, allow_none=True, metadata={"description": "统一社会信用代码 (GB 32100)"})
     phone = fields.String(required=True)
-    channel = fields.String(load_default="sms", validate=validate.OneOf(["sms", "email", "pickup", "mail"]))
+    channel = fields.String(load_default="sms", validate=validate.OneOf([str(c) for c in ContactChannel]))
     email = fields.Email(load_default=None, allow_none=True)
     town = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{9}$"),
                          metadata={"description": "the applicant's own town, for 全城通办 routing"})
@@ -66,3 +68,153 @@ class PauseSchema(_Strict):
 class ExtensionSchema(_Strict):
     days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60))
     reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+# --- responses ----------------------------------------------------------------------------------------
+
+def _one_of(enum) -> validate.OneOf:
+    return validate.OneOf([str(m) for m in enum])
+
+
+class MaterialRefSchema(_Strict):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class ApplicantViewSchema(_Strict):
+    type = fields.String(required=True)
+    name = fields.String(required=True)
+    id_number = fields.String(metadata={"description": "masked"})
+    credit_code = fields.String(metadata={"description": "masked"})
+    phone = fields.String(required=True, metadata={"description": "masked"})
+
+
+class PausedSchema(_Strict):
+    since = fields.Date(required=True)
+    procedure = fields.String(allow_none=True)
+
+
+class ProgressSchema(_Strict):
+    department = fields.String(required=True)
+    lead = fields.Boolean(required=True)
+    outcome = fields.String(allow_none=True, validate=_one_of(Outcome))
+    reason = fields.String(allow_none=True)
+
+
+class HistoryEntrySchema(_Strict):
+    seq = fields.Integer(required=True)
+    action = fields.String(required=True)
+    actor = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    reason = fields.String(allow_none=True)
+    data = fields.Dict(required=True)
+
+
+class NoticeRefSchema(_Strict):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=_one_of(NoticeKind))
+    title = fields.String(required=True)
+    issued_at = fields.DateTime(required=True)
+    sms_text = fields.String(required=True)
+
+
+class CaseSchema(_Strict):
+    """A case as lists show it (numbers masked)."""
+
+    case_number = fields.String(required=True)
+    version = fields.Integer(required=True)
+    status = fields.String(required=True, validate=_one_of(CaseStatus))
+    kind = fields.String(required=True, validate=_one_of(CaseKind))
+    item_code = fields.String(required=True)
+    item_name = fields.String(required=True)
+    catalog_version = fields.String(required=True)
+    department = fields.String(required=True)
+    departments = fields.List(fields.String(), required=True)
+    accepting_town = fields.String(required=True)
+    handling_town = fields.String(required=True)
+    applicant = fields.Nested(ApplicantViewSchema, required=True)
+    first_responder = fields.String(required=True)
+    via_agent = fields.String(allow_none=True)
+    accepted_at = fields.DateTime(required=True)
+    clock_started_on = fields.Date(allow_none=True)
+    deadline = fields.Date(allow_none=True)
+    deadline_provisional = fields.Boolean(required=True)
+    days_left = fields.Integer(allow_none=True, metadata={"description": "working days; negative when overdue"})
+    missing_materials = fields.List(fields.Nested(MaterialRefSchema), required=True)
+    deferred_materials = fields.List(fields.Nested(MaterialRefSchema), required=True)
+    deferred_due = fields.Date(allow_none=True)
+    paused = fields.Nested(PausedSchema, allow_none=True)
+    extended_days = fields.Integer(allow_none=True)
+    review_of = fields.String(allow_none=True)
+    review_case = fields.String(allow_none=True)
+    advice = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, validate=_one_of(Outcome))
+    reason = fields.String(allow_none=True)
+    result_number = fields.String(allow_none=True)
+    completed_on = fields.Date(allow_none=True)
+    allowed_actions = fields.List(fields.String(), required=True)
+    departments_not_served = fields.List(fields.String(), required=True)
+    warning = fields.String(metadata={"description": "present while a department's work waits unserved"})
+
+
+class CaseDetailSchema(CaseSchema):
+    """A case with its departments' progress, timeline and notices."""
+
+    departments_progress = fields.List(fields.Nested(ProgressSchema), required=True)
+    history = fields.List(fields.Nested(HistoryEntrySchema), required=True)
+    notices = fields.List(fields.Nested(NoticeRefSchema), required=True)
+
+
+class CaseListSchema(_Strict):
+    cases = fields.List(fields.Nested(CaseSchema), required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+
+
+class StatsSchema(_Strict):
+    town = fields.String(required=True)
+    cases = fields.Integer(required=True)
+    accepted = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    approved = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    by_kind = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "the catalogue's kind, plus supplement and returned as they happened"})
+    department_decisions = fields.Integer(required=True)
+
+
+class LedgerCheckSchema(_Strict):
+    cases = fields.Integer(required=True)
+    broken = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "case number -> seq of the first broken link"})
+
+
+class CatalogItemSummarySchema(_Strict):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    category = fields.String(required=True)
+    item_type = fields.String(required=True)
+    department = fields.String(required=True)
+    level = fields.String(required=True)
+    kind = fields.String(required=True)
+    promised_days = fields.Integer(required=True)
+    statutory_days = fields.Integer(required=True)
+    fee_fen = fields.Integer(required=True)
+    in_person = fields.Boolean(required=True)
+    agent_allowed = fields.Boolean(required=True)
+    city_wide = fields.Boolean(required=True)
+
+
+class CatalogSchema(_Strict):
+    version = fields.String(required=True)
+    items = fields.List(fields.Nested(CatalogItemSummarySchema), required=True)
+
+
+class CatalogItemSchema(Schema):
+    """One item as the catalogue holds it (materials, limits, fee, basis …), with the catalogue version."""
+
+    version = fields.String(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    materials = fields.List(fields.Dict(), required=True)

@@ -11,13 +11,16 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
+from shared.errors import NotVisible
 from shared.reference import Reference
-from shared.web import ApiCall, NotFound, PlatformEndpoints, ServiceUnavailable, api
+from shared.web import ApiCall, PlatformEndpoints, ServiceUnavailable, api
 
-from services.intake.schemas import (ExtensionSchema, MaterialsSchema, PauseSchema, ReasonSchema,
-                                     SubmitCaseSchema)
+from services.intake import views
 from services.intake.metrics import WindowMetrics
-from services.intake.window import Window
+from services.intake.schemas import (CaseDetailSchema, CaseListSchema, CatalogItemSchema, CatalogSchema,
+                                     ExtensionSchema, LedgerCheckSchema, MaterialsSchema, PauseSchema, ReasonSchema,
+                                     StatsSchema, SubmitCaseSchema)
+from services.intake.usecases import Window
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 WINDOW = ("clerk", "service")
@@ -50,21 +53,23 @@ def build_service(settings: Settings, clock: Clock | None = None):
                                      "be accepted until city IT loads one (tongban catalog load FILE)")
 
     def step(name: str, schema=None, roles=WINDOW):
-        """The POST /cases/<n>/<name> endpoints all read the same way."""
-        return api("POST", f"/cases/<string:case_number>/{name}", roles=roles, schema=schema)
+        """The POST /cases/<n>/<name> endpoints all read the same way, and answer with the case."""
+        return api("POST", f"/cases/<string:case_number>/{name}", roles=roles, schema=schema,
+                   response=CaseDetailSchema)
 
     class IntakeService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS, reference=reference)
         window_metrics = WindowMetrics(window)
 
-        @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema)
+        @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema, response=CaseDetailSchema)
         def submit_case(self, call: ApiCall):
             """Open a case: accepted, accepted with materials to follow, returned, or a consultation record."""
             window.require_town_scope(call.principal)
             _require_catalogue()
             view, created = window.submit_once(self.platform.store, call.body, call.principal,
-                                               request_key=call.headers.get("Idempotency-Key"))
+                                               request_key=call.headers.get("Idempotency-Key"),
+                                               view=lambda tx, case: views.case_view(window, tx, case))
             return (201 if created else 200), view
 
         @step("supplement", MaterialsSchema)
@@ -107,27 +112,28 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """容缺: a material promised at acceptance arrives."""
             return self._act(call, window.deliver_deferred, call.body["materials"])
 
-        @api("GET", "/cases/<string:case_number>", roles=READERS)
+        @api("GET", "/cases/<string:case_number>", roles=READERS, response=CaseDetailSchema)
         def get_case(self, call: ApiCall):
             """A case with its deadline, departments' progress, notices and full timeline."""
             with self.platform.store.transaction() as tx:
-                return window.view(tx, window.visible_case(tx, call.principal, call.params["case_number"]),
-                                   with_history=True)
+                return views.case_detail(window, tx, call.principal, call.params["case_number"])
 
-        @api("GET", "/cases", roles=READERS)
+        @api("GET", "/cases", roles=READERS, response=CaseListSchema)
         def list_cases(self, call: ApiCall):
             """Cases filtered by status, kind, item, due date (due_by) and overdue; numbers masked."""
             with self.platform.store.transaction() as tx:
-                return window.list(tx, call.principal, call.query)
+                return views.case_list(window, tx, call.principal, call.query)
 
-        @api("GET", "/cases/<string:case_number>/notices/<int:notice_id>.pdf", roles=READERS)
+        @api("GET", "/cases/<string:case_number>/notices/<int:notice_id>.pdf", roles=READERS,
+             response="application/pdf")
         def notice_pdf(self, call: ApiCall):
-            """A notice as a printable PDF."""
+            """A notice as a printable PDF (application/pdf)."""
             with self.platform.store.transaction() as tx:
-                pdf = window.notice_pdf(tx, call.principal, call.params["case_number"], call.params["notice_id"])
+                pdf = views.notice_pdf(window, tx, call.principal, call.params["case_number"],
+                                       call.params["notice_id"])
             return Response(pdf, status=200, mimetype="application/pdf")
 
-        @api("GET", "/catalog", roles=EVERYONE)
+        @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema)
         def catalog(self, call: ApiCall):
             """The item catalogue in force (事项目录)."""
             _require_catalogue()
@@ -139,36 +145,37 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
                 "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items]}
 
-        @api("GET", "/catalog/items/<string:code>", roles=EVERYONE)
+        @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema)
         def catalog_item(self, call: ApiCall):
             """One item with its materials, limits and fee."""
             version = call.query.get("version")
             if version and version not in window.catalogs.versions():
-                raise NotFound(f"no catalogue version {version}")
+                raise NotVisible(f"no catalogue version {version}")
             if not version:
                 _require_catalogue()
             c = window.catalogs.get(version) if version else window.catalog
             item = c.item(call.params["code"])
             if item is None:
-                raise NotFound(f"no item {call.params['code']} in catalogue {c.version}")
+                raise NotVisible(f"no item {call.params['code']} in catalogue {c.version}")
             return {"version": c.version, **item}
 
-        @api("GET", "/ledger/verify", roles=("supervisor", "city_admin", "service"))
+        @api("GET", "/ledger/verify", roles=("supervisor", "city_admin", "service"), response=LedgerCheckSchema)
         def verify(self, call: ApiCall):
-            """Recompute the hash chain of every case's history."""
+            """Recompute the hash chain of every case's history (this town's users and the city's)."""
             with self.platform.store.transaction() as tx:
-                return window.verify_ledger(tx)
+                return views.ledger_check(window, tx, call.principal)
 
-        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"))
+        @api("GET", "/stats", roles=("supervisor", "service", "city_admin"), response=StatsSchema)
         def stats(self, call: ApiCall):
+            """The centre's figures: cases by status and kind, outcomes (this town's users and the city's)."""
             with self.platform.store.transaction() as tx:
-                return window.stats(tx)
+                return views.stats(window, tx, call.principal)
 
         @consume(settings, "decisions")
         def on_department_message(self, tx, message: Message):
             """A department decided (close the case when every department has) or asks for a step."""
             if message.type == "case.department":
-                return window.apply_department_action(tx, message)
+                return window.on_department_step(tx, message)
             return window.apply_decision(tx, message)
 
         @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)
@@ -176,10 +183,12 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """Which departments an approval instance serves now: a case for one nobody serves is flagged."""
             self.window_metrics.refresh_served()
 
-        def _act(self, call: ApiCall, use_case, *args):
+        def _act(self, call: ApiCall, step, *args):
+            """A step at the window: the caller's case of this centre, the step, the case as it is now."""
             with self.platform.store.transaction() as tx:
-                case = use_case(tx, call.principal, call.params["case_number"], *args)
-                return window.view(tx, case, with_history=True)
+                case = window.case_for_step(tx, call.principal, call.params["case_number"])
+                case = step(tx, case, call.principal.subject, *args)
+                return views.case_view(window, tx, case, with_history=True)
 
     IntakeService.window = window
     return IntakeService

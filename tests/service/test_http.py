@@ -94,7 +94,7 @@ def test_tokens_are_required_and_checked(running):
     other_town = city.token("clerk", f"town:{TOWN_B}")
     r = city.call("POST", "intake-320583101", "/cases", other_town, _body())
     assert r.status_code == 403 and TOWN_A in r.json()["message"]
-    assert city.call("GET", "intake-320583101", "/cases", other_town).status_code == 403
+    assert city.call("GET", "intake-320583101", "/cases", other_town).status_code == 404
     # health and metrics are open, everything else is not
     assert city.call("GET", "intake-320583101", "/health").status_code == 200
     assert city.call("GET", "intake-320583101", "/stats").status_code == 401
@@ -111,11 +111,11 @@ def test_an_approver_sees_and_decides_only_their_own_work(running):
     other_town = city.token("approver", f"department:renshe@{TOWN_A}", "b")
     other_dept = city.token("approver", f"department:minzheng@{TOWN_B}", "c")
     assert city.call("GET", "approval-renshe", "/work-items", other_town).json()["items"] == []
-    assert city.call("GET", "approval-renshe", "/work-items", other_dept).status_code == 403
+    assert city.call("GET", "approval-renshe", "/work-items", other_dept).status_code == 404
     for token in (other_town, other_dept):
         r = city.call("POST", "approval-renshe", f"/work-items/{item_id}/decision", token, {"outcome": "approved"})
-        assert r.status_code == 403, r.text
-        assert city.call("GET", "approval-renshe", f"/work-items/{item_id}", token).status_code == 403
+        assert r.status_code == 404, r.text
+        assert city.call("GET", "approval-renshe", f"/work-items/{item_id}", token).status_code == 404
     r = city.call("POST", "approval-renshe", f"/work-items/{item_id}/decision", mine, {"outcome": "refused"})
     assert r.status_code == 400 and "reason" in r.json()["message"]
     r = city.call("POST", "approval-renshe", "/work-items/999/decision", mine, {"outcome": "approved"})

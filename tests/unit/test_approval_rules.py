@@ -203,13 +203,28 @@ def test_the_extension_at_most_once():
         domain.check_extension_request(domain.ExtensionState("approved", 5, "zhang"), 3, "again")
     with pytest.raises(domain.DecisionRejected, match="reason"):
         domain.check_extension_request(None, 5, " ")
-    with pytest.raises(domain.DecisionRejected, match="1 to 60"):
-        domain.check_extension_request(None, 61, "太久")
     domain.check_extension_approval(asked)
     with pytest.raises(domain.NotNow, match="no extension"):
         domain.check_extension_approval(None)
     with pytest.raises(domain.ExtensionTaken, match="already approved"):
         domain.check_extension_approval(domain.ExtensionState("approved", 5, "zhang"))
+
+
+def test_an_extension_is_asked_within_what_the_routed_work_allows():
+    """The ledger owns the rule; the desk checks a request against what the routed work says."""
+    domain.check_extension_request(None, 15, "需征求意见", days_max=15)
+    with pytest.raises(domain.DecisionRejected, match="1 to 15") as refused:
+        domain.check_extension_request(None, 30, "太久", days_max=15)
+    assert refused.value.details == {"days": ["1 to 15"]}
+    with pytest.raises(domain.ExtensionTaken, match="at most once"):
+        domain.check_extension_request(None, 3, "again", days_max=0)
+    domain.check_extension_request(None, 30, "not told: the ledger decides", days_max=None)
+    # refused by the ledger: asked again is allowed; approving checks the bound too
+    domain.check_extension_request(domain.ExtensionState("refused", 30, "zhang"), 10, "再申请", days_max=15)
+    with pytest.raises(domain.NotNow):
+        domain.check_extension_approval(domain.ExtensionState("refused", 30, "zhang"))
+    with pytest.raises(domain.DecisionRejected):
+        domain.check_extension_approval(domain.ExtensionState("requested", 30, "zhang"), days_max=15)
 
 
 # --- urgency -------------------------------------------------------------------------------------------------
@@ -238,7 +253,7 @@ TOWN = "320583101"
 def desk_and_store(tmp_path):
     from pathlib import Path
 
-    from services.approval.desk import Desk
+    from services.approval.usecases import Desk
     from services.approval.service import VERSIONS
     from shared.store import Store
     from shared.workdays import WorkingCalendar
@@ -308,3 +323,56 @@ def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
     with store.transaction() as tx:
         items = desk.worklist(tx, head, {})["items"]
     assert [(i["case_number"], i["assignee"]) for i in items] == [("320583101-C-both-away", "wang")]
+
+
+def test_the_ledgers_refusal_shows_on_the_work_item(desk_and_store):
+    """Work routed by an older centre says nothing of the limit: the head approves 30 days, the ledger
+    (20 statutory, 5 promised) refuses, and the item shows it with the ledger's reason."""
+    desk, store = desk_and_store
+    number = "320583101-20261102-00001"
+    assert _route(desk, store, number, date(2026, 11, 9)) == "ok"
+    zhao, wang = _who("approver", "zhao"), _who("department_head", "wang")
+    with store.transaction() as tx:
+        item_id = desk.worklist(tx, zhao, {})["items"][0]["id"]
+        desk.request_extension(tx, zhao, item_id, {"days": 30, "reason": "需征求意见"})
+        desk.approve_extension(tx, wang, item_id)
+        desk.start_procedure(tx, zhao, item_id, {"procedure": "听证", "reason": "听证"})
+    for step, reason in (("extend", "an extension is 1 to 15 working days for this item"),
+                         ("start_procedure", "a case in status 'paused' does not allow 'pause'")):
+        refusal = make_message("case.step_refused", number, 1, {
+            "accepting_town": TOWN, "handling_town": TOWN, "department": "renshe", "work_item_id": item_id,
+            "step": step, "reason": reason, "days": 30 if step == "extend" else None}, producer="intake")
+        with store.transaction() as tx:
+            assert desk.on_step_refused(tx, refusal) == "ok"
+    with store.transaction() as tx:
+        view = desk.detail(tx, desk.visible_item(tx, zhao, item_id))
+    assert (view["extension"]["status"], view["extension"]["refused_reason"]) == (
+        "refused", "an extension is 1 to 15 working days for this item")
+    assert [s["step"] for s in view["refused_steps"]] == ["extend", "start_procedure"]
+    assert view["status"] == "pending" and view["procedure"] is None, "the refused procedure is undone here"
+    with store.transaction() as tx:  # asked again, within what the ledger allows
+        desk.request_extension(tx, zhao, item_id, {"days": 10, "reason": "再申请"})
+        assert desk.detail(tx, desk.visible_item(tx, zhao, item_id))["extension"]["status"] == "requested"
+    with store.transaction() as tx, pytest.raises(Exception) as foreign:
+        desk.visible_item(tx, _who("approver", "zhou", "department:renshe@320583102"), item_id)
+    assert type(foreign.value).__name__ == "NotVisible" and str(foreign.value) == f"no work item {item_id}"
+
+
+def test_the_response_schemas_say_what_the_desk_answers(desk_and_store):
+    import json
+
+    from services.approval.schemas import PostsSchema, StatsSchema, WorkItemDetailSchema, WorklistSchema
+
+    desk, store = desk_and_store
+    assert _route(desk, store, "320583101-20261102-00002", date(2026, 11, 9)) == "ok"
+    head, ops = _who("department_head", "wang"), _who("service", "ops", "city")
+    roundtrip = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731
+    with store.transaction() as tx:
+        desk.set_post(tx, head, TOWN, {"a": "zhang", "b": "li", "head": None})
+        listing = desk.worklist(tx, head, {})
+        WorklistSchema().load(roundtrip(listing))
+        item_id = listing["items"][0]["id"]
+        desk.request_extension(tx, head, item_id, {"days": 3, "reason": "需征求意见"})
+        WorkItemDetailSchema().load(roundtrip(desk.detail(tx, desk.visible_item(tx, head, item_id))))
+        PostsSchema().load(roundtrip(desk.posts(tx, head)))
+        StatsSchema().load(roundtrip(desk.stats(tx, ops)))

@@ -90,12 +90,33 @@ def test_pause_moves_the_deadline_by_the_working_days_paused():
 
 def test_extension_rules():
     intake.check_extension(False, 5, 20, 5, "需要补充调查")
-    with pytest.raises(intake.RuleViolation, match="once"):
+    with pytest.raises(intake.ExtensionTaken, match="once"):  # a clash with the case's state: 409, not 400
         intake.check_extension(True, 5, 20, 5, "再延")
     with pytest.raises(intake.RuleViolation, match="reason"):
         intake.check_extension(False, 5, 20, 5, " ")
     with pytest.raises(intake.RuleViolation, match="1 to 15"):
         intake.check_extension(False, 16, 20, 5, "太长")
+    # what the routed work tells the back office it may still ask for
+    assert intake.extension_days_max(PROMISED, already_extended=False) == 15
+    assert intake.extension_days_max(PROMISED, already_extended=True) == 0
+
+
+def test_the_opening_decision_comes_whole_from_the_rules():
+    cal = WorkingCalendar()
+    accepted = intake.open_case(PROMISED, ["idcard", "form"], date(2026, 11, 2), cal, accepting_town="320583101")
+    assert (accepted.action, accepted.status, accepted.routes, accepted.announces) == ("accept", "in_review", True, True)
+    assert accepted.deadline == date(2026, 11, 9) and accepted.clock_started_on == date(2026, 11, 2)
+    assert accepted.notices == ("promise",) and accepted.departments == ["renshe"]
+    incomplete = intake.open_case(PROMISED, ["idcard"], date(2026, 11, 2), cal, accepting_town="320583101")
+    assert (incomplete.status, incomplete.deadline, incomplete.notices) == ("pending_materials", None,
+                                                                            ("one_time_notice",))
+    assert incomplete.missing == [{"code": "form", "name": "社会保险登记表"}] and incomplete.was_supplement
+    returned = intake.open_case(PROMISED, [], date(2026, 11, 2), cal, accepting_town="320583101",
+                                return_reason="不属于本中心受理范围")
+    assert (returned.status, returned.reason, returned.notices, returned.was_supplement) == (
+        "returned", "不属于本中心受理范围", ("rejection",), False)
+    with pytest.raises(intake.RuleViolation, match="materials"):
+        intake.open_case(PROMISED, ["passport"], date(2026, 11, 2), cal, accepting_town="320583101")
 
 
 def test_history_chain_verification_finds_the_edited_entry():

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from services.intake import notices
-from services.intake.notices import (
+from services.intake import notice_rendering as notices
+from services.intake.notice_rendering import (
     FONT_CANDIDATES,
     NOTICE_KINDS,
     PROVISIONAL_NOTE,

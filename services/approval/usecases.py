@@ -1,4 +1,7 @@
-"""The department desk's use cases; each runs inside one transaction."""
+"""The department desk's use cases; each runs inside one transaction.
+
+Domain errors are raised as types (shared.errors and approval's own in domain.py); shared.web maps them
+to HTTP statuses. What a caller may not see answers like what does not exist (NotVisible: 404)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -11,9 +14,10 @@ from sqlalchemy import event
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message, Unacceptable, make_message, rk_decided, rk_department_action
+from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
 from shared.logging import bind_context, get_logger
 from shared.store import Tx
-from shared.web import BadRequest, Conflict, Forbidden, NotFound
+from shared.vocabulary import DepartmentStep, ExtensionStatus, WorkItemStatus
 from shared.workdays import WorkingCalendar
 
 from services.approval import domain
@@ -79,13 +83,14 @@ class Desk:
         item = WorkItem(case_number=message.case_number, case_version=message.case_version,
                         department=self.department, handling_town=p["handling_town"],
                         accepting_town=p["accepting_town"], item_code=p["item_code"], item_name=p["item_name"],
-                        kind=p["kind"], deadline=p["deadline"], status="pending", received_at=now)
+                        kind=p["kind"], deadline=p["deadline"], status=WorkItemStatus.PENDING, received_at=now,
+                        extension_days_max=p.get("extension_days_max"))
         repo.add(item)
         repo.log(item, "receive", "system", now, f"{item.id}:receive:{message.message_id}",
                  data={"case_version": item.case_version})
         keep = None
         for old in older:
-            old.status, old.superseded_by = "superseded", item.id
+            old.status, old.superseded_by = WorkItemStatus.SUPERSEDED, item.id
             repo.log(old, "supersede", "system", now, f"{old.id}:supersede",
                      reason=f"the case was routed again as version {item.case_version}",
                      data={"superseded_by": item.id, "case_version": item.case_version})
@@ -103,10 +108,40 @@ class Desk:
         open_items = repo.open_for_case(message.case_number, self.department)
         now = self.clock.now()
         for item in open_items:
-            item.status = "withdrawn"
+            item.status = WorkItemStatus.WITHDRAWN
             repo.log(item, "withdraw", "system", now, f"{item.id}:withdraw",
                      reason=f"case closed: {message.payload['outcome']}")
         return "ok" if open_items else "not_ours"
+
+    def on_step_refused(self, tx: Tx, message: Message) -> str:
+        """The ledger refused a step this department asked for: the item says so, with the ledger's reason.
+
+        What the step changed here is undone (the item waits again); a refused extension shows as refused
+        and may be asked for again within what the ledger allows."""
+        p = message.payload
+        repo = WorkItems(tx.session)
+        item = repo.get(p["work_item_id"])
+        if item is None or item.department != self.department or item.case_number != message.case_number:
+            raise Unacceptable(f"refusal of {p['step']} for work item {p['work_item_id']} of case "
+                               f"{message.case_number}, which {self.department} does not hold")
+        bind_context(case_number=item.case_number, department=self.department, town=item.handling_town)
+        now = self.clock.now()
+        data = {"step": p["step"], "days": p.get("days"), "case_version": message.case_version}
+        if p["step"] == DepartmentStep.EXTEND:
+            ext = repo.extension(item.case_number, self.department)
+            if ext is not None and ext.status == ExtensionStatus.APPROVED:
+                ext.status, ext.refused_reason, ext.refused_at = ExtensionStatus.REFUSED, p["reason"], now
+        undo = domain.REFUSAL_UNDOES.get(p["step"])
+        if undo and item.status == undo[0] and item.case_version == message.case_version:
+            item.status = undo[1]
+            item.procedure = None
+            if p["step"] == DepartmentStep.REQUEST_MATERIALS:
+                item.requested_materials = None
+            data["status"] = item.status
+        repo.log(item, "step_refused", "ledger", now, f"{item.id}:step_refused:{message.message_id}"[:100],
+                 reason=p["reason"], data=data)
+        log.warning("work.step_refused", step=p["step"], reason=p["reason"])
+        return "ok"
 
     # --- who holds the work (AB岗) ---------------------------------------------------------------------
 
@@ -165,7 +200,7 @@ class Desk:
         repo = WorkItems(tx.session)
         if item.assignee is not None:
             self._assign(tx, item, now, current=item.assignee, actor=AB_ACTOR)
-        with _as_http():
+        with _details():
             domain.check_actor(item.assignee, principal.subject, principal.role == "department_head")
         if item.assignee is None:
             item.assignee = principal.subject
@@ -178,7 +213,7 @@ class Desk:
         now = self.clock.now()
         _, absences = self._rules_of(repo, item.handling_town, now,
                                      {principal.subject, *([item.assignee] if item.assignee else [])})
-        with _as_http(item):
+        with _details(item):
             verdict = domain.check_claim(item.status, item.assignee, principal.subject, absences, now,
                                          item.superseded_by)
         if verdict == "take":
@@ -196,7 +231,7 @@ class Desk:
 
     def decide(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         item = self.visible_item(tx, principal, item_id)
-        with _as_http(item):
+        with _details(item):
             domain.check_decision(item.status, body["outcome"], body.get("reason"),
                                   valid_until=body.get("valid_until"), today=self.clock.today(),
                                   current_outcome=item.outcome, superseded_by=item.superseded_by)
@@ -212,7 +247,7 @@ class Desk:
                 actor: str, valid_until=None) -> None:
         bind_context(case_number=item.case_number, department=self.department, town=item.handling_town)
         now = self.clock.now()
-        item.status, item.outcome, item.reason = "decided", outcome, reason
+        item.status, item.outcome, item.reason = WorkItemStatus.DECIDED, outcome, reason
         item.result_number = number if outcome == "approved" else None
         item.valid_until = valid_until if outcome == "approved" else None
         item.decided_by, item.decided_at = actor, now
@@ -230,7 +265,7 @@ class Desk:
     def request_materials(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         """一次性告知 from the back office: the case goes back to the window, the clock stops."""
         item = self.visible_item(tx, principal, item_id)
-        with _as_http(item):
+        with _details(item):
             status = domain.next_status(item.status, "request_materials", item.superseded_by, item.outcome)
             materials = domain.check_materials(body["materials"])
             reason = domain.check_reason(body["reason"], "asking for more materials")
@@ -243,7 +278,7 @@ class Desk:
     def start_procedure(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         """特别程序 (site survey, hearing, expert review …): the item and the case's clock pause."""
         item = self.visible_item(tx, principal, item_id)
-        with _as_http(item):
+        with _details(item):
             status = domain.next_status(item.status, "start_procedure", item.superseded_by, item.outcome)
             reason = domain.check_reason(body["reason"], "a special procedure")
         now = self.clock.now()
@@ -254,7 +289,7 @@ class Desk:
 
     def end_procedure(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         item = self.visible_item(tx, principal, item_id)
-        with _as_http(item):
+        with _details(item):
             status = domain.next_status(item.status, "end_procedure", item.superseded_by, item.outcome)
             reason = domain.check_reason(body["reason"], "ending a special procedure")
         now = self.clock.now()
@@ -267,16 +302,26 @@ class Desk:
         """延期: an approver asks; nothing leaves until the department head approves."""
         item = self.visible_item(tx, principal, item_id)
         repo = WorkItems(tx.session)
-        with _as_http(item):
+        ext = repo.extension(item.case_number, self.department)
+        with _details(item):
             domain.next_status(item.status, "request_extension", item.superseded_by, item.outcome)
-            domain.check_extension_request(self._extension_state(repo, item), body["days"], body["reason"])
+            domain.check_extension_request(self._extension_state(repo, item, ext), body["days"], body["reason"],
+                                           item.extension_days_max)
         now = self.clock.now()
         self._take(tx, principal, item, now)
-        repo.add_extension(Extension(case_number=item.case_number, department=self.department, work_item_id=item.id,
-                                     days=body["days"], reason=body["reason"].strip(), status="requested",
-                                     requested_by=principal.subject, requested_at=now))
-        repo.log(item, "request_extension", principal.subject, now, f"{item.case_number}:extension:request",
-                 reason=body["reason"].strip(), data={"days": body["days"]})
+        reason = body["reason"].strip()
+        if ext is None:
+            repo.add_extension(Extension(case_number=item.case_number, department=self.department,
+                                         work_item_id=item.id, days=body["days"], reason=reason,
+                                         status=ExtensionStatus.REQUESTED, requested_by=principal.subject,
+                                         requested_at=now))
+        else:  # the ledger refused the last one: this is a new request (the ledger still counts one per case)
+            ext.work_item_id, ext.days, ext.reason = item.id, body["days"], reason
+            ext.status = ExtensionStatus.REQUESTED
+            ext.requested_by, ext.requested_at = principal.subject, now
+            ext.approved_by = ext.approved_at = ext.refused_reason = ext.refused_at = None
+        repo.log(item, "request_extension", principal.subject, now, self._key(repo, item, "request_extension"),
+                 reason=reason, data={"days": body["days"]})
         return item
 
     def approve_extension(self, tx: Tx, principal: auth.Principal, item_id: int) -> WorkItem:
@@ -284,12 +329,12 @@ class Desk:
         item = self.visible_item(tx, principal, item_id)
         repo = WorkItems(tx.session)
         ext = repo.extension(item.case_number, self.department)
-        with _as_http(item):
+        with _details(item):
             domain.next_status(item.status, "approve_extension", item.superseded_by, item.outcome)
-            domain.check_extension_approval(self._extension_state(repo, item, ext))
+            domain.check_extension_approval(self._extension_state(repo, item, ext), item.extension_days_max)
         now = self.clock.now()
-        ext.status, ext.approved_by, ext.approved_at = "approved", principal.subject, now
-        repo.log(item, "approve_extension", principal.subject, now, f"{item.case_number}:extension:approve",
+        ext.status, ext.approved_by, ext.approved_at = ExtensionStatus.APPROVED, principal.subject, now
+        repo.log(item, "approve_extension", principal.subject, now, self._key(repo, item, "approve_extension"),
                  reason=ext.reason, data={"days": ext.days, "requested_by": ext.requested_by})
         self._publish_step(tx, item, "extend", ext.requested_by, ext.reason, now,
                            {"days": ext.days, "approved_by": principal.subject})
@@ -323,17 +368,18 @@ class Desk:
 
     def _may_manage(self, principal: auth.Principal, office: str) -> None:
         if not domain.valid_office(office):
-            raise BadRequest(f"{office!r} is not an office: a 9-digit town code or 'city'")
+            raise RuleViolation(f"{office!r} is not an office: a 9-digit town code or 'city'")
         town = None if office == "city" else office
         if principal.role not in MANAGERS or not auth.can_act_for_department(principal, self.department, town):
-            raise Forbidden(f"only the {self.department} head of office {office} (or city IT) manages its post")
+            raise NotPermitted(f"only the {self.department} head of office {office} (or city IT) manages its post")
 
     def set_post(self, tx: Tx, principal: auth.Principal, office: str, body: dict) -> dict:
         self._may_manage(principal, office)
         head = body.get("head") or (principal.subject if principal.role == "department_head" else None)
         if head is None:
-            raise BadRequest("name the department head, the fallback when A and B are both away", {"head": "required"})
-        with _as_http():
+            raise RuleViolation("name the department head, the fallback when A and B are both away",
+                                {"head": "required"})
+        with _details():
             post = domain.check_post(body["a"], body["b"], head)
         repo = WorkItems(tx.session)
         now = self.clock.now()
@@ -354,11 +400,11 @@ class Desk:
         repo = WorkItems(tx.session)
         row = repo.post(self.department, office)
         if row is None:
-            raise NotFound(f"no post is configured for office {office}; PUT /posts/{office} first")
+            raise NotVisible(f"no post is configured for office {office}; PUT /posts/{office} first")
         if body["holder"] not in (row.a, row.b, row.head):
-            raise BadRequest(f"{body['holder']} holds no post at office {office} (A {row.a}, B {row.b}, "
+            raise RuleViolation(f"{body['holder']} holds no post at office {office} (A {row.a}, B {row.b}, "
                              f"head {row.head})")
-        with _as_http():
+        with _details():
             gone = domain.absence(body["holder"], body["from_"], body["to"], body["reason"])
         now = self.clock.now()
         absence = Absence(handling_town=office, holder=gone.holder, starts_at=gone.start, ends_at=gone.end,
@@ -377,10 +423,10 @@ class Desk:
 
     def handovers(self, tx: Tx, principal: auth.Principal, office: str) -> dict:
         if not domain.valid_office(office):
-            raise BadRequest(f"{office!r} is not an office: a 9-digit town code or 'city'")
+            raise RuleViolation(f"{office!r} is not an office: a 9-digit town code or 'city'")
         towns = self._offices_of(principal)
         if towns is not None and office not in towns:
-            raise Forbidden(f"office {office} is outside scope {principal.scope}")
+            raise NotVisible(f"no office {office}")
         return {"department": self.department, "office": office,
                 "handovers": [{"id": h.id, "work_item_id": h.work_item_id, "case_number": h.case_number,
                                "from": h.from_holder, "to": h.to_holder, "role": h.to_role,
@@ -417,14 +463,12 @@ class Desk:
             return None
         if scope.kind == "department" and scope.department == self.department:
             return {scope.town} if scope.town else {"city"}
-        raise Forbidden(f"scope {scope} does not cover department {self.department}")
+        raise NotVisible("not found")  # another department's reader finds nothing here, as on a missing record
 
     def visible_item(self, tx: Tx, principal: auth.Principal, item_id: int) -> WorkItem:
         item = WorkItems(tx.session).get(item_id)
-        if item is None:
-            raise NotFound(f"no work item {item_id}")
-        if not self._may_see(principal, item):
-            raise Forbidden(f"work item {item_id} is outside scope {principal.scope}")
+        if item is None or not self._may_see(principal, item):
+            raise NotVisible(f"no work item {item_id}")  # the same answer for one out of scope
         return item
 
     def worklist(self, tx: Tx, principal: auth.Principal, query: dict) -> dict:
@@ -433,8 +477,8 @@ class Desk:
         try:
             limit = min(int(query.get("limit", 100)), 500)
         except ValueError:
-            raise BadRequest("limit must be an integer") from None
-        with _as_http():
+            raise RuleViolation("limit must be an integer") from None
+        with _details():
             statuses = domain.parse_status_filter(query.get("status"))
         who = query.get("assignee")
         now, today = self.clock.now(), self.clock.today()
@@ -462,7 +506,7 @@ class Desk:
                 "procedure": item.procedure, "requested_materials": item.requested_materials,
                 "outcome": item.outcome, "reason": item.reason, "result_number": item.result_number,
                 "valid_until": item.valid_until, "decided_by": item.decided_by, "decided_at": item.decided_at,
-                "superseded_by": item.superseded_by}
+                "superseded_by": item.superseded_by, "extension_days_max": item.extension_days_max}
 
     def detail(self, tx: Tx, item: WorkItem) -> dict:
         view = self.view(item)
@@ -470,8 +514,11 @@ class Desk:
         view["extension"] = None if ext is None else {
             "days": ext.days, "reason": ext.reason, "status": ext.status, "requested_by": ext.requested_by,
             "requested_at": domain.as_utc(ext.requested_at), "approved_by": ext.approved_by,
-            "approved_at": ext.approved_at and domain.as_utc(ext.approved_at), "work_item_id": ext.work_item_id}
+            "approved_at": ext.approved_at and domain.as_utc(ext.approved_at), "work_item_id": ext.work_item_id,
+            "refused_reason": ext.refused_reason, "refused_at": ext.refused_at and domain.as_utc(ext.refused_at)}
         view["history"] = self.history(tx, item)
+        view["refused_steps"] = [{"step": h["data"].get("step"), "reason": h["reason"], "at": h["at"]}
+                                 for h in view["history"] if h["action"] == "step_refused"]
         return view
 
     def history(self, tx: Tx, item: WorkItem) -> list[dict]:
@@ -479,22 +526,24 @@ class Desk:
                  "idempotency_key": a.idempotency_key}
                 for a in WorkItems(tx.session).history(item.id)]
 
-    def stats(self, tx: Tx) -> dict:
+    def stats(self, tx: Tx, principal: auth.Principal) -> dict:
+        if self._offices_of(principal) is not None:  # the figures cover every office: city-wide readers only
+            raise NotVisible("not found")
         return {"department": self.department, **WorkItems(tx.session).counts()}
 
 
 @contextmanager
-def _as_http(item: WorkItem | None = None):
-    """The rules' verdicts as HTTP answers: a clash with the state is a 409, a bad request a 400."""
+def _details(item: WorkItem | None = None):
+    """The rules' verdicts, with what the caller needs to know about the item (its status, holder …)."""
     try:
         yield
-    except domain.AlreadyDecided as exc:
-        raise Conflict(str(exc), {"outcome": item.outcome if item else None,
-                                  "decided_by": item.decided_by if item else None}) from None
-    except domain.ItemClosed as exc:
-        raise Conflict(str(exc), {"status": item.status, "case_version": item.case_version,
-                                  "superseded_by": item.superseded_by} if item else None) from None
-    except domain.Conflicting as exc:
-        raise Conflict(str(exc), {"status": item.status, "assignee": item.assignee} if item else None) from None
-    except domain.DecisionRejected as exc:
-        raise BadRequest(str(exc)) from None
+    except DomainError as exc:
+        if exc.details is None and item is not None:
+            if isinstance(exc, domain.AlreadyDecided):
+                exc.details = {"outcome": item.outcome, "decided_by": item.decided_by}
+            elif isinstance(exc, domain.ItemClosed):
+                exc.details = {"status": item.status, "case_version": item.case_version,
+                               "superseded_by": item.superseded_by}
+            elif isinstance(exc, domain.Conflicting):
+                exc.details = {"status": item.status, "assignee": item.assignee}
+        raise

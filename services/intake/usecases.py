@@ -1,0 +1,521 @@
+"""The window's use cases, one function per step whoever calls it (HTTP or the bus).
+
+Each runs inside one transaction (ledger change + outgoing messages). The HTTP adapter finds the case
+with `case_for_step` (the caller's scope, this centre's case); the bus adapter with `on_department_step`
+(the routed version, a department of the case); both then call the same step. Domain errors are raised
+as types (shared.errors); shared.web maps them to HTTP statuses, and a refused department step goes back
+to the department as `case.step_refused`.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from shared import auth
+from shared.catalog import Catalog
+from shared.clock import Clock
+from shared.reference import Catalogs
+from shared.contracts import (Message, Unacceptable, make_message, rk_accepted, rk_completed, rk_notice_issued,
+                              rk_routed, rk_step_refused, rk_updated)
+from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
+from shared.logging import bind_context, get_logger
+from shared.pii import mask_credit_code, mask_resident_id, normalise_resident_id
+from shared.store import Store, Tx
+from shared.vocabulary import CaseKind, CaseStatus, DepartmentStep
+from shared.workdays import WorkingCalendar
+
+from services.intake import domain, notice_rendering
+from services.intake.models import Case, DepartmentDecision, Ledger, Notice
+
+log = get_logger(__name__)
+
+# what a department asks (case.department) -> the ledger's action
+DEPARTMENT_ACTIONS = {DepartmentStep.REQUEST_MATERIALS: "request_materials", DepartmentStep.START_PROCEDURE: "pause",
+                      DepartmentStep.END_PROCEDURE: "resume", DepartmentStep.EXTEND: "extend"}
+
+
+@dataclass
+class Window:
+    town: str
+    instance: str
+    catalogs: Catalogs  # every version from the reference stream (shared.reference)
+    calendar: WorkingCalendar
+    clock: Clock
+    work_exchange: str
+    window_name: str = "综合受理窗口"
+    # department -> whether an approval instance consumes its work now (None until first looked at)
+    served: dict[str, bool] | None = None
+    unserved_cases: object = None  # a Counter by department, bound to the instance's /metrics
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalogs.active()
+
+    def catalog_of(self, case: Case) -> Catalog:
+        # every version is kept: never the active one in its place (a notice re-renders as it was issued)
+        return self.catalogs.get(case.catalog_version)
+
+    def item_of(self, case: Case) -> dict:
+        return self.catalog_of(case).item(case.item_code)
+
+    # --- access -----------------------------------------------------------------------------
+
+    def require_town_scope(self, principal: auth.Principal) -> None:
+        """Opening a case: only for users of this centre's town (or the city)."""
+        if not auth.can_see_town(principal, self.town):
+            raise NotPermitted(f"scope {principal.scope} does not cover town {self.town}")
+
+    def require_town_read(self, principal: auth.Principal) -> None:
+        """Reads of the whole ledger (lists, stats, verification): another town's user finds nothing here."""
+        if not auth.can_see_town(principal, self.town):
+            raise NotVisible("not found")
+
+    def visible_case(self, tx: Tx, principal: auth.Principal, case_number: str, for_update: bool = False) -> Case:
+        """A case the caller may see; one they may not answers exactly like one that does not exist."""
+        case = Ledger(tx.session).get(case_number, for_update=for_update)
+        if case is None or not (auth.can_see_town(principal, case.accepting_town)
+                                or (case.handling_town != "city" and auth.can_see_town(principal, case.handling_town))):
+            raise NotVisible(f"no case {case_number}")
+        return case
+
+    def case_for_step(self, tx: Tx, principal: auth.Principal, case_number: str) -> Case:
+        """The HTTP adapter's way to a case: visible to the caller, and accepted at this centre."""
+        case = self.visible_case(tx, principal, case_number, for_update=True)
+        if case.accepting_town != self.town:
+            raise NotPermitted(f"case {case_number} belongs to the centre of town {case.accepting_town}")
+        bind_context(case_number=case.case_number, town=self.town, department=case.department)
+        return case
+
+    # --- opening a case -------------------------------------------------------------------------
+
+    def submit(self, tx: Tx, body: dict, principal: auth.Principal, request_key: str | None) -> tuple[Case, bool]:
+        """Whatever the applicant brings, the window opens a record: accepted, incomplete, returned or consulted."""
+        repo = Ledger(tx.session)
+        key = self._scoped_key(principal, request_key) if request_key else None
+        if key:
+            existing = repo.by_request_key(key)
+            if existing is not None:  # the same request again: answer it, change nothing
+                bind_context(case_number=existing.case_number, town=self.town, department=existing.department)
+                return existing, False
+        catalog = self.catalog
+        item = catalog.item(body["item_code"])
+        if item is None:
+            raise RuleViolation(f"unknown item {body['item_code']!r}", {"item_code": ["not in the catalogue"]})
+        applicant = body["applicant"]
+        today = self.clock.today()
+        opening = domain.open_case(
+            item, body["materials"], today, self.calendar, accepting_town=self.town,
+            applicant_town=applicant.get("town"), via_agent=body.get("via_agent"),
+            in_person=body.get("in_person", True), return_reason=body.get("return_reason"),
+            department_name=catalog.departments.get(item["department"], {"name": item["department"]})["name"],
+            contact_channel=applicant["channel"])
+        case = self._store_opening(tx, repo, opening, item, catalog, body, principal, key, today)
+        if opening.announces:
+            self._announce(tx, case)
+        else:
+            self._publish_update(tx, case, opening.action)
+        if opening.routes:
+            self._route(tx, case, item)
+        self._issue_all(tx, case, item, opening.notices)
+        log.info("case.opened", action=opening.action, item=item["code"], kind=case.kind, status=case.status,
+                 deadline=case.deadline.isoformat() if case.deadline else None)
+        return case, True
+
+    def _store_opening(self, tx: Tx, repo: Ledger, o: domain.Opening, item: dict, catalog: Catalog, body: dict,
+                       principal: auth.Principal, key: str | None, today) -> Case:
+        now = self.clock.now()
+        number = repo.next_case_number(self.town, today)
+        bind_context(case_number=number, town=self.town, department=item["department"])
+        applicant = body["applicant"]
+        person = applicant["type"] == "person"
+        case = Case(
+            case_number=number, version=1, accepting_town=self.town, handling_town=o.handling_town,
+            item_code=item["code"], item_name=item["name"], catalog_version=catalog.version, kind=o.kind,
+            department=o.department, departments=o.departments, status=o.status, applicant_type=applicant["type"],
+            applicant_name=applicant["name"],
+            applicant_id=normalise_resident_id(applicant["id_number"]) if person else applicant["credit_code"].upper(),
+            applicant_phone=applicant["phone"], contact_channel=applicant["channel"],
+            applicant_town=applicant.get("town"), first_responder=body.get("first_responder") or principal.subject,
+            via_agent=body.get("via_agent"), accepted_at=now, accepted_on=today,
+            clock_started_on=o.clock_started_on, deadline=o.deadline, deadline_provisional=o.deadline_provisional,
+            missing=o.missing, was_supplement=o.was_supplement, deferred=o.deferred, deferred_due=o.deferred_due,
+            advice=o.advice, reason=o.reason, request_key=key)
+        repo.add(case)
+        repo.append(case, o.action, principal.subject, now, f"{number}:{o.action}", reason=case.reason,
+                    data={"item_code": item["code"], "materials": sorted(body["materials"]),
+                          "missing": [m["code"] for m in o.missing], "deferred": [m["code"] for m in o.deferred],
+                          "deadline": case.deadline})
+        return case
+
+    def submit_once(self, store: Store, body: dict, principal: auth.Principal,
+                    request_key: str | None, view) -> tuple[dict, bool]:
+        """`submit` in its own transaction, answered with `view(tx, case)`. Requests with one
+        Idempotency-Key at the same moment all miss each other's case; the database lets one insert
+        it, and a loser runs again in a new transaction, where it finds the winner's case: a repeat."""
+        def attempt() -> tuple[dict, bool]:
+            with store.transaction() as tx:
+                case, created = self.submit(tx, body, principal, request_key)
+                return view(tx, case), created
+
+        try:
+            return attempt()
+        except IntegrityError as exc:
+            if not request_key or "request_key" not in str(exc.orig):
+                raise
+        log.info("case.same_request_at_once")
+        return attempt()
+
+    # --- the steps after ---------------------------------------------------------------------------
+
+    def supplement(self, tx: Tx, case: Case, actor: str, materials: list[str]) -> Case:
+        """补正: the applicant brings missing materials; the clock starts (or runs again) when all are there."""
+        domain.next_status(case.status, "supplement")
+        item = self.item_of(case)
+        missing_codes = {m["code"] for m in case.missing}
+        unknown = [c for c in domain.unknown_materials(item, materials) if c not in missing_codes]
+        if unknown:
+            raise RuleViolation("materials not listed for this item", {"materials": unknown})
+        still_missing = [m for m in case.missing if m["code"] not in set(materials)]
+        if len(still_missing) == len(case.missing):
+            raise RuleViolation("none of these materials was missing", {"missing": case.missing})
+        if still_missing:
+            action = "supplement"
+        else:
+            action = ("complete_materials_for_initial_review" if case.kind == CaseKind.ESCALATED
+                      else "complete_materials")
+        self._transition(case, action)
+        case.missing = still_missing
+        today = self.clock.today()
+        if not still_missing and case.clock_started_on and case.paused_from:
+            self._run_clock_again(case, today)  # the back office asked for more: the clock stopped then
+        elif not still_missing:
+            self._start_clock(case, item, today)
+        self._record(tx, case, action, actor, data={"supplied": sorted(materials),
+                                                    "still_missing": [m["code"] for m in still_missing],
+                                                    "deadline": case.deadline})
+        if action == "complete_materials":
+            self._route(tx, case, item, only_undecided=True)
+        self._issue_for(tx, case, item, action)
+        return case
+
+    def return_case(self, tx: Tx, case: Case, actor: str, reason: str) -> Case:
+        """不予受理 / 退回: with the reason in writing; the applicant may ask for review."""
+        self._transition(case, "return")
+        case.reason = reason
+        self._record(tx, case, "return", actor, reason=reason)
+        self._issue_for(tx, case, self.item_of(case), "return")
+        return case
+
+    def request_review(self, tx: Tx, case: Case, actor: str, reason: str) -> Case:
+        """复核: a linked case goes to the department head; the returned case stays as it was."""
+        domain.next_status(case.status, "request_review")
+        if case.review_case:
+            raise domain.NotAllowedNow(f"review was already requested: case {case.review_case}")
+        repo = Ledger(tx.session)
+        now, today = self.clock.now(), self.clock.today()
+        item = self.item_of(case)
+        number = repo.next_case_number(self.town, today)
+        due = self.calendar.add_working_days(today, max(item["promised_days"], 1))
+        review = Case(
+            case_number=number, version=1, accepting_town=self.town, handling_town=case.handling_town,
+            item_code=case.item_code, item_name=f"{case.item_name}（复核）", catalog_version=case.catalog_version,
+            kind=CaseKind.REVIEW, department=case.department, departments=[case.department],
+            status=CaseStatus.IN_REVIEW, applicant_type=case.applicant_type, applicant_name=case.applicant_name,
+            applicant_id=case.applicant_id, applicant_phone=case.applicant_phone,
+            contact_channel=case.contact_channel, applicant_town=case.applicant_town,
+            first_responder=case.first_responder, via_agent=case.via_agent, accepted_at=now, accepted_on=today,
+            review_of=case.case_number, missing=[], deferred=[], reason=reason, clock_started_on=today,
+            deadline=due.date, deadline_provisional=due.provisional)
+        repo.add(review)
+        repo.append(review, "open_review", actor, now, f"{number}:open_review", reason=reason,
+                    data={"review_of": case.case_number})
+        case.review_case = number
+        self._transition(case, "request_review")
+        self._record(tx, case, "request_review", actor, reason=reason, data={"review_case": number})
+        self._announce(tx, review)
+        self._route(tx, review, item, kind=CaseKind.REVIEW)
+        return case
+
+    def pass_initial_review(self, tx: Tx, case: Case, actor: str) -> Case:
+        """初审 passed: the case leaves the town for the city department (上报)."""
+        self._transition(case, "pass_initial_review")
+        self._record(tx, case, "pass_initial_review", actor)
+        self._route(tx, case, self.item_of(case))
+        return case
+
+    def pause(self, tx: Tx, case: Case, actor: str, procedure: str, reason: str, data: dict | None = None) -> Case:
+        """特别程序 starts: the clock stops."""
+        self._transition(case, "pause")
+        case.paused_from, case.pause_procedure = self.clock.today(), procedure
+        self._record(tx, case, "pause", actor, reason=reason, data={**(data or {}), "procedure": procedure})
+        return case
+
+    def resume(self, tx: Tx, case: Case, actor: str, reason: str | None = None, data: dict | None = None) -> Case:
+        """特别程序 ends: the deadline moves by the working days it took."""
+        domain.next_status(case.status, "resume")
+        moved = {**(data or {}), "from": case.deadline, "paused_from": case.paused_from,
+                 "procedure": case.pause_procedure}
+        self._transition(case, "resume")
+        self._run_clock_again(case, self.clock.today())
+        case.pause_procedure = None
+        self._record(tx, case, "resume", actor, reason=reason, data={**moved, "to": case.deadline})
+        return case
+
+    def extend(self, tx: Tx, case: Case, actor: str, days: int, reason: str, approved_by: str | None = None,
+               data: dict | None = None) -> Case:
+        """延期: once, 1..(statutory − promised) working days, with a reason. The ledger owns this rule."""
+        item = self.item_of(case)
+        domain.next_status(case.status, "extend")
+        domain.check_extension(case.extended_days is not None, days, item["statutory_days"], item["promised_days"],
+                               reason)
+        due = self.calendar.add_working_days(case.deadline, days)
+        moved = {**(data or {}), "from": case.deadline, "to": due.date, "days": days,
+                 "approved_by": approved_by or actor}
+        self._transition(case, "extend")
+        case.deadline, case.extended_days = due.date, days
+        case.deadline_provisional = case.deadline_provisional or due.provisional
+        self._record(tx, case, "extend", actor, reason=reason, data=moved)
+        return case
+
+    def request_materials(self, tx: Tx, case: Case, actor: str, materials: list[dict], reason: str,
+                          department: str, data: dict | None = None) -> Case:
+        """The back office needs more (一次性告知): the case goes back to the window, the clock stops."""
+        missing = [{"code": m.get("code") or f"{department}-{i}", "name": m["name"]}
+                   for i, m in enumerate(materials, start=1)]
+        self._transition(case, "request_materials")
+        case.missing, case.paused_from = missing, self.clock.today()
+        self._record(tx, case, "request_materials", actor, reason=reason, data={**(data or {}), "materials": missing})
+        self._issue_for(tx, case, self.item_of(case), "request_materials")
+        return case
+
+    def deliver_deferred(self, tx: Tx, case: Case, actor: str, materials: list[str]) -> Case:
+        """容缺: a material promised at acceptance arrives."""
+        domain.next_status(case.status, "deliver_deferred")
+        owed = {m["code"] for m in case.deferred}
+        if not set(materials) <= owed:
+            raise RuleViolation("these materials were not owed", {"materials": sorted(set(materials) - owed)})
+        self._transition(case, "deliver_deferred")
+        case.deferred = [m for m in case.deferred if m["code"] not in set(materials)]
+        self._record(tx, case, "deliver_deferred", actor, data={"delivered": sorted(materials)})
+        return case
+
+    # --- the departments, over the bus -----------------------------------------------------------------
+
+    def on_department_step(self, tx: Tx, message: Message) -> str:
+        """A department asks for a step (more materials, a special procedure, the one extension).
+
+        The same step functions as the window's HTTP API run it; when the ledger refuses (its rules, or
+        the case's state), the department hears why (case.step_refused) and nothing else changes."""
+        p = message.payload
+        case = self._case_of_message(tx, message, p["action"])
+        if case.routed_version != message.case_version or p["department"] not in case.departments:
+            log.warning("department_action.stale", routed_version=case.routed_version,
+                        asked_on=message.case_version, action=p["action"])
+            return "stale"
+        bind_context(case_number=case.case_number, town=self.town, department=p["department"])
+        data = {"department": p["department"], "work_item_id": p["work_item_id"]}
+        step = DepartmentStep(p["action"])
+        try:
+            if step == DepartmentStep.REQUEST_MATERIALS:
+                self.request_materials(tx, case, p["by"], p["materials"], p["reason"], p["department"], data)
+            elif step == DepartmentStep.START_PROCEDURE:
+                self.pause(tx, case, p["by"], p["procedure"], p["reason"], data)
+            elif step == DepartmentStep.END_PROCEDURE:
+                self.resume(tx, case, p["by"], p["reason"], data)
+            else:
+                self.extend(tx, case, p["by"], p["days"], p["reason"], p["approved_by"], data)
+        except DomainError as exc:
+            tx.session.expire(case)  # the steps check before they change anything; keep it so regardless
+            self._refuse_step(tx, message, exc)
+            return "refused"
+        return "ok"
+
+    def _refuse_step(self, tx: Tx, message: Message, exc: DomainError) -> None:
+        p = message.payload
+        log.warning("department_action.refused", action=p["action"], reason=exc.message)
+        tx.publish(make_message("case.step_refused", message.case_number, message.case_version, {
+            "accepting_town": self.town, "handling_town": p["handling_town"], "department": p["department"],
+            "work_item_id": p["work_item_id"], "step": p["action"], "reason": exc.message[:500],
+            "days": p.get("days")}, producer=self.instance, occurred_at=self.clock.now()),
+            rk_step_refused(p["department"], p["handling_town"]))
+
+    def _case_of_message(self, tx: Tx, message: Message, what: str) -> Case:
+        case = Ledger(tx.session).get(message.case_number, for_update=True)
+        if case is None or case.accepting_town != self.town:
+            raise Unacceptable(f"{what} on case {message.case_number}, which this centre ({self.town}) "
+                               "does not hold")
+        return case
+
+    def apply_decision(self, tx: Tx, message: Message) -> str:
+        repo = Ledger(tx.session)
+        case = self._case_of_message(tx, message, "decision")
+        p = message.payload
+        decision = domain.Decision(p["outcome"], p.get("reason"), p.get("result_number"), message.case_version,
+                                   p["department"])
+        if (case.status not in (CaseStatus.IN_REVIEW, CaseStatus.PAUSED)
+                or case.routed_version != message.case_version or p["department"] not in case.departments):
+            log.warning("decision.stale", routed_version=case.routed_version, decided_on=message.case_version,
+                        status=case.status, department=p["department"])
+            return "stale"
+        if any(d.department == p["department"] for d in repo.decisions(case.case_number)):
+            return "duplicate"
+        now, today = self.clock.now(), self.clock.today()
+        repo.add_decision(DepartmentDecision(case_number=case.case_number, department=p["department"],
+                                             outcome=p["outcome"], reason=p.get("reason"),
+                                             result_number=p.get("result_number"), decided_by=p["decided_by"],
+                                             decided_at=now))
+        decided = {d.department: domain.Decision(d.outcome, d.reason, d.result_number, message.case_version,
+                                                 d.department) for d in repo.decisions(case.case_number)}
+        verdict = domain.joint_outcome(case.departments, decided)
+        data = {"department": p["department"], "outcome": decision.outcome, "result_number": decision.result_number}
+        if verdict is None:  # a joint case waits for the other departments
+            self._transition(case, "record_decision")
+            self._record(tx, case, "record_decision", p["decided_by"], reason=decision.reason, data=data,
+                         key=f"{case.case_number}:record_decision:{p['department']}")
+            return "ok"
+        self._transition(case, "decide")
+        case.outcome, case.reason, case.result_number = verdict
+        case.completed_on = today
+        self._record(tx, case, "decide", p["decided_by"], reason=case.reason, data=data,
+                     key=f"{case.case_number}:decide")
+        tx.publish(self._message("case.completed", case, {
+            "accepting_town": self.town, "department": case.department, "item_name": case.item_name,
+            "kind": case.kind, "outcome": case.outcome, "reason": case.reason,
+            "result_number": case.result_number, "completed_on": today, "deadline": case.deadline,
+            "on_time": case.deadline is None or today <= case.deadline, "via_agent": case.via_agent}),
+            rk_completed(self.town))
+        self._issue_for(tx, case, self.item_of(case), "decide")
+        log.info("case.completed", outcome=case.outcome)
+        return "ok"
+
+    def recompute_provisional(self, tx: Tx) -> int:
+        """Deadlines counted on a guessed calendar are counted again once the year is known."""
+        changed = 0
+        for case in Ledger(tx.session).provisional():
+            item = self.item_of(case)
+            due = domain.deadline(item, case.clock_started_on, self.calendar)
+            if due.provisional:
+                continue
+            extra = case.extended_days or 0
+            final = self.calendar.add_working_days(due.date, extra).date if extra else due.date
+            moved = {"from": case.deadline, "to": final}
+            case.deadline, case.deadline_provisional = final, False
+            self._record(tx, case, "recompute_deadline", "system:calendar", data=moved,
+                         key=f"{case.case_number}:recompute:{case.version}")
+            changed += 1
+        return changed
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _transition(case: Case, action: str) -> None:
+        case.status = domain.next_status(case.status, action)
+        case.version += 1
+
+    def _record(self, tx: Tx, case: Case, action: str, actor: str, reason: str | None = None,
+                data: dict | None = None, key: str | None = None) -> None:
+        Ledger(tx.session).append(case, action, actor, self.clock.now(), key or f"{case.case_number}:{case.version}",
+                                  reason=reason, data=data or {})
+        self._publish_update(tx, case, action, reason)
+
+    def _publish_update(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
+        tx.publish(self._message("case.updated", case, {
+            "accepting_town": self.town, "action": action, "status": case.status, "deadline": case.deadline,
+            "reason": reason}), rk_updated(self.town))
+
+    def _announce(self, tx: Tx, case: Case) -> None:
+        tx.publish(self._message("case.accepted", case, {
+            "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
+            "item_name": case.item_name, "department": case.department, "kind": case.kind,
+            "status": case.status, "deadline": case.deadline, "first_responder": case.first_responder,
+            "via_agent": case.via_agent}), rk_accepted(self.town))
+
+    def _start_clock(self, case: Case, item: dict, today) -> None:
+        due = domain.deadline(item, today, self.calendar)
+        case.clock_started_on, case.deadline, case.deadline_provisional = today, due.date, due.provisional
+
+    def _run_clock_again(self, case: Case, today) -> None:
+        """The clock stopped on `paused_from` (special procedure, more materials) runs on: the one place the
+        deadline moves by the working days the case waited."""
+        due = domain.deadline_after_pause(case.deadline, case.paused_from, today, self.calendar)
+        case.deadline, case.paused_from = due.date, None
+        case.deadline_provisional = case.deadline_provisional or due.provisional
+
+    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None, only_undecided: bool = False) -> None:
+        """Send the work to every department that decides (the lead first); decisions must name this version.
+
+        Routed again after the back office asked for more materials, it goes to those yet to decide. The work
+        says what the back office may still ask of the ledger (extension_days_max: 0 once extended)."""
+        case.routed_version = case.version
+        decided = {d.department for d in Ledger(tx.session).decisions(case.case_number)} if only_undecided else set()
+        routed = [d for d in case.departments if d not in decided]
+        self._note_unserved(tx, case, routed)
+        for dept in routed:
+            tx.publish(self._message("case.routed", case, {
+                "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
+                "item_name": case.item_name, "department": dept, "kind": kind or case.kind,
+                "deadline": case.deadline, "auto_decide": bool(item["auto_decide"]) and case.kind == CaseKind.INSTANT,
+                "lead_department": case.department, "departments": case.departments,
+                "extension_days_max": domain.extension_days_max(item, case.extended_days is not None)}),
+                rk_routed(dept, case.handling_town), exchange=self.work_exchange)
+
+    def _note_unserved(self, tx: Tx, case: Case, departments: list[str]) -> None:
+        """The law says accept even when no one serves the department now; the case and a metric say so.
+
+        Its work still waits in the department's queue (the registry declares one for every department)."""
+        unserved = domain.unserved(departments, self.served)
+        if not unserved:
+            return
+        case.unserved_departments = sorted(set(case.unserved_departments or []) | set(unserved))
+        log.warning("case.department_not_served", departments=unserved)
+        counter = self.unserved_cases
+        if counter is not None:
+            tx.after_commit(lambda: [counter.labels(department=d).inc() for d in unserved])
+
+    def _issue_for(self, tx: Tx, case: Case, item: dict, action: str) -> None:
+        """The notices (文书) each step owes the applicant (the rule is the domain's)."""
+        self._issue_all(tx, case, item, domain.notices_owed(action, case.kind, case.contact_channel, case.outcome))
+
+    def _issue_all(self, tx: Tx, case: Case, item: dict, kinds) -> None:
+        for kind in kinds:
+            self._issue(tx, case, item, kind)
+
+    def _issue(self, tx: Tx, case: Case, item: dict, kind: str) -> None:
+        catalog = self.catalog_of(case)
+        town = catalog.towns.get(self.town, {"name": self.town})
+        data = notice_rendering.NoticeData(
+            case_number=case.case_number, kind=kind, issued_on=self.clock.today(),
+            applicant_name=case.applicant_name,
+            applicant_id_masked=mask_resident_id(case.applicant_id) if case.applicant_type == "person"
+            else mask_credit_code(case.applicant_id),
+            item_name=case.item_name, item_code=case.item_code,
+            department_name=catalog.departments.get(case.department, {"name": case.department})["name"],
+            accepting_centre=f"{town['name']}便民服务中心", window=self.window_name,
+            responsible_person=case.first_responder, supervision_phone=catalog.data.get("supervision_phone", "12345"),
+            basis=item.get("basis"), conditions=item.get("conditions"),
+            materials=[{"name": m["name"], "form": m["form"], "required": m["required"]} for m in item["materials"]],
+            missing_materials=[m["name"] for m in case.missing], promised_date=case.deadline,
+            provisional=case.deadline_provisional, reason=case.reason, result_number=case.result_number,
+            outcome=case.outcome, pickup_place=f"{town['name']}便民服务中心{self.window_name}",
+            fee_fen=item.get("fee_fen", 0))
+        notice = Ledger(tx.session).add_notice(Notice(case_number=case.case_number, kind=kind,
+                                                      issued_at=self.clock.now(),
+                                                      sms_text=notice_rendering.render_sms(data),
+                                                      data=notice_rendering.notice_to_dict(data)))
+        tx.publish(self._message("notice.issued", case, {
+            "accepting_town": self.town, "notice_id": notice.id, "notice_kind": kind,
+            "title": notice_rendering.TITLES[kind], "sms_text": notice.sms_text,
+            "contact": {"name": case.applicant_name, "phone": case.applicant_phone,
+                        "channel": "sms" if case.contact_channel in ("pickup", "mail") else case.contact_channel}}),
+            rk_notice_issued(self.town))
+
+    def _message(self, type_: str, case: Case, payload: dict) -> Message:
+        return make_message(type_, case.case_number, case.version, payload, producer=self.instance,
+                            occurred_at=self.clock.now())
+
+    @staticmethod
+    def _scoped_key(principal: auth.Principal, key: str) -> str:
+        # keys are the client's; scope them to the user so two clients cannot collide
+        return hashlib.sha256(f"{principal.subject}:{key}".encode()).hexdigest()[:64]

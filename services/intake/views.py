@@ -1,0 +1,122 @@
+"""The window's read models: a case's view, lists, statistics, the notice PDF and the ledger's verification.
+
+Nothing here changes the ledger. Every read goes through the caller's scope (Window.visible_case,
+Window.require_town_read): what they may not see answers like what does not exist.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from shared import auth
+from shared.errors import NotVisible, RuleViolation
+from shared.pii import mask_credit_code, mask_phone, mask_resident_id
+from shared.store import Tx
+
+from services.intake import domain, notice_rendering
+from services.intake.models import Case, DepartmentDecision, Ledger
+from services.intake.usecases import Window
+
+
+def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) -> dict:
+    out = {
+        "case_number": case.case_number, "version": case.version, "status": case.status,
+        "kind": case.kind, "item_code": case.item_code, "item_name": case.item_name,
+        "catalog_version": case.catalog_version, "department": case.department,
+        "departments": case.departments, "accepting_town": case.accepting_town,
+        "handling_town": case.handling_town,
+        "applicant": {"type": case.applicant_type, "name": case.applicant_name,
+                      "id_number" if case.applicant_type == "person" else "credit_code":
+                      mask_resident_id(case.applicant_id) if case.applicant_type == "person"
+                      else mask_credit_code(case.applicant_id),
+                      "phone": mask_phone(case.applicant_phone)},
+        "first_responder": case.first_responder, "via_agent": case.via_agent, "accepted_at": case.accepted_at,
+        "clock_started_on": case.clock_started_on, "deadline": case.deadline,
+        "deadline_provisional": case.deadline_provisional, "days_left": _days_left(window, case),
+        "missing_materials": case.missing, "deferred_materials": case.deferred, "deferred_due": case.deferred_due,
+        "paused": {"since": case.paused_from, "procedure": case.pause_procedure} if case.paused_from else None,
+        "extended_days": case.extended_days, "review_of": case.review_of, "review_case": case.review_case,
+        "advice": case.advice, "outcome": case.outcome, "reason": case.reason,
+        "result_number": case.result_number, "completed_on": case.completed_on,
+        "allowed_actions": domain.allowed_actions(case.status),
+        "departments_not_served": case.unserved_departments or [],
+    }
+    if case.unserved_departments and case.status not in domain.TERMINAL:
+        out["warning"] = (f"no service is handling the work of {', '.join(case.unserved_departments)} now: "
+                          "the case is accepted and its work waits in the department's queue")
+    if with_history:
+        repo = Ledger(tx.session)
+        out["departments_progress"] = _progress(case, repo.decisions(case.case_number))
+        out["history"] = [{"seq": a.seq, "action": a.action, "actor": a.actor, "at": a.at,
+                           "reason": a.reason, "data": a.data} for a in repo.history(case.case_number)]
+        out["notices"] = [{"id": n.id, "kind": n.kind, "title": notice_rendering.TITLES[n.kind],
+                           "issued_at": n.issued_at, "sms_text": n.sms_text} for n in repo.notices(case.case_number)]
+    return out
+
+
+def case_detail(window: Window, tx: Tx, principal: auth.Principal, case_number: str) -> dict:
+    return case_view(window, tx, window.visible_case(tx, principal, case_number), with_history=True)
+
+
+def case_list(window: Window, tx: Tx, principal: auth.Principal, query: dict) -> dict:
+    window.require_town_read(principal)
+    towns = None if principal.scope.kind == "city" else {window.town}
+    try:
+        limit = min(int(query.get("limit", 100)), 500)
+        offset = max(int(query.get("offset", 0)), 0)
+        due_by = date.fromisoformat(query["due_by"]) if query.get("due_by") else None
+    except ValueError:
+        raise RuleViolation("limit and offset must be integers, due_by a date (YYYY-MM-DD)") from None
+    status = query.get("status")
+    if status and status not in domain.STATUSES:
+        raise RuleViolation(f"unknown status {status!r}", {"status": [str(s) for s in domain.STATUSES]})
+    overdue = query.get("overdue") in ("1", "true", "yes")
+    cases = Ledger(tx.session).list(towns, status=status, kind=query.get("kind"),
+                                    item_code=query.get("item_code"), limit=limit, offset=offset,
+                                    due_by=due_by, overdue_on=window.clock.today() if overdue else None)
+    return {"cases": [case_view(window, tx, c) for c in cases], "limit": limit, "offset": offset}
+
+
+def stats(window: Window, tx: Tx, principal: auth.Principal) -> dict:
+    window.require_town_read(principal)
+    return {"town": window.town, **Ledger(tx.session).counts()}
+
+
+def notice_pdf(window: Window, tx: Tx, principal: auth.Principal, case_number: str, notice_id: int) -> bytes:
+    window.visible_case(tx, principal, case_number)
+    notice = Ledger(tx.session).notice(case_number, notice_id)
+    if notice is None:
+        raise NotVisible(f"case {case_number} has no notice {notice_id}")
+    return notice_rendering.render_pdf(notice_rendering.notice_from_dict(notice.data))
+
+
+def ledger_check(window: Window, tx: Tx, principal: auth.Principal) -> dict:
+    window.require_town_read(principal)
+    return verify_ledger(tx.session)
+
+
+def verify_ledger(session) -> dict:
+    """Recompute every case's hash chain; report the first broken link of each damaged case."""
+    repo = Ledger(session)
+    broken = {}
+    numbers = repo.all_case_numbers()
+    for number in numbers:
+        history = repo.history(number)
+        records = [(domain.history_record(a.case_number, a.seq, a.action, a.actor, a.at, a.reason, a.data),
+                    a.prev_hash, a.hash) for a in history]
+        bad = domain.verify_chain(records)
+        if bad is not None:
+            broken[number] = history[bad].seq
+    return {"cases": len(numbers), "broken": broken}
+
+
+def _days_left(window: Window, case: Case) -> int | None:
+    if case.deadline is None or case.status in domain.TERMINAL:
+        return None
+    return window.calendar.working_days_between(window.clock.today(), case.deadline)
+
+
+def _progress(case: Case, decisions: list[DepartmentDecision]) -> list[dict]:
+    by_dept = {d.department: d for d in decisions}
+    return [{"department": dept, "lead": dept == case.department,
+             "outcome": by_dept[dept].outcome if dept in by_dept else None,
+             "reason": by_dept[dept].reason if dept in by_dept else None} for dept in case.departments]
