@@ -31,8 +31,8 @@ def bench_relay(messages: int) -> dict:
 
     from kombu import Connection, Queue
 
-    from shared.platform import Platform
     from services.notify.service import VERSIONS
+    from shared.platform import Platform
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     settings = Settings(service="notify", instance="bench", bus_prefix=prefix, data_dir=Path(tempfile.mkdtemp()))

@@ -194,7 +194,7 @@ class Scope:
             raise ValueError(f"unknown scope kind {kind!r}; expected one of {', '.join(SCOPE_KINDS)}")
 
     @classmethod
-    def parse(cls, text: str) -> "Scope":
+    def parse(cls, text: str) -> Scope:
         """Parse a canonical scope string; ``ValueError`` if invalid."""
         if not isinstance(text, str):
             raise ValueError(f"scope must be a string, got {type(text).__name__}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from kombu import Connection, Exchange, Queue, binding
 from amqp.exceptions import ChannelError
+from kombu import Connection, Exchange, Queue, binding
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.messaging import Consumer, QueueConsumer
 
@@ -58,7 +58,7 @@ class Topology:
         self.requeue = Exchange(f"{prefix}.requeue", type="topic", durable=True)
 
     @classmethod
-    def of(cls, settings) -> "Topology":
+    def of(cls, settings) -> Topology:
         return cls(settings.bus_prefix, settings.delivery_limit, settings.retry_delays)
 
     @property

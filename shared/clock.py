@@ -1,14 +1,14 @@
 """The clock is injected, never read ad hoc, so a simulated city can live a month in minutes."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from shared.workdays import today_in_shanghai
 
 
 class Clock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def today(self) -> date:
         """Today's Asia/Shanghai date: deadlines are counted on those."""

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEV_SECRET = "tongban-dev-secret-change-me"
@@ -33,7 +33,7 @@ class InsecureSettings(RuntimeError):
     """A service would run with a development secret outside development mode."""
 
 
-def secret_problems(settings: "Settings", env=None) -> list[str]:
+def secret_problems(settings: Settings, env=None) -> list[str]:
     """What keeps `settings` from running outside development mode (empty in development mode)."""
     if development_mode(env):
         return []
@@ -50,7 +50,7 @@ def secret_problems(settings: "Settings", env=None) -> list[str]:
     return problems
 
 
-def check_secrets(settings: "Settings", env=None) -> None:
+def check_secrets(settings: Settings, env=None) -> None:
     """Raise InsecureSettings with a one-line message naming what to set (see `secret_problems`)."""
     problems = secret_problems(settings, env)
     if problems:
@@ -194,11 +194,11 @@ class Settings:
     def base_url(self) -> str:
         return f"http://{self.http_host}:{self.http_port}"
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, service: str, **overrides) -> "Settings":
+    def from_env(cls, service: str, **overrides) -> Settings:
         """Read TONGBAN_* variables; keyword overrides win (the CLI passes its flags)."""
         env = os.environ
         values = dict(

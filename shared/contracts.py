@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -310,7 +310,7 @@ class EnvelopeSchema(Schema):
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     case_number = fields.String(required=True, validate=validate.Length(1, CASE_NUMBER_MAX))
     case_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     producer = fields.String(required=True, validate=validate.Length(1, 100))  # case_events.producer
     payload = fields.Dict(required=True)
 
@@ -324,7 +324,7 @@ class Message:
     producer: str
     schema_version: int = 1
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_wire(self) -> dict:
         schema = PAYLOADS[(self.type, self.schema_version)]()
@@ -334,7 +334,7 @@ class Message:
             "schema_version": self.schema_version,
             "case_number": self.case_number,
             "case_version": self.case_version,
-            "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat(),
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
             "producer": self.producer,
             "payload": schema.dump(self.payload),
         }

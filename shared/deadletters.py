@@ -7,8 +7,9 @@ consumers are idempotent.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote, unquote, urlparse
 
 import requests

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -259,7 +259,7 @@ class Platform(DependencyProvider):
     def purge_expired(self, now: datetime | None = None) -> dict:
         """Delete published outbox rows and inbox rows past their retention; returns the counts by table."""
         s = self.settings
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         purged = {
             "outbox": self.store.purge_outbox(now - timedelta(seconds=s.outbox_retention_seconds),
                                               s.retention_batch),
@@ -307,7 +307,7 @@ class Platform(DependencyProvider):
         else:
             age = 0.0
             if stats.oldest_created_at is not None:
-                age = max(0.0, (datetime.now(timezone.utc) - stats.oldest_created_at).total_seconds())
+                age = max(0.0, (datetime.now(UTC) - stats.oldest_created_at).total_seconds())
             outbox = {"backlog": stats.backlog, "oldest_unsent_seconds": round(age, 1),
                       "unroutable": stats.unroutable, "relay": "on" if self._relays else "off"}
             self.metrics.outbox_oldest_unsent.set(age)
@@ -320,7 +320,7 @@ class Platform(DependencyProvider):
         if self.reference is not None:
             checks["reference"] = self.reference.health()
         self._health_report = {"checks": checks, "outbox": outbox,
-                               "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                               "checked_at": datetime.now(UTC).isoformat(timespec="seconds")}
         self._health_at = time.monotonic()
 
     def health_report(self) -> dict:

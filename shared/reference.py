@@ -33,9 +33,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterable
+from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -77,7 +77,7 @@ class RecordSchema(Schema):
     version = fields.String(required=True, validate=validate.Length(1, 64))
     sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
     text = fields.String(required=True)
-    loaded_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
+    loaded_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     loaded_by = fields.String(load_default="unknown")
 
 
@@ -112,7 +112,7 @@ def make_record(kind: str, text: str, loaded_by: str | None = None, now: datetim
         version = str(parse_holiday_text(text).year)
     else:
         raise ValueError(f"unknown kind {kind!r}")
-    return Record(kind, version, sha256_of(text), text, now or datetime.now(timezone.utc),
+    return Record(kind, version, sha256_of(text), text, now or datetime.now(UTC),
                   loaded_by or _who())
 
 
@@ -360,7 +360,7 @@ def _drain_until_idle(conn, idle: float) -> None:
     while True:
         try:
             conn.drain_events(timeout=idle)
-        except socket.timeout:
+        except TimeoutError:
             return
         except TimeoutError:
             return
@@ -465,7 +465,7 @@ class Reference:
                         while not stopping():
                             try:
                                 conn.drain_events(timeout=0.5)
-                            except (socket.timeout, TimeoutError):
+                            except TimeoutError:
                                 continue
             except Exception as exc:  # the broker went away: read on from the stored offset
                 if stopping():

@@ -8,11 +8,19 @@ routed nowhere. A queue is named after the logical instance that consumes it
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
-from shared.contracts import (rk_accepted, rk_completed, rk_decided, rk_department_action, rk_notice_issued,
-                              rk_routed, rk_step_refused, rk_updated)
+from shared.contracts import (
+    rk_accepted,
+    rk_completed,
+    rk_decided,
+    rk_department_action,
+    rk_notice_issued,
+    rk_routed,
+    rk_step_refused,
+    rk_updated,
+)
 
 SINGLETONS = ("agent", "notify", "evaluation")
 

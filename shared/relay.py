@@ -15,7 +15,6 @@ are idempotent) and never loses it. A broker error drops the connection; the nex
 """
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 
@@ -275,7 +274,7 @@ class OutboxRelay:
                     return window.abandon(f"no confirm within {self.confirm_timeout:g} s")
                 try:
                     self._conn.drain_events(timeout=remaining)
-                except socket.timeout:
+                except TimeoutError:
                     continue
             return window.result
         except _BROKER_ERRORS as exc:

@@ -4,11 +4,11 @@ ids of the messages they handled (inbox), so state and messages never part ways.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import eventlet
 import sqlalchemy as sa
@@ -16,12 +16,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts import Message
-
 from shared.db import inbox_table, make_engine, migrate, outbox_table
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Tx:
@@ -270,5 +269,5 @@ class Store:
         if isinstance(oldest, str):  # SQLite hands back text from an aggregate
             oldest = datetime.fromisoformat(oldest)
         if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no zone; we store UTC
-            oldest = oldest.replace(tzinfo=timezone.utc)
+            oldest = oldest.replace(tzinfo=UTC)
         return OutboxHealth(int(row[0]), oldest, int(row[2]))

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -329,7 +330,7 @@ class _YearRule:
         return d in self.on
 
     @classmethod
-    def from_year_calendar(cls, yc: YearCalendar) -> "_YearRule":
+    def from_year_calendar(cls, yc: YearCalendar) -> _YearRule:
         return cls(
             off=frozenset(d for d in yc.holidays if d.weekday() < 5),
             on=frozenset(yc.workdays),
@@ -340,7 +341,7 @@ class _YearRule:
 _WEEKENDS_ONLY = _YearRule(off=frozenset(), on=frozenset(), known=False)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _package_rule(year: int) -> _YearRule | None:
     """The chinese-calendar package's data for ``year``, or None if it has none.
 

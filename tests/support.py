@@ -15,13 +15,18 @@ from kombu import Connection, Exchange, Producer
 
 from shared import busauth
 from shared.auth import issue_token
-from shared.deadletters import management_url
 from shared.config import Settings
 from shared.contracts import Message
-from tongban.demo import fake_resident_id
+from shared.deadletters import management_url
 from tongban import bus_cmd
-from tongban.runtime import PostgresDatabases  # noqa: F401 (the fixtures' databases)
-from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
+from tongban.demo import fake_resident_id
+from tongban.runtime import (
+    Cluster,
+    PostgresDatabases,  # noqa: F401 (the fixtures' databases)
+    free_port_block,
+    host_layout,
+    remove_bus,
+)
 
 TOWN_A, TOWN_B = "320583101", "320583102"
 VALID_ID = "11010519491231002X"

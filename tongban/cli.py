@@ -210,11 +210,11 @@ def cmd_dlq(args) -> int:
 
 
 def cmd_ledger(args) -> int:
-    from shared.config import Settings
-    from shared.db import make_engine
     from sqlalchemy.orm import Session
 
     from services.intake.views import verify_ledger
+    from shared.config import Settings
+    from shared.db import make_engine
 
     settings = Settings.from_env("intake", instance=args.instance or f"intake-{args.town}", town=args.town,
                                  database_url=args.database_url)

@@ -129,7 +129,6 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
 
     from shared import busauth, registry
     from shared.bus import Topology
-
     from shared.reference import StreamClient, stream_name
 
     names = set()

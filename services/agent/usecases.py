@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.agent.models import AgentCase, AgentCases, Replies, Reply
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message
 from shared.store import Tx
 from shared.web import Forbidden
-
-from services.agent.models import AgentCase, AgentCases, Replies, Reply
 
 
 class CaseNotHeardOf(Exception):

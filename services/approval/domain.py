@@ -17,13 +17,18 @@ so a leave "2026-11-02 .. 2026-11-05" keeps the holder away on 2, 3 and 4 Novemb
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
-from typing import Iterable
+from datetime import UTC, date, datetime, time
 
 from shared.errors import NotAllowedNow, RuleViolation
-from shared.vocabulary import (CLOCK_STOPPED_WORK_STATUSES, CLOSED_WORK_STATUSES, OPEN_WORK_STATUSES, ExtensionStatus,
-                               Outcome)
+from shared.vocabulary import (
+    CLOCK_STOPPED_WORK_STATUSES,
+    CLOSED_WORK_STATUSES,
+    OPEN_WORK_STATUSES,
+    ExtensionStatus,
+    Outcome,
+)
 from shared.workdays import SHANGHAI
 
 OUTCOMES = tuple(Outcome)
@@ -261,8 +266,8 @@ class Assignment:
 def as_utc(value: datetime) -> datetime:
     """Stored timestamps are UTC; SQLite hands them back naive."""
     if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def as_instant(value: datetime | date) -> datetime:
@@ -271,7 +276,7 @@ def as_instant(value: datetime | date) -> datetime:
         value = datetime.combine(value, time())
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=SHANGHAI)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def absence(holder: str, start: datetime | date, end: datetime | date, reason: str | None) -> Absence:

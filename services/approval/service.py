@@ -3,19 +3,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.approval.metrics import DeskMetrics
+from services.approval.schemas import (
+    AbsenceSchema,
+    AbsenceViewSchema,
+    DecisionSchema,
+    ExtensionRequestSchema,
+    HandoversSchema,
+    MaterialsRequestSchema,
+    PostSchema,
+    PostsSchema,
+    PostViewSchema,
+    ProcedureEndSchema,
+    ProcedureSchema,
+    StatsSchema,
+    WorkItemDetailSchema,
+    WorklistSchema,
+)
+from services.approval.usecases import Desk
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.reference import Reference
 from shared.web import ApiCall, PlatformEndpoints, api
-
-from services.approval.metrics import DeskMetrics
-from services.approval.schemas import (AbsenceSchema, AbsenceViewSchema, DecisionSchema, ExtensionRequestSchema,
-                                       HandoversSchema, MaterialsRequestSchema, PostSchema, PostsSchema,
-                                       PostViewSchema, ProcedureEndSchema, ProcedureSchema, StatsSchema,
-                                       WorkItemDetailSchema, WorklistSchema)
-from services.approval.usecases import Desk
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 READERS = ("approver", "department_head", "supervisor", "city_admin", "service")

@@ -11,6 +11,8 @@ from datetime import datetime
 from prometheus_client import Counter
 from sqlalchemy import event
 
+from services.approval import domain
+from services.approval.models import Absence, Extension, Handover, Post, WorkItem, WorkItems
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message, Unacceptable, make_message, rk_decided, rk_department_action
@@ -19,9 +21,6 @@ from shared.logging import bind_context, get_logger
 from shared.store import Tx
 from shared.vocabulary import DepartmentStep, ExtensionStatus, WorkItemStatus
 from shared.workdays import WorkingCalendar
-
-from services.approval import domain
-from services.approval.models import Absence, Extension, Handover, Post, WorkItem, WorkItems
 
 log = get_logger(__name__)
 SYSTEM_ACTOR = "rule:instant"

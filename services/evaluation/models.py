@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from shared import db
 from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared import db
 
 
 class Base(db.Base):

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.evaluation.schemas import CaseEventsSchema, EvaluationStatsSchema
+from services.evaluation.usecases import Recorder
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
-
-from services.evaluation.schemas import CaseEventsSchema, EvaluationStatsSchema
-from services.evaluation.usecases import Recorder
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 

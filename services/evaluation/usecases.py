@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.evaluation import domain
+from services.evaluation.models import CaseEvent, Events
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message
 from shared.store import Tx
 from shared.web import Forbidden, NotFound
-
-from services.evaluation import domain
-from services.evaluation.models import CaseEvent, Events
 
 
 @dataclass

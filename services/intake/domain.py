@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, timezone
+from datetime import UTC, date
 
 from shared.errors import NotAllowedNow, RuleViolation
-from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome, TERMINAL_CASE_STATUSES
+from shared.vocabulary import TERMINAL_CASE_STATUSES, CaseKind, CaseStatus, NoticeKind, Outcome
 from shared.workdays import Deadline, WorkingCalendar
 
 DEFERRED_MATERIALS_DAYS = 5  # 容缺受理: working days to bring what was promised (local rule)
@@ -303,7 +303,7 @@ GENESIS_HASH = "0" * 64
 def history_record(case_number: str, seq: int, action: str, actor: str, at, reason, data: dict) -> dict:
     """What an action's hash covers. Times are UTC without an offset, as every database gives them back."""
     if at.tzinfo is not None:
-        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+        at = at.astimezone(UTC).replace(tzinfo=None)
     return {"case_number": case_number, "seq": seq, "action": action, "actor": actor,
             "at": at.isoformat(timespec="microseconds"), "reason": reason, "data": data}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from shared import db
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.intake import domain
+from shared import db
 
 
 class Base(db.Base):

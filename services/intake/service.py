@@ -6,21 +6,30 @@ from pathlib import Path
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
+from services.intake import views
+from services.intake.metrics import WindowMetrics
+from services.intake.schemas import (
+    CaseDetailSchema,
+    CaseListSchema,
+    CatalogItemSchema,
+    CatalogSchema,
+    ExtensionSchema,
+    LedgerCheckSchema,
+    MaterialsSchema,
+    PauseSchema,
+    ReasonSchema,
+    StatsSchema,
+    SubmitCaseSchema,
+)
+from services.intake.usecases import Window
 from shared.bus import Topology
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
-from shared.platform import Platform, consume
 from shared.errors import NotVisible
+from shared.platform import Platform, consume
 from shared.reference import Reference
 from shared.web import ApiCall, PlatformEndpoints, ServiceUnavailable, api
-
-from services.intake import views
-from services.intake.metrics import WindowMetrics
-from services.intake.schemas import (CaseDetailSchema, CaseListSchema, CatalogItemSchema, CatalogSchema,
-                                     ExtensionSchema, LedgerCheckSchema, MaterialsSchema, PauseSchema, ReasonSchema,
-                                     StatsSchema, SubmitCaseSchema)
-from services.intake.usecases import Window
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 WINDOW = ("clerk", "service")

@@ -13,21 +13,29 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from services.intake import domain, notice_rendering
+from services.intake.models import Case, DepartmentDecision, Ledger, Notice
 from shared import auth
 from shared.catalog import Catalog
 from shared.clock import Clock
-from shared.reference import Catalogs
-from shared.contracts import (Message, Unacceptable, make_message, rk_accepted, rk_completed, rk_notice_issued,
-                              rk_routed, rk_step_refused, rk_updated)
+from shared.contracts import (
+    Message,
+    Unacceptable,
+    make_message,
+    rk_accepted,
+    rk_completed,
+    rk_notice_issued,
+    rk_routed,
+    rk_step_refused,
+    rk_updated,
+)
 from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
 from shared.logging import bind_context, get_logger
 from shared.pii import mask_credit_code, mask_resident_id, normalise_resident_id
+from shared.reference import Catalogs
 from shared.store import Store, Tx
 from shared.vocabulary import CaseKind, CaseStatus, DepartmentStep
 from shared.workdays import WorkingCalendar
-
-from services.intake import domain, notice_rendering
-from services.intake.models import Case, DepartmentDecision, Ledger, Notice
 
 log = get_logger(__name__)
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.intake import domain, notice_rendering
+from services.intake.models import Case, DepartmentDecision, Ledger
+from services.intake.usecases import Window
 from shared import auth
 from shared.errors import NotVisible, RuleViolation
 from shared.pii import mask_credit_code, mask_phone, mask_resident_id
 from shared.store import Tx
-
-from services.intake import domain, notice_rendering
-from services.intake.models import Case, DepartmentDecision, Ledger
-from services.intake.usecases import Window
 
 
 def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) -> dict:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # a centre's case number: <accepting town>-<yyyymmdd>-<sequence>
 CASE_NUMBER = re.compile(r"^(\d{9})-(\d{8})-(\d+)$")
@@ -33,5 +33,5 @@ def sender_gone(sending_since: datetime | None, now: datetime, timeout_seconds: 
     if sending_since is None:
         return True
     if sending_since.tzinfo is None:  # SQLite hands back naive UTC
-        sending_since = sending_since.replace(tzinfo=timezone.utc)
+        sending_since = sending_since.replace(tzinfo=UTC)
     return (now - sending_since).total_seconds() > timeout_seconds + SENDING_MARGIN_SECONDS

@@ -5,15 +5,14 @@ from pathlib import Path
 
 from nameko.timer import timer
 
+from services.notify.channels import channel_set
+from services.notify.schemas import DeliveriesSchema, NotifyStatsSchema
+from services.notify.usecases import Notifier
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.web import ApiCall, PlatformEndpoints, api
-
-from services.notify.channels import channel_set
-from services.notify.schemas import DeliveriesSchema, NotifyStatsSchema
-from services.notify.usecases import Notifier
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 SWEEP_SECONDS = 30.0

@@ -27,6 +27,9 @@ from functools import partial
 
 from prometheus_client import Counter
 
+from services.notify import domain
+from services.notify.channels import NotSent
+from services.notify.models import Contact, Deliveries, Delivery, KnownCases
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message, Unacceptable, make_message, rk_notice_sent
@@ -34,10 +37,6 @@ from shared.logging import get_logger
 from shared.pii import mask_phone, mask_text
 from shared.store import Tx
 from shared.web import Forbidden, NotFound
-
-from services.notify import domain
-from services.notify.channels import NotSent
-from services.notify.models import Contact, Deliveries, Delivery, KnownCases
 
 log = get_logger(__name__)
 

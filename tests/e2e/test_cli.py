@@ -11,13 +11,12 @@ import uuid
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared import busauth
 from shared.auth import verify_token
 from shared.catalog import load_catalog
-from shared import busauth
-from shared.config import DEV_SECRET
+from shared.config import DEV_SECRET, Settings
 from tests.support import _free_port_block
 from tongban.runtime import host_layout, remove_bus
-from shared.config import Settings
 
 TONGBAN = [sys.executable, "-m", "tongban.cli"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -83,7 +83,7 @@ def _fallbacks(city) -> float:
 
 
 def _away(city, head, holder, reason):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return city.call("POST", APPROVAL, f"/posts/{TOWN_A}/absences", head,
                      {"holder": holder, "from": (now - timedelta(hours=1)).isoformat(),
                       "to": (now + timedelta(days=2)).isoformat(), "reason": reason})
@@ -162,7 +162,7 @@ def test_claims_conflict_unless_the_holder_is_away(running):
 
     # zhao becomes a post holder and goes away: the item may now be claimed by someone present
     assert city.call("PUT", APPROVAL, f"/posts/{TOWN_A}", t["wang"], {"a": "zhao", "b": "li"}).status_code == 200
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     r = city.call("POST", APPROVAL, f"/posts/{TOWN_A}/absences", t["wang"],
                   {"holder": "zhao", "from": (now + timedelta(days=1)).isoformat(),
                    "to": (now + timedelta(days=2)).isoformat(), "reason": "明天开会"})

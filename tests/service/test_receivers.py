@@ -5,8 +5,15 @@ from datetime import date
 import eventlet
 
 from shared.contracts import make_message, rk_accepted, rk_completed, rk_notice_issued
-from tests.service.test_notify_once import (CountingChannel, case_accepted, delivered, handled, metric, notice,
-                                            start_notify)
+from tests.service.test_notify_once import (
+    CountingChannel,
+    case_accepted,
+    delivered,
+    handled,
+    metric,
+    notice,
+    start_notify,
+)
 from tests.support import TOWN_A, TOWN_B, wait_for
 
 

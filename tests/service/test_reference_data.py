@@ -4,7 +4,7 @@ new or restarted instance by itself, with no file."""
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import yaml
@@ -125,7 +125,7 @@ def test_loading_the_same_file_twice_is_one_version(city, tmp_path):
 
 
 def test_a_2027_holiday_file_loaded_through_the_cli_moves_a_provisional_deadline(city):
-    clock = ManualClock(datetime(2027, 2, 3, 1, 0, tzinfo=timezone.utc))  # Wednesday 3 Feb 2027
+    clock = ManualClock(datetime(2027, 2, 3, 1, 0, tzinfo=UTC))  # Wednesday 3 Feb 2027
     city.start(f"intake-{TOWN_A}", build={"clock": clock})
     case = city.submit("RS-0001").json()
     assert case["deadline_provisional"] is True and case["deadline"] == "2027-02-10"  # weekends only

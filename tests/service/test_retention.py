@@ -3,7 +3,7 @@ in batches, and never an unsent row; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -11,7 +11,7 @@ from shared.config import Settings
 from shared.db import inbox_table, make_engine, outbox_table
 from tests.support import wait_for
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
 

@@ -1,7 +1,7 @@
 """Each kind of case from the window to its end state, through the real broker (issue: the case at the window)."""
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -140,7 +140,7 @@ def test_deferred_material_is_accepted_now_and_delivered_later(city):
 
 def test_pause_resume_and_one_extension_move_the_deadline(city):
     # Monday 2 November 2026, 09:00 in Shanghai
-    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
     city.start("intake-320583101", build={"clock": clock})
     case = city.submit("RS-0008", materials=["idcard", "form", "receipt"]).json()
     number = case["case_number"]

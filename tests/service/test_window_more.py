@@ -1,5 +1,5 @@
 """The window answering the back office, the calendar catching up, the catalogue and case lists."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import eventlet
 import pytest
@@ -24,7 +24,7 @@ def _ask(city, number, version, action, **fields):
 
 
 def test_more_materials_from_the_back_office_stop_the_clock_and_route_again(city):
-    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))  # Monday 2 Nov, 09:00 Shanghai
+    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))  # Monday 2 Nov, 09:00 Shanghai
     city.start("intake-320583101", build={"clock": clock})
     city.start("approval-renshe")
     case = city.submit("RS-0001").json()
@@ -52,7 +52,7 @@ def test_more_materials_from_the_back_office_stop_the_clock_and_route_again(city
 
 
 def test_special_procedure_and_extension_asked_by_the_back_office(city):
-    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))
     city.start("intake-320583101", build={"clock": clock})
     number = city.submit("RS-0008", materials=["idcard", "form", "receipt"]).json()["case_number"]
     _ask(city, number, 1, "start_procedure", procedure="专家评审", reason="需专家论证")
@@ -74,7 +74,7 @@ def test_special_procedure_and_extension_asked_by_the_back_office(city):
 
 
 def test_deadlines_in_an_unknown_year_are_recounted_when_the_year_is_loaded(city, tmp_path):
-    clock = ManualClock(datetime(2027, 2, 3, 1, 0, tzinfo=timezone.utc))  # Wednesday 3 Feb 2027
+    clock = ManualClock(datetime(2027, 2, 3, 1, 0, tzinfo=UTC))  # Wednesday 3 Feb 2027
     city.start("intake-320583101", build={"clock": clock})
     case = city.submit("RS-0001").json()
     assert case["deadline_provisional"] is True and case["deadline"] == "2027-02-10"  # weekends only

@@ -2,7 +2,7 @@
 the steps of a work item, and urgency. The last tests run the desk on a SQLite file (no broker)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,7 +13,7 @@ from shared.auth import Principal, Scope
 from shared.clock import ManualClock
 from shared.contracts import make_message
 
-T = datetime(2026, 11, 3, 2, 0, tzinfo=timezone.utc)  # Tuesday 3 Nov 2026, 10:00 in Shanghai
+T = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)  # Tuesday 3 Nov 2026, 10:00 in Shanghai
 POST = Post(a="zhang", b="li", head="wang")
 
 
@@ -83,9 +83,9 @@ def test_plain_dates_and_naive_times_are_shanghai():
     assert not leave.covers(datetime(2026, 11, 5, 0, 0, tzinfo=shanghai)), "back on the 5th"
     assert not leave.covers(datetime(2026, 11, 1, 23, 59, 59, tzinfo=shanghai))
     meeting = domain.absence("li", datetime(2026, 11, 3, 14, 0), datetime(2026, 11, 3, 16, 0), "会议")
-    assert meeting.start == datetime(2026, 11, 3, 6, 0, tzinfo=timezone.utc)
-    aware = domain.absence("li", datetime(2026, 11, 3, 6, 0, tzinfo=timezone.utc), T + timedelta(days=1), "培训")
-    assert aware.start.tzinfo == timezone.utc and aware.start.hour == 6
+    assert meeting.start == datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
+    aware = domain.absence("li", datetime(2026, 11, 3, 6, 0, tzinfo=UTC), T + timedelta(days=1), "培训")
+    assert aware.start.tzinfo == UTC and aware.start.hour == 6
 
 
 def test_an_absence_needs_a_reason_and_an_end_after_its_start():
@@ -253,8 +253,8 @@ TOWN = "320583101"
 def desk_and_store(tmp_path):
     from pathlib import Path
 
-    from services.approval.usecases import Desk
     from services.approval.service import VERSIONS
+    from services.approval.usecases import Desk
     from shared.store import Store
     from shared.workdays import WorkingCalendar
 

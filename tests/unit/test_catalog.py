@@ -20,8 +20,19 @@ from shared.catalog import (
     load_catalog,
     parse_catalog,
 )
-from shared.reference import (CALENDAR, CATALOG, Book, Catalogs, Conflict, NoCatalog, Record, RecordError,
-                              calendar_of, decode, make_record)
+from shared.reference import (
+    CALENDAR,
+    CATALOG,
+    Book,
+    Catalogs,
+    Conflict,
+    NoCatalog,
+    Record,
+    RecordError,
+    calendar_of,
+    decode,
+    make_record,
+)
 from tests.unit.streams import MemoryStream
 from tongban import catalog_cmd
 

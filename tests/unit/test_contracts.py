@@ -1,5 +1,5 @@
 """Message contracts: what is accepted, what is malformed, without a broker."""
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -16,7 +16,7 @@ NOTICE = {"accepting_town": "320583101", "notice_id": 3, "notice_kind": "accepta
 
 def test_round_trip_keeps_every_field():
     m = make_message("case.accepted", "320583101-20261124-00001", 1, ACCEPTED, producer="intake-a",
-                     occurred_at=datetime(2026, 11, 24, 1, 2, 3, tzinfo=timezone.utc))
+                     occurred_at=datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC))
     wire = m.to_wire()
     assert wire["payload"]["deadline"] == "2026-11-24" and wire["schema_version"] == 1
     back = decode(wire)

@@ -14,8 +14,8 @@ import os
 import re
 import shlex
 import warnings
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml

@@ -2,8 +2,8 @@
 No broker."""
 from __future__ import annotations
 
-from shared.auth import Principal, Scope, can_see_record, town_of_case, visible_town
 from services.evaluation.domain import kept, reach
+from shared.auth import Principal, Scope, can_see_record, town_of_case, visible_town
 
 A, B = "320583101", "320583102"
 CASE = f"{A}-20261125-00001"

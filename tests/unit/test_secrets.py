@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
-from shared.config import (DEV_BUS_SECRET, DEV_SECRET, InsecureSettings, Settings, check_secrets,
-                           development_mode, secret_problems)
+from shared.config import (
+    DEV_BUS_SECRET,
+    DEV_SECRET,
+    InsecureSettings,
+    Settings,
+    check_secrets,
+    development_mode,
+    secret_problems,
+)
 from shared.platform import Platform
 from tests.unit.test_deploy_manifests import LAYOUT, compose_env, of_kind, resolved_env, settings_in
 

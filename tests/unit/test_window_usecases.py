@@ -3,29 +3,28 @@ outbox, as the relay would send it."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from shared.auth import Principal, Scope
-from shared.catalog import SAMPLE_CATALOG
-from shared.clock import ManualClock
-from shared.contracts import make_message
-from shared.reference import Book, Catalogs, make_record
-from shared.errors import NotAllowedNow, NotPermitted, NotVisible, RuleViolation
-from shared.store import Store, outbox_table
-from shared.web import error_status
-from shared.workdays import WorkingCalendar
-
 from services.intake import views
 from services.intake.schemas import CaseDetailSchema, CaseListSchema, StatsSchema
 from services.intake.service import VERSIONS
 from services.intake.usecases import Window
+from shared.auth import Principal, Scope
+from shared.catalog import SAMPLE_CATALOG
+from shared.clock import ManualClock
+from shared.contracts import make_message
+from shared.errors import NotAllowedNow, NotPermitted, NotVisible, RuleViolation
+from shared.reference import Book, Catalogs, make_record
+from shared.store import Store, outbox_table
+from shared.web import error_status
+from shared.workdays import WorkingCalendar
 
 TOWN, OTHER = "320583101", "320583102"
-MONDAY = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+MONDAY = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 APPLICANT = {"type": "person", "name": "张三", "id_number": "11010519491231002X", "phone": "13812345678",
              "channel": "sms", "town": None}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import chinese_calendar
@@ -396,7 +396,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="days must be >= 0"):
         PLAIN.add_working_days(date(2026, 3, 2), -1)
     with pytest.raises(TypeError, match="today_in_shanghai"):
-        PLAIN.add_working_days(datetime(2026, 3, 2, 20, 0, tzinfo=timezone.utc), 1)
+        PLAIN.add_working_days(datetime(2026, 3, 2, 20, 0, tzinfo=UTC), 1)
     with pytest.raises(TypeError):
         PLAIN.working_days_between(date(2026, 3, 2), "2026-03-05")
 
@@ -404,9 +404,9 @@ def test_bad_arguments():
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        (datetime(2026, 2, 16, 15, 59, 59, tzinfo=timezone.utc), date(2026, 2, 16)),  # 23:59:59 CST
-        (datetime(2026, 2, 16, 16, 0, 0, tzinfo=timezone.utc), date(2026, 2, 17)),    # midnight CST
-        (datetime(2026, 12, 31, 17, 0, tzinfo=timezone.utc), date(2027, 1, 1)),
+        (datetime(2026, 2, 16, 15, 59, 59, tzinfo=UTC), date(2026, 2, 16)),  # 23:59:59 CST
+        (datetime(2026, 2, 16, 16, 0, 0, tzinfo=UTC), date(2026, 2, 17)),    # midnight CST
+        (datetime(2026, 12, 31, 17, 0, tzinfo=UTC), date(2027, 1, 1)),
         (datetime(2026, 3, 2, 8, 0, tzinfo=timezone(timedelta(hours=-5))), date(2026, 3, 2)),  # 21:00 CST
     ],
 )
