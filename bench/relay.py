@@ -519,7 +519,8 @@ def main() -> int:
         say(f"load: {load['submitted']} submissions in {load['load_seconds']} s, statuses {load['statuses']}; "
             f"submit p50 {lat['p50']} ms, p99 {lat['p99']} ms (from the scheduled time); "
             f"outbox at most {load['outbox_max_rows']} rows; /health p99 {load['health']['p99_ms']} ms "
-            f"({load['health']['polls']} polls, {load['health']['statuses']}); CPU s {load['cpu_seconds_during_load']}, "
+            f"({load['health']['polls']} polls, {load['health']['statuses']}); "
+            f"CPU s {load['cpu_seconds_during_load']}, "
             f"machine busy {load['machine_cpu_busy_share']:.0%}")
 
     figures, targets = {}, {}

@@ -36,7 +36,8 @@ class ServiceMetrics:
             registry=r)
         self.outbox_failures = Counter(
             "tongban_outbox_publish_failures_total",
-            "Outbox messages that did not leave on a try, by reason (unroutable, refused, nack, broker)", ["reason"], registry=r)
+            "Outbox messages that did not leave on a try, by reason (unroutable, refused, nack, broker)", ["reason"],
+            registry=r)
         self.retention_purged = Counter(
             "tongban_retention_purged_total",
             "Published outbox rows and inbox rows deleted after the retention period, by table",

@@ -66,7 +66,7 @@ _MIN_BIRTH_YEAR = 1900
 
 
 def _resident_id_check_char(first17: str) -> str:
-    total = sum(int(c) * w for c, w in zip(first17, _RESIDENT_ID_WEIGHTS))
+    total = sum(int(c) * w for c, w in zip(first17, _RESIDENT_ID_WEIGHTS, strict=True))
     return _RESIDENT_ID_CHECK[total % 11]
 
 
@@ -99,7 +99,7 @@ _CREDIT_CODE_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
 
 
 def _credit_code_check_char(first17: str) -> str:
-    total = sum(_CREDIT_CODE_INDEX[c] * w for c, w in zip(first17, _CREDIT_CODE_WEIGHTS))
+    total = sum(_CREDIT_CODE_INDEX[c] * w for c, w in zip(first17, _CREDIT_CODE_WEIGHTS, strict=True))
     check = 31 - total % 31
     return _CREDIT_CODE_CHARSET[0 if check == 31 else check]
 

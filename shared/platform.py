@@ -314,7 +314,8 @@ class Platform(DependencyProvider):
             if self._relays:  # the backlog gauge is the relay's: an instance that relays nothing shows none
                 self.metrics.outbox_backlog.set(stats.backlog)
             checks["outbox"] = ("ok" if age <= s.outbox_max_age else
-                                f"error: the oldest unsent message waits {age:.0f} s (more than {s.outbox_max_age:g} s)")
+                                f"error: the oldest unsent message waits {age:.0f} s "
+                                f"(more than {s.outbox_max_age:g} s)")
             checks["unroutable"] = ("ok" if not stats.unroutable else
                                     f"error: {stats.unroutable} message(s) wait: no queue takes their routing key")
         if self.reference is not None:

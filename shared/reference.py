@@ -362,8 +362,6 @@ def _drain_until_idle(conn, idle: float) -> None:
             conn.drain_events(timeout=idle)
         except TimeoutError:
             return
-        except TimeoutError:
-            return
 
 
 # --- a service's copy ---------------------------------------------------------------------------

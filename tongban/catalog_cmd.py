@@ -112,9 +112,9 @@ def cmd_list(args) -> int:
              _days(i), yuan(i["fee_fen"])] for i in items]
     header = ["code", "name", "kind", "department", "level", "days(promised/statutory)", "fee"]
     widths = [max([_width(h)] + [_width(r[k]) for r in rows]) for k, h in enumerate(header)]
-    print("  ".join(_pad(h, w) for h, w in zip(header, widths)).rstrip())
+    print("  ".join(_pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in rows:
-        print("  ".join(_pad(c, w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(f"{len(items)} of {len(catalog.data['items'])} items, catalogue version {catalog.version}")
     return 0
 
@@ -136,7 +136,10 @@ def cmd_show(args) -> int:
         print(json.dumps({"version": catalog.version, "item": item}, ensure_ascii=False))
         return 0
     depts = catalog.departments
-    dept = lambda code: f"{depts[code]['name']} ({code})" if code in depts else code
+
+    def dept(code):
+        return f"{depts[code]['name']} ({code})" if code in depts else code
+
     print(f"{item['code']}  {item['name']}   (catalogue version {catalog.version})")
     lines = [
         ("category", f"{item['category']} · {item['item_type']}"),

@@ -40,7 +40,7 @@ def fake_resident_id(rng: random.Random) -> str:
     """A well-formed 居民身份证 number for a simulated applicant (valid check digit)."""
     born = f"{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     body = "320583" + born + f"{rng.randint(0, 999):03d}"
-    check = "10X98765432"[sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS)) % 11]
+    check = "10X98765432"[sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
     return body + check
 
 
@@ -158,7 +158,8 @@ class DemoCity:
             url = self.urls[f"approval-{dept}"]
             for office in [*self.catalog.towns, "city"]:
                 tag = f"{dept}-{office[-3:]}"
-                self.http("PUT", f"{url}/posts/{office}", admin, {"a": f"{tag}-a", "b": f"{tag}-b", "head": f"{tag}-head"})
+                self.http("PUT", f"{url}/posts/{office}", admin,
+                          {"a": f"{tag}-a", "b": f"{tag}-b", "head": f"{tag}-head"})
                 luck = self.rng.random()
                 away = [f"{tag}-a"] if luck < 0.25 else [f"{tag}-a", f"{tag}-b"] if luck < 0.32 else []
                 for holder in away:
@@ -212,7 +213,8 @@ class DemoCity:
         if case["status"] == "in_review" and case["kind"] == "promised":
             luck = self.rng.random()
             if luck < 0.06:  # 特别程序: a site survey pauses the clock
-                self.http("POST", f"{base}/cases/{number}/pause", token, {"procedure": "现场勘察", "reason": "需现场核实"})
+                self.http("POST", f"{base}/cases/{number}/pause", token,
+                          {"procedure": "现场勘察", "reason": "需现场核实"})
                 self.http("POST", f"{base}/cases/{number}/resume", token)
                 self.actions["pause_resume"] += 1
             elif luck < 0.09:  # 延期, approved by a supervisor
@@ -314,7 +316,7 @@ class DemoCity:
             "by_kind": dict(sorted(by_kind.items())),
             "by_status": dict(sorted(by_status.items())),
             "outcomes": {"approved": sum(x["approved"] for x in intake), "refused": sum(x["refused"] for x in intake)},
-            "by_department": {d: x["decided"] for d, x in zip(self.departments, approval) if x["decided"]},
+            "by_department": {d: x["decided"] for d, x in zip(self.departments, approval, strict=True) if x["decided"]},
             "window_actions": dict(sorted(self.actions.items())),
             "notices": notify["by_kind"],
             "ab_posts": {"handovers": sum(x["handovers"] for x in approval),
@@ -354,10 +356,12 @@ def _print_summary(s: dict) -> None:
     print("  the six kinds       " + ", ".join(f"{k} {v}" for k, v in s["by_kind"].items()))
     print("  final status        " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
     print("  actions             " + ", ".join(f"{k} {v}" for k, v in s["window_actions"].items()))
-    print(f"  completed           intake {b['completed']['intake']}, result notices {b['completed']['result_notices']}, "
+    print(f"  completed           intake {b['completed']['intake']}, "
+          f"result notices {b['completed']['result_notices']}, "
           f"evaluation {b['completed']['evaluation']}   (approved {s['outcomes']['approved']}, "
           f"refused {s['outcomes']['refused']})")
-    print(f"  decisions           approval {b['decisions']['approval']}, recorded in ledgers {b['decisions']['intake']}")
+    print(f"  decisions           approval {b['decisions']['approval']}, "
+          f"recorded in ledgers {b['decisions']['intake']}")
     print(f"  work items          received {b['work_items']['received']}, decided, withdrawn or superseded "
           f"{b['work_items']['decided+withdrawn+superseded']}, still open {b['open']['work_items']}")
     ab, bo = s["ab_posts"], s["back_office"]

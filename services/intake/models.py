@@ -234,7 +234,8 @@ class Ledger:
                 out["accepted"] += n
             out["by_status"][status] = out["by_status"].get(status, 0) + n
             # the six kinds (六件): the catalogue's kind, plus supplement and returned as they happened
-            for k in {kind, *(["supplement"] if was_supplement else []), *(["returned"] if status == "returned" else [])}:
+            for k in {kind, *(["supplement"] if was_supplement else []),
+                      *(["returned"] if status == "returned" else [])}:
                 out["by_kind"][k] = out["by_kind"].get(k, 0) + n
             if status == "completed":
                 out["completed"] += n

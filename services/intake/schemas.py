@@ -15,8 +15,10 @@ class _Strict(Schema):
 class ApplicantSchema(_Strict):
     type = fields.String(load_default="person", validate=validate.OneOf(["person", "organisation"]))
     name = fields.String(required=True, validate=validate.Length(1, 100))
-    id_number = fields.String(load_default=None, allow_none=True, metadata={"description": "居民身份证 number (GB 11643)"})
-    credit_code = fields.String(load_default=None, allow_none=True, metadata={"description": "统一社会信用代码 (GB 32100)"})
+    id_number = fields.String(load_default=None, allow_none=True,
+                              metadata={"description": "居民身份证 number (GB 11643)"})
+    credit_code = fields.String(load_default=None, allow_none=True,
+                                metadata={"description": "统一社会信用代码 (GB 32100)"})
     phone = fields.String(required=True)
     channel = fields.String(load_default="sms", validate=validate.OneOf([str(c) for c in ContactChannel]))
     email = fields.Email(load_default=None, allow_none=True)

@@ -195,7 +195,8 @@ def test_another_town_or_department_cannot_see_claim_decide_or_manage(running):
     for token in (other_town, other_dept, city_level):
         for path, body in ((f"/work-items/{item_id}/claim", None),
                            (f"/work-items/{item_id}/decision", {"outcome": "approved"}),
-                           (f"/work-items/{item_id}/materials", {"materials": [{"name": "劳动合同"}], "reason": "核实"}),
+                           (f"/work-items/{item_id}/materials",
+                            {"materials": [{"name": "劳动合同"}], "reason": "核实"}),
                            (f"/work-items/{item_id}/procedure", {"procedure": "听证", "reason": "听证"}),
                            (f"/work-items/{item_id}/extension", {"days": 2, "reason": "需征求意见"})):
             r = _post(city, path, token, body)

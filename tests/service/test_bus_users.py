@@ -52,7 +52,8 @@ def test_a_service_reads_only_its_own_queues(city):
     # nor may it slip a message into another's queue by the default exchange
     with pytest.raises(amqp.exceptions.AccessRefused):
         with Connection(intake_url, transport_options={"confirm_publish": True}) as conn:
-            Producer(conn.default_channel).publish({"x": 1}, exchange="", routing_key=city.queue("approval-minzheng", "work"),
+            Producer(conn.default_channel).publish({"x": 1}, exchange="",
+                                                  routing_key=city.queue("approval-minzheng", "work"),
                                                   serializer="json", retry=False)
 
 

@@ -62,7 +62,8 @@ def test_rules_of_the_window_are_4xx(running):
     assert r.json()["missing_materials"] == [{"code": "photo", "name": "一寸免冠照片"}]
     r = _post(running, body=_body(materials=["idcard", "photo", "passport"]))
     assert r.status_code == 400 and r.json()["details"]["materials"] == ["passport"]
-    r = running.call("GET", "intake-320583101", "/cases/320583101-20260101-00001", running.token("clerk", f"town:{TOWN_A}"))
+    r = running.call("GET", "intake-320583101", "/cases/320583101-20260101-00001",
+                     running.token("clerk", f"town:{TOWN_A}"))
     assert r.status_code == 404
 
 

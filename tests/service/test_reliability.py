@@ -104,7 +104,8 @@ def test_failing_handler_dead_letters_after_the_limit_and_replay_puts_it_back(ci
     monkeypatch.setenv("TONGBAN_BUS_PREFIX", city.prefix)
     assert cli.main(["dlq", "list"]) == 0
     listing = capsys.readouterr().out
-    assert f"{dlq}: 1 message(s)" in listing and "P-1" in listing and "failed 4 times" in listing and "cannot handle P-1" in listing
+    assert (f"{dlq}: 1 message(s)" in listing and "P-1" in listing and "failed 4 times" in listing
+            and "cannot handle P-1" in listing)
     assert cli.main(["dlq", "replay", dlq]) == 0
     assert "replayed 1 message(s)" in capsys.readouterr().out
     wait_for(lambda: handled == ["P-2", "P-1"], what="replayed message handled")

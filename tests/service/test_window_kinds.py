@@ -194,7 +194,7 @@ def test_joint_case_of_three_departments_approved_only_after_the_last(city):
     for i, dept in enumerate(("zhujian", "nongye", "ziran")):
         city.decide(dept, number, TOWN_A)
         if i < 2:
-            case = wait_for(lambda: (c := city.case(number))["departments_progress"] and
+            case = wait_for(lambda i=i: (c := city.case(number))["departments_progress"] and
                             sum(p["outcome"] == "approved" for p in c["departments_progress"]) == i + 1 and c,
                             what=f"{i + 1} decisions recorded")
             assert case["status"] == "in_review", f"not approved after {i + 1} of 3"

@@ -100,7 +100,8 @@ def test_catalogue_and_case_lists(city):
     accepted = city.submit("RS-0001").json()["case_number"]
     city.submit("MZ-0012", materials=[])
     def numbers(query):
-        return {c["case_number"] for c in city.call("GET", "intake-320583101", f"/cases?{query}", clerk).json()["cases"]}
+        return {c["case_number"]
+                for c in city.call("GET", "intake-320583101", f"/cases?{query}", clerk).json()["cases"]}
     assert numbers("status=pending_materials") == {incomplete}
     assert numbers("status=in_review&item_code=RS-0001") == {accepted}
     assert len(numbers("kind=consultation")) == 1

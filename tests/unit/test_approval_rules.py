@@ -280,8 +280,8 @@ def _who(role, subject, scope=f"department:renshe@{TOWN}"):
 
 def test_worklist_by_urgency_with_paused_items_apart(desk_and_store):
     desk, store = desk_and_store
-    for n, due in (("320583101-C-late", date(2026, 11, 10)), ("320583101-C-soon", date(2026, 11, 4)), ("320583101-C-over", date(2026, 11, 2)),
-                   ("320583101-C-mid", date(2026, 11, 6))):
+    for n, due in (("320583101-C-late", date(2026, 11, 10)), ("320583101-C-soon", date(2026, 11, 4)),
+                   ("320583101-C-over", date(2026, 11, 2)), ("320583101-C-mid", date(2026, 11, 6))):
         assert _route(desk, store, n, due) == "ok"
     approver = _who("approver", "zhao")
     with store.transaction() as tx:
@@ -291,7 +291,8 @@ def test_worklist_by_urgency_with_paused_items_apart(desk_and_store):
         listing = desk.worklist(tx, approver, {})
     assert [(i["case_number"], i["days_left"]) for i in listing["items"]] == [
         ("320583101-C-over", -1), ("320583101-C-soon", 1), ("320583101-C-late", 5)]
-    assert [(i["case_number"], i["status"], i["paused"]) for i in listing["paused"]] == [("320583101-C-mid", "paused", True)]
+    assert [(i["case_number"], i["status"], i["paused"]) for i in listing["paused"]] == [
+        ("320583101-C-mid", "paused", True)]
     assert listing["items"][0]["overdue"] is True and listing["items"][1]["overdue"] is False
 
 
@@ -300,7 +301,10 @@ def test_head_fallback_is_counted_once_the_transaction_commits(desk_and_store):
     registry = CollectorRegistry()
     desk.bind_metrics(registry)
     desk.bind_metrics(registry)  # binding twice to the same registry is harmless
-    count = lambda: registry.get_sample_value("tongban_ab_head_fallback_total", {"department": "renshe"})
+
+    def count():
+        return registry.get_sample_value("tongban_ab_head_fallback_total", {"department": "renshe"})
+
     assert count() == 0
     head = _who("department_head", "wang")
     with store.transaction() as tx:

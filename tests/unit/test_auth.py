@@ -254,7 +254,8 @@ def test_round_trip_every_role_and_scope(role, scope):
 
 
 def test_roles_are_exactly_the_documented_set():
-    assert ROLES == ("clerk", "approver", "department_head", "agent", "town_agent", "supervisor", "city_admin", "service")
+    assert ROLES == ("clerk", "approver", "department_head", "agent", "town_agent", "supervisor", "city_admin",
+                     "service")
 
 
 def test_token_wire_format_matches_spec():

@@ -38,7 +38,8 @@ from tongban import catalog_cmd
 
 SAMPLE = load_catalog()
 ITEMS = list(SAMPLE.data["items"])
-_SAMPLE_RAW = yaml.load(SAMPLE_CATALOG.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_SAMPLE_RAW = yaml.load(SAMPLE_CATALOG.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 # ---------------------------------------------------------------------------------------------
 # the shipped sample
@@ -222,7 +223,8 @@ def _append_item(**item):
     (_set(["items", 0, "kind"], "joint"), r"items\[0\] \(MZ-1\)\.co_departments: a joint item names its co-dep"),
     (_append_item(code="MZ-3", kind="joint", co_departments=["minzheng"]),
      r"items\[2\] \(MZ-3\)\.co_departments: the lead department cannot also be a co-department"),
-    (_append_item(code="MZ-3", kind="joint", co_departments=["weijian"]), r"items\[2\] \(MZ-3\): unknown department weijian"),
+    (_append_item(code="MZ-3", kind="joint", co_departments=["weijian"]),
+     r"items\[2\] \(MZ-3\): unknown department weijian"),
     (_set(["items", 1, "agent_allowed"], True),
      r"items\[1\] \(MZ-2\)\.agent_allowed: an item that needs the applicant in person cannot be submitted"),
     (_set(["items", 0, "kind"], "escalated"), r"items\[0\] \(MZ-1\)\.level: an escalated item .* its level is city"),

@@ -53,10 +53,12 @@ EXPECTED = {
     "completed": set(),
     "consulted": set(),
 }
-RESULT = {"accept": "in_review", "accept_for_initial_review": "initial_review", "accept_incomplete": "pending_materials",
-          "consult": "consulted", "return": "returned", "supplement": "pending_materials",
+RESULT = {"accept": "in_review", "accept_for_initial_review": "initial_review",
+          "accept_incomplete": "pending_materials", "consult": "consulted", "return": "returned",
+          "supplement": "pending_materials",
           "complete_materials": "in_review", "complete_materials_for_initial_review": "initial_review",
-          "pass_initial_review": "in_review", "request_materials": "pending_materials", "request_review": "returned", "pause": "paused", "resume": "in_review",
+          "pass_initial_review": "in_review", "request_materials": "pending_materials", "request_review": "returned",
+          "pause": "paused", "resume": "in_review",
           "decide": "completed"}
 
 
@@ -104,7 +106,8 @@ def test_extension_rules():
 def test_the_opening_decision_comes_whole_from_the_rules():
     cal = WorkingCalendar()
     accepted = intake.open_case(PROMISED, ["idcard", "form"], date(2026, 11, 2), cal, accepting_town="320583101")
-    assert (accepted.action, accepted.status, accepted.routes, accepted.announces) == ("accept", "in_review", True, True)
+    assert (accepted.action, accepted.status, accepted.routes, accepted.announces) == (
+        "accept", "in_review", True, True)
     assert accepted.deadline == date(2026, 11, 9) and accepted.clock_started_on == date(2026, 11, 2)
     assert accepted.notices == ("promise",) and accepted.departments == ["renshe"]
     incomplete = intake.open_case(PROMISED, ["idcard"], date(2026, 11, 2), cal, accepting_town="320583101")

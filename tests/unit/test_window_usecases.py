@@ -37,7 +37,8 @@ def _who(role="clerk", scope=f"town:{TOWN}", subject="clerk-1"):
 def window(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'intake.db'}", Path(VERSIONS), "x.events")
     store.migrate()
-    w = Window(town=TOWN, instance=f"intake-{TOWN}", catalogs=Catalogs(Book([make_record("catalog", SAMPLE_CATALOG.read_text("utf-8"))])),
+    w = Window(town=TOWN, instance=f"intake-{TOWN}",
+               catalogs=Catalogs(Book([make_record("catalog", SAMPLE_CATALOG.read_text("utf-8"))])),
                calendar=WorkingCalendar(), clock=ManualClock(MONDAY), work_exchange="x.work")
     w.store = store
     yield w
