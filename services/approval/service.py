@@ -66,8 +66,9 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         @api("GET", "/work-items", roles=READERS, response=WorklistSchema)
         def worklist(self, call: ApiCall):
-            ("""Open work by urgency (working days left); paused items apart. """
-             """?status=open|all|<s>[,<s>]&assignee=me|none|<id>""")
+            """Open work by urgency (working days left); paused items apart.
+
+            Query: ?status=open|all|<s>[,<s>]&assignee=me|none|<id>"""
             with self.platform.store.transaction() as tx:
                 return desk.worklist(tx, call.principal, call.query)
 
