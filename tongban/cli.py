@@ -49,7 +49,7 @@ def cmd_up(args) -> int:
     _eventlet()
     _development_mode("tongban up")
     from shared.logging import configure_logging
-    from tongban.runtime import Cluster, host_layout, wait_forever
+    from tongban.runtime import Cluster, host_layout, wait_for_stop_signal
 
     configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
     base = _base_settings(args)
@@ -71,8 +71,9 @@ def cmd_up(args) -> int:
             print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
         print(f"tongban is up: {len(layout)} instances, data in {base.data_dir}, broker {_safe(base.amqp_url)}. "
               "Ctrl-C stops it.", flush=True)
-        wait_forever()
-    except KeyboardInterrupt:
+        wait_for_stop_signal()
+        print("\nstopping…", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting
         print("\nstopping…", flush=True)
     finally:
         cluster.stop()
@@ -91,7 +92,7 @@ def cmd_serve(args) -> int:
     _eventlet()
     from shared.config import Settings
     from shared.logging import configure_logging
-    from tongban.runtime import Cluster, wait_forever
+    from tongban.runtime import Cluster, wait_for_stop_signal
 
     configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "INFO"))
     settings = Settings.from_env(args.service, town=args.town, department=args.department, http_port=args.port,
@@ -110,7 +111,7 @@ def cmd_serve(args) -> int:
     cluster = Cluster()
     try:
         cluster.start(settings)
-        wait_forever()
+        wait_for_stop_signal()
     except KeyboardInterrupt:
         pass
     finally:

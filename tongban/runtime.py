@@ -104,11 +104,19 @@ class Cluster:
             self.running.pop().runner.kill()
 
 
-def wait_forever() -> None:
+def wait_for_stop_signal() -> None:
+    """Until Ctrl-C (SIGINT) or SIGTERM. The handlers only note the signal: an exception raised from a
+    signal handler lands in whichever green thread runs then (a consumer, the relay), not in this wait,
+    and a stop would end half done. A second signal while stopping is noted, not obeyed."""
+    import signal
+
     import eventlet
 
-    while True:
-        eventlet.sleep(3600)
+    asked: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: asked.append(number))
+    while not asked:
+        eventlet.sleep(0.2)
 
 
 def queues_of(settings: Settings) -> list[str]:
