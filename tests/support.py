@@ -67,7 +67,9 @@ class City:
         # every service kind connects as its own broker user, as in production (shared.busauth)
         self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
                              data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
-                             retry_delays=self.retry_delays, bus_users=self.prefix, bus_secret="test-bus-secret")
+                             retry_delays=self.retry_delays, bus_users=self.prefix, bus_secret="test-bus-secret",
+                             # the reference stream here is local and small: a catch-up ends after a short quiet
+                             extra={"reference_idle": 0.15})
         self._users = False
         n = 2 + len(self.departments) + 3
         self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
@@ -81,6 +83,8 @@ class City:
             if instance not in self._db_urls:
                 self._db_urls[instance] = self.postgres.new(instance)
             s = s.with_(database_url=self._db_urls[instance])
+        if "extra" in changes:  # a test's extras add to the city's
+            changes["extra"] = {**s.extra, **changes["extra"]}
         return s.with_(**changes) if changes else s
 
     def start(self, *instances: str, build: dict | None = None, **changes):
