@@ -25,7 +25,8 @@ from shared.deadletters import management_url
 
 # what each kind publishes, by exchange: the contracts' message types (the routing key starts with the type)
 PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
-    "intake": {"events": ("case.accepted", "case.updated", "case.completed", "case.step_refused", "notice.issued"),
+    "intake": {"events": ("case.accepted", "case.updated", "case.completed", "case.step_refused",
+                          "case.deadline_moved", "notice.issued"),
                "work": ("case.routed",)},
     "approval": {"events": ("case.decided", "case.department")},
     "agent": {},

@@ -7,6 +7,9 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     case.decided.<department>.<accepting town>               the decision, back to the centre owning the ledger
     case.department.<department>.<accepting town>            the back office asks the ledger for a step
                                                              (more materials, special procedure, extension)
+    case.step_refused.<department>.<handling town>           the ledger refused a step the department asked for
+    case.deadline_moved.<department>.<handling town>         the ledger moved the deadline or stopped/restarted
+                                                             the clock of work the department has not decided
     case.updated.<accepting town>                            any other step in the ledger (supplement, pause …)
     case.completed.<accepting town>                          the ledger closed the case (agent, evaluation)
     notice.issued.<accepting town>                           the centre issued a notice (文书): notify delivers it
@@ -213,6 +216,22 @@ class CaseStepRefusedV1(Contract):
     days = fields.Integer(load_default=None, allow_none=True)  # extend: the days asked
 
 
+class CaseDeadlineMovedV1(Contract):
+    """The ledger (the deadline's one owner) moved an open case's deadline, or stopped or restarted its clock,
+    after routing: sent to each department yet to decide, so its work item ranks and shows the ledger's date.
+
+    The case version is the ledger's after the change: a receiver ignores one older than it has applied."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    department = fields.String(required=True, validate=DEPT)
+    deadline = fields.Date(required=True)
+    deadline_provisional = fields.Boolean(required=True)  # counted on a guessed calendar (year not yet known)
+    paused_since = fields.Date(required=True, allow_none=True)  # the clock stopped on this day; None: it runs
+    action = fields.String(required=True, validate=validate.Length(1, ACTION_MAX))  # the ledger's step
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=LEDGER_REASON_MAX))
+
+
 class CaseCompletedV1(Contract):
     accepting_town = fields.String(required=True, validate=TOWN)
     department = fields.String(required=True, validate=DEPT)
@@ -250,6 +269,7 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.decided", 1): CaseDecidedV1,
     ("case.department", 1): CaseDepartmentActionV1,
     ("case.step_refused", 1): CaseStepRefusedV1,
+    ("case.deadline_moved", 1): CaseDeadlineMovedV1,
     ("case.updated", 1): CaseUpdatedV1,
     ("case.completed", 1): CaseCompletedV1,
     ("notice.issued", 1): NoticeIssuedV1,
@@ -289,6 +309,11 @@ def rk_department_action(department: str, accepting_town: str) -> str:
 def rk_step_refused(department: str, handling_town: str) -> str:
     """case.decided in reverse: from the ledger to the department's office that asked."""
     return f"case.step_refused.{department}.{handling_town}"
+
+
+def rk_deadline_moved(department: str, handling_town: str) -> str:
+    """Like case.step_refused: from the ledger to the department's office holding the work."""
+    return f"case.deadline_moved.{department}.{handling_town}"
 
 
 def rk_completed(accepting_town: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from shared.contracts import (
     rk_accepted,
     rk_completed,
+    rk_deadline_moved,
     rk_decided,
     rk_department_action,
     rk_notice_issued,
@@ -42,6 +43,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("approval", "closures", lambda _dept: [rk_completed("*")]),
     # the ledger refused a step the department asked for (case.decided in reverse)
     Subscription("approval", "refusals", lambda dept: [rk_step_refused(dept, "*")]),
+    # the ledger moved the deadline of the department's open work (pause, resume, extension, recount …).
+    # Its own queue, not a key added to "refusals": renaming that queue would strand what waits in the old
+    # one during a rolling upgrade, and these messages need no order with refusals (case versions order them)
+    Subscription("approval", "deadlines", lambda dept: [rk_deadline_moved(dept, "*")]),
     Subscription("agent", "results", lambda _: [rk_accepted("*"), rk_completed("*")]),
     Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
     Subscription("evaluation", "events", lambda _: ["case.#", "notice.#"]),

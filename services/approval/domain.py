@@ -222,6 +222,12 @@ def check_extension_approval(existing: ExtensionState | None, days_max: int | No
 REFUSAL_UNDOES = {"request_materials": ("waiting_materials", "pending"), "start_procedure": ("paused", "pending")}
 
 
+def deadline_news(applied_version: int, case_version: int) -> bool:
+    """The ledger owns the deadline (case.deadline_moved): a message about a case version newer than the one
+    whose deadline the item shows moves it; the same or an older one (redelivered, overtaken) changes nothing."""
+    return case_version > applied_version
+
+
 # --- who holds the work (AB岗) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)

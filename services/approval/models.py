@@ -44,6 +44,9 @@ class WorkItem(Base):
     superseded_by: Mapped[int | None] = mapped_column(sa.Integer)  # the item of the newer case version
     # what the ledger said the department may still ask for when it routed the work (None: not told)
     extension_days_max: Mapped[int | None] = mapped_column(sa.Integer)
+    # the case version whose deadline the item shows: the routed one, then each case.deadline_moved applied
+    # (None on items from before it was kept: read as case_version)
+    deadline_version: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (sa.UniqueConstraint("case_number", "case_version", "department"),)
 

@@ -62,6 +62,11 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """The centre's ledger refused a step this department asked for: the work item shows why."""
             return desk.on_step_refused(tx, message)
 
+        @consume(settings, "deadlines")
+        def on_deadline_moved(self, tx, message: Message):
+            """The centre's ledger moved the deadline of this department's open work: the item follows it."""
+            return desk.on_deadline_moved(tx, message)
+
         # --- the worklist ---------------------------------------------------------------------------
 
         @api("GET", "/work-items", roles=READERS, response=WorklistSchema)

@@ -28,6 +28,11 @@ AB_ACTOR = "system:ab-post"
 MANAGERS = ("department_head", "city_admin")
 
 
+class WorkNotYetArrived(Exception):
+    """News about work this department has not received yet (its routing travels on another queue): the
+    message is retried, not acked and lost."""
+
+
 @dataclass
 class Desk:
     department: str
@@ -83,7 +88,7 @@ class Desk:
                         department=self.department, handling_town=p["handling_town"],
                         accepting_town=p["accepting_town"], item_code=p["item_code"], item_name=p["item_name"],
                         kind=p["kind"], deadline=p["deadline"], status=WorkItemStatus.PENDING, received_at=now,
-                        extension_days_max=p.get("extension_days_max"))
+                        extension_days_max=p.get("extension_days_max"), deadline_version=message.case_version)
         repo.add(item)
         repo.log(item, "receive", "system", now, f"{item.id}:receive:{message.message_id}",
                  data={"case_version": item.case_version})
@@ -141,6 +146,39 @@ class Desk:
                  reason=p["reason"], data=data)
         log.warning("work.step_refused", step=p["step"], reason=p["reason"])
         return "ok"
+
+    def on_deadline_moved(self, tx: Tx, message: Message) -> str:
+        """The ledger moved the deadline (or stopped or restarted the clock) of this department's open work.
+
+        Applied once per case version, in version order: a message older than (or as old as) the version
+        the item already shows is ignored. Recorded in the item's history with the ledger's step and reason."""
+        p = message.payload
+        if p["department"] != self.department:
+            raise Unacceptable(f"deadline of case {message.case_number} for {p['department']}, not {self.department}")
+        repo = WorkItems(tx.session)
+        items = repo.open_for_case(message.case_number, self.department)
+        if not items:
+            if repo.newest_version(message.case_number, self.department) is None:
+                # the routed work (another queue) has not arrived yet: wait for it (retried, never dropped)
+                raise WorkNotYetArrived(f"no work item of case {message.case_number} yet for {self.department}")
+            return "not_open"  # decided or withdrawn here meanwhile: the deadline no longer matters
+        now, outcome = self.clock.now(), "stale"
+        for item in items:
+            bind_context(case_number=item.case_number, department=self.department, town=item.handling_town)
+            applied = item.deadline_version if item.deadline_version is not None else item.case_version
+            if not domain.deadline_news(applied, message.case_version):
+                log.info("work.deadline_stale", applied_version=applied, case_version=message.case_version)
+                continue
+            moved = {"from": item.deadline.isoformat(), "to": p["deadline"].isoformat(),
+                     "provisional": p["deadline_provisional"],
+                     "paused_since": p["paused_since"].isoformat() if p["paused_since"] else None,
+                     "step": p["action"], "case_version": message.case_version}
+            item.deadline, item.deadline_version = p["deadline"], message.case_version
+            repo.log(item, "deadline_moved", "ledger", now, f"{item.id}:deadline_moved:{message.message_id}"[:100],
+                     reason=p.get("reason"), data=moved)
+            log.info("work.deadline_moved", step=p["action"], deadline=moved["to"], case_version=message.case_version)
+            outcome = "ok"
+        return outcome
 
     # --- who holds the work (AB岗) ---------------------------------------------------------------------
 

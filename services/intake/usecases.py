@@ -4,7 +4,9 @@ Each runs inside one transaction (ledger change + outgoing messages). The HTTP a
 with `case_for_step` (the caller's scope, this centre's case); the bus adapter with `on_department_step`
 (the routed version, a department of the case); both then call the same step. Domain errors are raised
 as types (shared.errors); shared.web maps them to HTTP statuses, and a refused department step goes back
-to the department as `case.step_refused`.
+to the department as `case.step_refused`. The ledger owns the deadline: whenever a step moves it, or
+stops or restarts the clock, after the work was routed, each department yet to decide hears it
+(`case.deadline_moved`, one helper: `_tell_deadline`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from shared.contracts import (
     make_message,
     rk_accepted,
     rk_completed,
+    rk_deadline_moved,
     rk_notice_issued,
     rk_routed,
     rk_step_refused,
@@ -34,7 +37,7 @@ from shared.logging import bind_context, get_logger
 from shared.pii import mask_credit_code, mask_resident_id, normalise_resident_id
 from shared.reference import Catalogs
 from shared.store import Store, Tx
-from shared.vocabulary import CaseKind, CaseStatus, DepartmentStep
+from shared.vocabulary import OPEN_CASE_STATUSES, CaseKind, CaseStatus, DepartmentStep
 from shared.workdays import WorkingCalendar
 
 log = get_logger(__name__)
@@ -196,13 +199,16 @@ class Window:
         self._transition(case, action)
         case.missing = still_missing
         today = self.clock.today()
-        if not still_missing and case.clock_started_on and case.paused_from:
+        runs_again = bool(not still_missing and case.clock_started_on and case.paused_from)
+        if runs_again:
             self._run_clock_again(case, today)  # the back office asked for more: the clock stopped then
         elif not still_missing:
             self._start_clock(case, item, today)
         self._record(tx, case, action, actor, data={"supplied": sorted(materials),
                                                     "still_missing": [m["code"] for m in still_missing],
                                                     "deadline": case.deadline})
+        if runs_again:
+            self._tell_deadline(tx, case, action)
         if action == "complete_materials":
             self._route(tx, case, item, only_undecided=True)
         self._issue_for(tx, case, item, action)
@@ -258,6 +264,7 @@ class Window:
         self._transition(case, "pause")
         case.paused_from, case.pause_procedure = self.clock.today(), procedure
         self._record(tx, case, "pause", actor, reason=reason, data={**(data or {}), "procedure": procedure})
+        self._tell_deadline(tx, case, "pause", reason)
         return case
 
     def resume(self, tx: Tx, case: Case, actor: str, reason: str | None = None, data: dict | None = None) -> Case:
@@ -269,6 +276,7 @@ class Window:
         self._run_clock_again(case, self.clock.today())
         case.pause_procedure = None
         self._record(tx, case, "resume", actor, reason=reason, data={**moved, "to": case.deadline})
+        self._tell_deadline(tx, case, "resume", reason)
         return case
 
     def extend(self, tx: Tx, case: Case, actor: str, days: int, reason: str, approved_by: str | None = None,
@@ -285,6 +293,7 @@ class Window:
         case.deadline, case.extended_days = due.date, days
         case.deadline_provisional = case.deadline_provisional or due.provisional
         self._record(tx, case, "extend", actor, reason=reason, data=moved)
+        self._tell_deadline(tx, case, "extend", reason)
         return case
 
     def request_materials(self, tx: Tx, case: Case, actor: str, materials: list[dict], reason: str,
@@ -295,6 +304,7 @@ class Window:
         self._transition(case, "request_materials")
         case.missing, case.paused_from = missing, self.clock.today()
         self._record(tx, case, "request_materials", actor, reason=reason, data={**(data or {}), "materials": missing})
+        self._tell_deadline(tx, case, "request_materials", reason)
         self._issue_for(tx, case, self.item_of(case), "request_materials")
         return case
 
@@ -410,8 +420,10 @@ class Window:
             final = self.calendar.add_working_days(due.date, extra).date if extra else due.date
             moved = {"from": case.deadline, "to": final}
             case.deadline, case.deadline_provisional = final, False
+            case.version += 1  # a change of the ledger: the departments order what they hear by version
             self._record(tx, case, "recompute_deadline", "system:calendar", data=moved,
                          key=f"{case.case_number}:recompute:{case.version}")
+            self._tell_deadline(tx, case, "recompute_deadline")
             changed += 1
         return changed
 
@@ -432,6 +444,21 @@ class Window:
         tx.publish(self._message("case.updated", case, {
             "accepting_town": self.town, "action": action, "status": case.status, "deadline": case.deadline,
             "reason": reason}), rk_updated(self.town))
+
+    def _tell_deadline(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
+        """The ledger moved the deadline or stopped/restarted the clock: every department of the open case
+        that has not decided yet hears the ledger's deadline now (in this transaction, through the outbox).
+
+        Nothing before routing (the departments have no work yet: the routed work carries the deadline)."""
+        if case.routed_version is None or case.status not in OPEN_CASE_STATUSES or case.deadline is None:
+            return
+        decided = {d.department for d in Ledger(tx.session).decisions(case.case_number)}
+        for dept in (d for d in case.departments if d not in decided):
+            tx.publish(self._message("case.deadline_moved", case, {
+                "accepting_town": self.town, "handling_town": case.handling_town, "department": dept,
+                "deadline": case.deadline, "deadline_provisional": bool(case.deadline_provisional),
+                "paused_since": case.paused_from, "action": action, "reason": reason}),
+                rk_deadline_moved(dept, case.handling_town))
 
     def _announce(self, tx: Tx, case: Case) -> None:
         tx.publish(self._message("case.accepted", case, {

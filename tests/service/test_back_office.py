@@ -291,8 +291,16 @@ def test_special_procedure_and_the_one_extension(running, probe):
     r = _post(city, f"/work-items/{item['id']}/extension", t["zhao"], {"days": 1, "reason": "再延一次"})
     assert r.status_code == 409 and "at most once" in r.json()["message"]
     assert _post(city, f"/work-items/{item['id']}/extension/approve", t["wang"]).status_code == 409
-    history = city.call("GET", APPROVAL, f"/work-items/{item['id']}", t["zhao"]).json()["history"]
+    case = city.case(number)
+
+    def ledger_told_all():  # the ledger's deadline follows each step it took (case.deadline_moved)
+        seen = city.call("GET", APPROVAL, f"/work-items/{item['id']}", t["zhao"]).json()
+        return seen if [h["data"]["step"] for h in seen["history"] if h["action"] == "deadline_moved"] == [
+            "pause", "resume", "extend"] else None
+    seen = wait_for(ledger_told_all, what="the ledger's three deadline moves on the work item")
+    assert seen["deadline"] == case["deadline"]
+    history = [h for h in seen["history"] if h["action"] != "deadline_moved"]
     assert [h["action"] for h in history] == ["receive", "claim", "start_procedure", "end_procedure",
                                               "request_extension", "approve_extension"]
     assert history[2]["reason"] == "需现场核实" and history[5]["actor"] == "wang"
-    assert len({h["idempotency_key"] for h in history}) == len(history)
+    assert len({h["idempotency_key"] for h in seen["history"]}) == len(seen["history"])

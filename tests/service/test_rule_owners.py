@@ -54,6 +54,32 @@ def test_the_ledger_refuses_an_extension_and_the_work_item_shows_why(city):
     assert [h["action"] for h in case["history"]].count("extend") == 1
 
 
+def test_the_ledgers_extension_moves_the_work_items_deadline(city):
+    """The ledger owns the deadline: a supervisor extends the case at the window, and the department's
+    work item shows (and ranks by) the new deadline, with the ledger's step in its history."""
+    city.start("intake-320583101", APPROVAL)
+    zhao = city.token("approver", OFFICE, "zhao")
+    number = city.submit("RS-0001").json()["case_number"]
+    item = _item_of(city, APPROVAL, number, zhao)
+    before = city.case(number)["deadline"]
+    assert item["deadline"] == before
+    supervisor = city.token("supervisor", "city", "supervisor-1")
+    r = city.act(number, "extension", {"days": 3, "reason": "窗口延期"}, token=supervisor)
+    assert r.status_code == 200, r.text
+    after = city.case(number)["deadline"]
+    assert after != before
+
+    def moved():
+        seen = city.call("GET", APPROVAL, f"/work-items/{item['id']}", zhao).json()
+        return seen if seen["deadline"] == after else None
+    seen = wait_for(moved, what="the ledger's new deadline on the work item")
+    entry = next(h for h in seen["history"] if h["action"] == "deadline_moved")
+    assert (entry["actor"], entry["reason"], entry["data"]["step"]) == ("ledger", "窗口延期", "extend")
+    assert (entry["data"]["from"], entry["data"]["to"]) == (before, after)
+    listed = _item_of(city, APPROVAL, number, zhao)
+    assert listed["deadline"] == after and listed["status"] == "pending"
+
+
 @pytest.fixture
 def joint_city(tmp_path):
     c = City(amqp_url="amqp://guest:guest@127.0.0.1:5672//", data_dir=tmp_path / "data",

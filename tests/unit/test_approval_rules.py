@@ -362,6 +362,43 @@ def test_the_ledgers_refusal_shows_on_the_work_item(desk_and_store):
     assert type(foreign.value).__name__ == "NotVisible" and str(foreign.value) == f"no work item {item_id}"
 
 
+def _deadline_moved(number, version, deadline, action="extend", paused_since=None):
+    return make_message("case.deadline_moved", number, version, {
+        "accepting_town": TOWN, "handling_town": TOWN, "department": "renshe", "deadline": deadline,
+        "deadline_provisional": False, "paused_since": paused_since, "action": action, "reason": "窗口延期"},
+        producer=f"intake-{TOWN}")
+
+
+def test_the_ledgers_deadline_moves_the_work_item_once_per_case_version(desk_and_store):
+    """The ledger owns the deadline: the item follows it, ranks by it, keeps it in its history, and a message
+    about an older case version than the one it shows (overtaken, redelivered) changes nothing."""
+    desk, store = desk_and_store
+    number, other = "320583101-20261102-00003", "320583101-20261102-00004"
+    assert _route(desk, store, number, date(2026, 11, 9)) == "ok"
+    assert _route(desk, store, other, date(2026, 11, 12)) == "ok"
+    zhao = _who("approver", "zhao")
+    with store.transaction() as tx:
+        assert desk.on_deadline_moved(tx, _deadline_moved(number, 3, date(2026, 11, 20))) == "ok"
+    with store.transaction() as tx:  # the pause of version 2 arrives late: older than what the item shows
+        assert desk.on_deadline_moved(tx, _deadline_moved(number, 2, date(2026, 11, 9), "pause",
+                                                          paused_since=date(2026, 11, 3))) == "stale"
+        assert desk.on_deadline_moved(tx, _deadline_moved(number, 3, date(2026, 11, 20))) == "stale"
+    with store.transaction() as tx:
+        listing = desk.worklist(tx, zhao, {})
+        item_id = next(i["id"] for i in listing["items"] if i["case_number"] == number)
+        view = desk.detail(tx, desk.visible_item(tx, zhao, item_id))
+    assert [i["case_number"] for i in listing["items"]] == [other, number], "ranked by the ledger's deadline"
+    assert view["deadline"] == date(2026, 11, 20) and view["days_left"] == 13
+    moved = [h for h in view["history"] if h["action"] == "deadline_moved"]
+    assert len(moved) == 1 and moved[0]["actor"] == "ledger" and moved[0]["reason"] == "窗口延期"
+    assert moved[0]["data"] == {"from": "2026-11-09", "to": "2026-11-20", "provisional": False,
+                                "paused_since": None, "step": "extend", "case_version": 3}
+    with store.transaction() as tx:  # news of work not here yet waits (retried) instead of being lost
+        with pytest.raises(Exception, match="no work item") as early:
+            desk.on_deadline_moved(tx, _deadline_moved("320583101-20261102-00099", 2, date(2026, 11, 20)))
+    assert type(early.value).__name__ == "WorkNotYetArrived"
+
+
 def test_the_response_schemas_say_what_the_desk_answers(desk_and_store):
     import json
 

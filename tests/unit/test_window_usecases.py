@@ -152,6 +152,54 @@ def test_the_ledger_refuses_a_department_step_and_tells_the_department(window):
     assert "1 to 15" in _sent(window)[-1][1]["payload"]["reason"]
 
 
+def test_the_ledger_tells_each_undecided_department_when_it_moves_the_deadline(window):
+    """The ledger owns the deadline: a pause and an extension after routing reach, in the same transaction
+    (the outbox), every department of the joint case still to decide, never one that has decided."""
+    number = _open(window, item="MZ-0009", materials=("idcard", "disability", "apply", "bank"))
+    routed = {b["payload"]["department"] for k, b in _sent(window) if k.startswith("case.routed.")}
+    assert routed == {"minzheng", "canlian"} and not [k for k, _ in _sent(window) if "deadline_moved" in k]
+    with window.store.transaction() as tx:
+        assert window.apply_decision(tx, make_message("case.decided", number, 1, {
+            "accepting_town": TOWN, "handling_town": TOWN, "department": "minzheng", "outcome": "approved",
+            "result_number": "MZ-1", "decided_by": "li", "work_item_id": 3}, producer="approval-minzheng")) == "ok"
+    supervisor = _who("supervisor", "city", "sup-1")
+    before = len(_sent(window))
+    extended = _step(window, number, "extend", 3, "窗口延期", who=supervisor)
+    (key, moved), = [(k, b) for k, b in _sent(window)[before:] if k.startswith("case.deadline_moved.")]
+    assert key == f"case.deadline_moved.canlian.{TOWN}", "the department that decided hears nothing"
+    assert moved["case_version"] == extended["version"] and moved["type"] == "case.deadline_moved"
+    assert moved["payload"] | {"reason": None} == {
+        "accepting_town": TOWN, "handling_town": TOWN, "department": "canlian", "action": "extend",
+        "deadline": extended["deadline"].isoformat(), "deadline_provisional": extended["deadline_provisional"],
+        "paused_since": None, "reason": None}
+    window.clock.advance(days=1)
+    before = len(_sent(window))
+    paused = _step(window, number, "pause", "现场勘察", "核实", who=supervisor)
+    [(key, moved)] = [(k, b) for k, b in _sent(window)[before:] if k.startswith("case.deadline_moved.")]
+    assert key == f"case.deadline_moved.canlian.{TOWN}" and moved["case_version"] == paused["version"]
+    assert (moved["payload"]["action"], moved["payload"]["paused_since"]) == ("pause", "2026-11-03")
+
+
+def test_every_step_that_moves_the_clock_after_routing_tells_the_department(window):
+    """A single department's case: pause, resume, more materials and the clock running again each reach it."""
+    number = _open(window)
+    _step(window, number, "pause", "听证", "听证")
+    window.clock.advance(days=7)
+    _step(window, number, "resume")
+    with window.store.transaction() as tx:
+        assert window.on_department_step(tx, _department_asks(window, number, "request_materials",
+                                                              materials=[{"name": "劳动合同"}])) == "ok"
+    window.clock.advance(days=7)
+    _step(window, number, "supplement", ["renshe-1"])
+    moved = [(k, b) for k, b in _sent(window) if k.startswith("case.deadline_moved.")]
+    assert {k for k, _ in moved} == {f"case.deadline_moved.renshe.{TOWN}"}
+    assert [(b["payload"]["action"], b["payload"]["paused_since"], b["payload"]["deadline"]) for _, b in moved] == [
+        ("pause", "2026-11-02", "2026-11-09"), ("resume", None, "2026-11-16"),
+        ("request_materials", "2026-11-09", "2026-11-16"), ("complete_materials", None, "2026-11-23")]
+    versions = [b["case_version"] for _, b in moved]
+    assert versions == sorted(set(versions)), "each one a newer case version: the desk orders them so"
+
+
 def test_reads_are_scoped(window):
     _open(window)
     with window.store.transaction() as tx:
