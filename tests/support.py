@@ -59,8 +59,9 @@ class City:
     retry_delays: tuple = (0.2, 0.5, 1.0)  # short waits: the defaults are 1 s … 30 min
     departments: tuple = ("minzheng", "renshe")
     cluster: Cluster = field(default_factory=Cluster)
-    # the hex time it was made, then randomness: a sweep can tell a killed run's leftovers by their age
-    prefix: str = field(default_factory=lambda: f"t{int(time.time()):08x}{uuid.uuid4().hex[:2]}")
+    # the hex time it was made, then randomness (enough that two cities made in one second never share a bus,
+    # as one's background removal would take the other's queues): a sweep tells a killed run's leftovers by age
+    prefix: str = field(default_factory=lambda: f"t{int(time.time()):08x}{uuid.uuid4().hex[:6]}")
     _db_urls: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -272,7 +273,7 @@ def wait_for_removals() -> None:
     _REMOVALS.waitall()
 
 
-_TEST_PREFIX = re.compile(r"^(t[0-9a-f]{10})[.-]")
+_TEST_PREFIX = re.compile(r"^(t[0-9a-f]{10}(?:[0-9a-f]{4})?)[.-]")
 
 
 def sweep_stale_test_buses(amqp_url: str, idle_minutes: float = 10.0) -> list[str]:
