@@ -272,7 +272,9 @@ def calendar_of(book: Book, calendar: WorkingCalendar | None = None) -> WorkingC
 class StreamClient:
     """Reads and publishes the deployment's reference stream (the CLI, the bus set-up step)."""
 
-    def __init__(self, amqp_url: str, prefix: str, idle: float = 0.5, connect_timeout: float = 10.0):
+    IDLE = 0.5  # seconds of quiet that end a read: RabbitMQ 3.10 tells no stream's end (its message count is 0)
+
+    def __init__(self, amqp_url: str, prefix: str, idle: float = IDLE, connect_timeout: float = 10.0):
         self.amqp_url = amqp_url
         self.prefix = prefix
         self.idle = idle

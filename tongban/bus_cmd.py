@@ -17,24 +17,35 @@ from shared import busauth, registry
 from shared.bus import Topology
 from shared.catalog import SAMPLE_CATALOG
 from shared.config import Settings
-from shared.reference import CATALOG, Record, StreamClient
+from shared.reference import CATALOG, Book, Catalogs, Record, StreamClient, make_record
 
 
-def seed_sample(settings: Settings) -> Record | None:
+def seed_sample(settings: Settings, book: Book | None = None) -> Record | None:
     """Publish the shipped sample catalogue to the reference stream if it holds no catalogue yet (the
-    returned record), else nothing: a deployment never serves the sample unless nobody loaded one."""
-    stream = StreamClient(settings.amqp_url, settings.bus_prefix)
-    if stream.catalogs().ready:
+    returned record, added to `book` when given), else nothing: a deployment never serves the sample
+    unless nobody loaded one."""
+    stream = _stream(settings)
+    book = book if book is not None else stream.book()
+    if Catalogs(book).ready:
         return None
-    record, _published = stream.load(CATALOG, SAMPLE_CATALOG.read_text(encoding="utf-8"), "tongban bus declare")
+    record = make_record(CATALOG, SAMPLE_CATALOG.read_text(encoding="utf-8"), "tongban bus declare")
+    if book.check(record):
+        stream.publish(record)
+        book.add(record)
     return record
+
+
+def _stream(settings: Settings) -> StreamClient:
+    return StreamClient(settings.amqp_url, settings.bus_prefix,
+                        idle=float(settings.extra.get("reference_idle", StreamClient.IDLE)))
 
 
 def declare(settings: Settings, management: str | None = None) -> dict:
     """Declare the reference stream (with the sample catalogue while it has none) and the whole registry
     (as the admin the AMQP URL names), and set the consumers' policy."""
-    sample = seed_sample(settings)
-    catalogs = StreamClient(settings.amqp_url, settings.bus_prefix).catalogs()
+    book = _stream(settings).book()  # read once: the sample (if needed) is added to it
+    sample = seed_sample(settings, book)
+    catalogs = Catalogs(book)
     towns, departments = registry.catalogue_scope(catalogs)
     topology = Topology.of(settings)
     names = registry.declare_deployment(settings.amqp_url, topology, towns, departments,
