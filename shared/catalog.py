@@ -16,14 +16,13 @@ from pathlib import Path
 
 import yaml
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     validate,
     validates_schema,
 )
 
+from shared.schemas import StrictSchema
 from shared.vocabulary import ITEM_KINDS
 
 SAMPLE_CATALOG = Path(__file__).parent / "data" / "catalog" / "sample-city.yaml"
@@ -50,12 +49,7 @@ class CatalogError(ValueError):
         self.problems = list(problems) if problems else ([] if details is None else [str(details)])
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class MaterialSchema(_Strict):
+class MaterialSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,32}$"))
     name = fields.String(required=True, validate=validate.Length(1, 200))
     issuer = fields.String(load_default="申请人")
@@ -64,7 +58,7 @@ class MaterialSchema(_Strict):
     deferrable = fields.Boolean(load_default=False)  # 容缺受理: may be supplied after acceptance
 
 
-class ItemSchema(_Strict):
+class ItemSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,32}$"))
     name = fields.String(required=True, validate=validate.Length(1, 200))
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
@@ -125,23 +119,23 @@ class ItemSchema(_Strict):
             raise ValidationError(problems)
 
 
-class VillageSchema(_Strict):
+class VillageSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^\d{12}$"))
     name = fields.String(required=True)
 
 
-class TownSchema(_Strict):
+class TownSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^\d{9}$"))
     name = fields.String(required=True)
     villages = fields.List(fields.Nested(VillageSchema), load_default=list)
 
 
-class DepartmentSchema(_Strict):
+class DepartmentSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$"))
     name = fields.String(required=True)
 
 
-class CatalogSchema(_Strict):
+class CatalogSchema(StrictSchema):
     # the version names the stored file (`<version>.yaml`) and is kept on every case: letters, digits, . _ -
     version = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$", error="version must be 1-32 letters, digits, '.', '_' or '-'"))

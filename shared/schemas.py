@@ -2,7 +2,14 @@
 (/health, /health/live, /openapi.json), as dump schemas for the OpenAPI document."""
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+
+
+class StrictSchema(Schema):
+    """A request body or file read strictly: an unknown field is an error, said back to the sender."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class ErrorSchema(Schema):

@@ -3,21 +3,17 @@
 Only what JSON Schema can say is checked here (the OpenAPI document must stay true); the rules that
 need more (a refusal's reason, `to` after `from`, A and B two people) are the desk's, with a 400.
 """
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES
+from shared.schemas import StrictSchema
 from shared.vocabulary import CaseKind, ExtensionStatus, Outcome, WorkItemStatus
 
 STAFF_ID = validate.Length(1, 64)
 REASON = validate.Length(1, 500)
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class DecisionSchema(_Strict):
+class DecisionSchema(StrictSchema):
     outcome = fields.String(required=True, validate=validate.OneOf([str(o) for o in Outcome]))
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     result_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 100),
@@ -26,30 +22,30 @@ class DecisionSchema(_Strict):
                               metadata={"description": "an approval's validity: the last day it holds"})
 
 
-class RequestedMaterialSchema(_Strict):
+class RequestedMaterialSchema(StrictSchema):
     code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 32))
     name = fields.String(required=True, validate=validate.Length(1, 200))
 
 
-class MaterialsRequestSchema(_Strict):
+class MaterialsRequestSchema(StrictSchema):
     materials = fields.List(fields.Nested(RequestedMaterialSchema), required=True,
                             validate=validate.Length(1, 30),
                             metadata={"description": "every missing material at once (一次性告知)"})
     reason = fields.String(required=True, validate=REASON)
 
 
-class ProcedureSchema(_Strict):
+class ProcedureSchema(StrictSchema):
     procedure = fields.String(required=True, validate=validate.OneOf(SPECIAL_PROCEDURES),
                               metadata={"description": "the special procedure (特别程序) that stops the clock"})
     reason = fields.String(required=True, validate=REASON)
 
 
-class ProcedureEndSchema(_Strict):
+class ProcedureEndSchema(StrictSchema):
     reason = fields.String(required=True, validate=REASON,
                            metadata={"description": "what the procedure found, e.g. 专家评审结束"})
 
 
-class ExtensionRequestSchema(_Strict):
+class ExtensionRequestSchema(StrictSchema):
     # 60 is the message contract's bound, not the rule: the case's ledger decides (see extension_days_max)
     days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60),
                           metadata={"description": "working days added to the deadline; at most the work "
@@ -57,7 +53,7 @@ class ExtensionRequestSchema(_Strict):
     reason = fields.String(required=True, validate=REASON)
 
 
-class PostSchema(_Strict):
+class PostSchema(StrictSchema):
     a = fields.String(required=True, validate=STAFF_ID, metadata={"description": "the A holder's staff id"})
     b = fields.String(required=True, validate=STAFF_ID, metadata={"description": "the B holder's staff id"})
     head = fields.String(load_default=None, allow_none=True, validate=STAFF_ID,
@@ -65,7 +61,7 @@ class PostSchema(_Strict):
                                                   "(default: the department head setting the post)"})
 
 
-class AbsenceSchema(_Strict):
+class AbsenceSchema(StrictSchema):
     holder = fields.String(required=True, validate=STAFF_ID)
     from_ = fields.DateTime(required=True, data_key="from",
                             metadata={"description": "away from this moment on (a time without offset, or a "
@@ -79,7 +75,7 @@ class AbsenceSchema(_Strict):
 
 # --- responses ----------------------------------------------------------------------------------------
 
-class ExtensionViewSchema(_Strict):
+class ExtensionViewSchema(StrictSchema):
     days = fields.Integer(required=True)
     reason = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf([str(s) for s in ExtensionStatus]),
@@ -94,7 +90,7 @@ class ExtensionViewSchema(_Strict):
     refused_at = fields.DateTime(allow_none=True)
 
 
-class WorkItemSchema(_Strict):
+class WorkItemSchema(StrictSchema):
     id = fields.Integer(required=True)
     case_number = fields.String(required=True)
     case_version = fields.Integer(required=True)
@@ -122,7 +118,7 @@ class WorkItemSchema(_Strict):
         "description": "working days an extension may still add, as the centre said when routing (0: none)"})
 
 
-class WorkActionSchema(_Strict):
+class WorkActionSchema(StrictSchema):
     action = fields.String(required=True)
     actor = fields.String(required=True)
     at = fields.DateTime(required=True)
@@ -131,7 +127,7 @@ class WorkActionSchema(_Strict):
     idempotency_key = fields.String(required=True)
 
 
-class RefusedStepSchema(_Strict):
+class RefusedStepSchema(StrictSchema):
     step = fields.String(required=True)
     reason = fields.String(required=True, metadata={"description": "the centre's ledger's reason"})
     at = fields.DateTime(required=True)
@@ -143,14 +139,14 @@ class WorkItemDetailSchema(WorkItemSchema):
     refused_steps = fields.List(fields.Nested(RefusedStepSchema), required=True)
 
 
-class WorklistSchema(_Strict):
+class WorklistSchema(StrictSchema):
     department = fields.String(required=True)
     today = fields.Date(required=True)
     items = fields.List(fields.Nested(WorkItemSchema), required=True)
     paused = fields.List(fields.Nested(WorkItemSchema), required=True)
 
 
-class AbsenceViewSchema(_Strict):
+class AbsenceViewSchema(StrictSchema):
     id = fields.Integer(required=True)
     office = fields.String(required=True)
     holder = fields.String(required=True)
@@ -161,13 +157,13 @@ class AbsenceViewSchema(_Strict):
     moved_work_items = fields.List(fields.Integer(), metadata={"description": "after POST: the work that moved"})
 
 
-class OnDutySchema(_Strict):
+class OnDutySchema(StrictSchema):
     holder = fields.String(allow_none=True)
     role = fields.String(allow_none=True)
     because = fields.String(allow_none=True)
 
 
-class PostViewSchema(_Strict):
+class PostViewSchema(StrictSchema):
     office = fields.String(required=True)
     a = fields.String(required=True)
     b = fields.String(required=True)
@@ -178,12 +174,12 @@ class PostViewSchema(_Strict):
     updated_at = fields.DateTime(required=True)
 
 
-class PostsSchema(_Strict):
+class PostsSchema(StrictSchema):
     department = fields.String(required=True)
     posts = fields.List(fields.Nested(PostViewSchema), required=True)
 
 
-class HandoverSchema(_Strict):
+class HandoverSchema(StrictSchema):
     id = fields.Integer(required=True)
     work_item_id = fields.Integer(required=True)
     case_number = fields.String(required=True)
@@ -195,7 +191,7 @@ class HandoverSchema(_Strict):
     actor = fields.String(required=True)
 
 
-class HandoversSchema(_Strict):
+class HandoversSchema(StrictSchema):
     department = fields.String(required=True)
     office = fields.String(required=True)
     handovers = fields.List(fields.Nested(HandoverSchema), required=True)

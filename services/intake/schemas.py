@@ -1,18 +1,14 @@
 """Wire formats of the window API: request bodies (loaded) and responses (dump schemas, for the
 OpenAPI document and for clients and fuzzers that check what they get)."""
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
+from shared.schemas import StrictSchema
 from shared.vocabulary import CaseKind, CaseStatus, ContactChannel, NoticeKind, Outcome
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class ApplicantSchema(_Strict):
+class ApplicantSchema(StrictSchema):
     type = fields.String(load_default="person", validate=validate.OneOf(["person", "organisation"]))
     name = fields.String(required=True, validate=validate.Length(1, 100))
     id_number = fields.String(load_default=None, allow_none=True,
@@ -42,7 +38,7 @@ class ApplicantSchema(_Strict):
             raise ValidationError("not a valid mainland mobile number", "phone")
 
 
-class SubmitCaseSchema(_Strict):
+class SubmitCaseSchema(StrictSchema):
     item_code = fields.String(required=True, validate=validate.Length(1, 32))
     applicant = fields.Nested(ApplicantSchema, required=True)
     materials = fields.List(fields.String(validate=validate.Length(1, 32)), load_default=list)
@@ -53,21 +49,21 @@ class SubmitCaseSchema(_Strict):
                                   metadata={"description": "not accepted (不予受理): the written reason"})
 
 
-class MaterialsSchema(_Strict):
+class MaterialsSchema(StrictSchema):
     materials = fields.List(fields.String(validate=validate.Length(1, 32)), required=True,
                             validate=validate.Length(min=1))
 
 
-class ReasonSchema(_Strict):
+class ReasonSchema(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
-class PauseSchema(_Strict):
+class PauseSchema(StrictSchema):
     procedure = fields.String(required=True, validate=validate.OneOf(SPECIAL_PROCEDURES))
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
-class ExtensionSchema(_Strict):
+class ExtensionSchema(StrictSchema):
     days = fields.Integer(required=True, strict=True, validate=validate.Range(1, 60))
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
@@ -78,12 +74,12 @@ def _one_of(enum) -> validate.OneOf:
     return validate.OneOf([str(m) for m in enum])
 
 
-class MaterialRefSchema(_Strict):
+class MaterialRefSchema(StrictSchema):
     code = fields.String(required=True)
     name = fields.String(required=True)
 
 
-class ApplicantViewSchema(_Strict):
+class ApplicantViewSchema(StrictSchema):
     type = fields.String(required=True)
     name = fields.String(required=True)
     id_number = fields.String(metadata={"description": "masked"})
@@ -91,19 +87,19 @@ class ApplicantViewSchema(_Strict):
     phone = fields.String(required=True, metadata={"description": "masked"})
 
 
-class PausedSchema(_Strict):
+class PausedSchema(StrictSchema):
     since = fields.Date(required=True)
     procedure = fields.String(allow_none=True)
 
 
-class ProgressSchema(_Strict):
+class ProgressSchema(StrictSchema):
     department = fields.String(required=True)
     lead = fields.Boolean(required=True)
     outcome = fields.String(allow_none=True, validate=_one_of(Outcome))
     reason = fields.String(allow_none=True)
 
 
-class HistoryEntrySchema(_Strict):
+class HistoryEntrySchema(StrictSchema):
     seq = fields.Integer(required=True)
     action = fields.String(required=True)
     actor = fields.String(required=True)
@@ -112,7 +108,7 @@ class HistoryEntrySchema(_Strict):
     data = fields.Dict(required=True)
 
 
-class NoticeRefSchema(_Strict):
+class NoticeRefSchema(StrictSchema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True, validate=_one_of(NoticeKind))
     title = fields.String(required=True)
@@ -120,7 +116,7 @@ class NoticeRefSchema(_Strict):
     sms_text = fields.String(required=True)
 
 
-class CaseSchema(_Strict):
+class CaseSchema(StrictSchema):
     """A case as lists show it (numbers masked)."""
 
     case_number = fields.String(required=True)
@@ -167,13 +163,13 @@ class CaseDetailSchema(CaseSchema):
     notices = fields.List(fields.Nested(NoticeRefSchema), required=True)
 
 
-class CaseListSchema(_Strict):
+class CaseListSchema(StrictSchema):
     cases = fields.List(fields.Nested(CaseSchema), required=True)
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
 
 
-class StatsSchema(_Strict):
+class StatsSchema(StrictSchema):
     town = fields.String(required=True)
     cases = fields.Integer(required=True)
     accepted = fields.Integer(required=True)
@@ -186,13 +182,13 @@ class StatsSchema(_Strict):
     department_decisions = fields.Integer(required=True)
 
 
-class LedgerCheckSchema(_Strict):
+class LedgerCheckSchema(StrictSchema):
     cases = fields.Integer(required=True)
     broken = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
                          metadata={"description": "case number -> seq of the first broken link"})
 
 
-class CatalogItemSummarySchema(_Strict):
+class CatalogItemSummarySchema(StrictSchema):
     code = fields.String(required=True)
     name = fields.String(required=True)
     category = fields.String(required=True)
@@ -208,7 +204,7 @@ class CatalogItemSummarySchema(_Strict):
     city_wide = fields.Boolean(required=True)
 
 
-class CatalogSchema(_Strict):
+class CatalogSchema(StrictSchema):
     version = fields.String(required=True)
     items = fields.List(fields.Nested(CatalogItemSummarySchema), required=True)
 
