@@ -7,8 +7,8 @@ from services.agent.models import AgentCase, AgentCases, Replies, Reply
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message
+from shared.errors import NotPermitted
 from shared.store import Tx
-from shared.web import Forbidden
 
 
 class CaseNotHeardOf(Exception):
@@ -59,5 +59,5 @@ class Station:
         """The city's figures, or one town's for a town scope; no other scope has any."""
         allowed, town = auth.visible_town(principal)
         if not allowed:
-            raise Forbidden(f"no statistics for scope {principal.scope}")
+            raise NotPermitted(f"no statistics for scope {principal.scope}")
         return {"replies_owed": Replies(tx.session).count(town), "agent_cases": AgentCases(tx.session).count(town)}

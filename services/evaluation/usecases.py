@@ -8,8 +8,8 @@ from services.evaluation.models import CaseEvent, Events
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message
+from shared.errors import NotPermitted, NotVisible
 from shared.store import Tx
-from shared.web import Forbidden, NotFound
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Recorder:
         r = domain.reach(case_number, [(e.type, e.data or {}) for e in events])
         if not events or not auth.can_see_record(principal, towns=r.towns, departments=r.departments,
                                                  agent=r.agent):
-            raise NotFound(f"no case {case_number}")
+            raise NotVisible(f"no case {case_number}")
         return [{"type": e.type, "case_version": e.case_version, "producer": e.producer,
                  "occurred_at": e.occurred_at, "data": e.data} for e in events]
 
@@ -37,7 +37,7 @@ class Recorder:
         """The city's figures, or one town's (the cases it accepted) for a town scope."""
         allowed, town = auth.visible_town(principal)
         if not allowed:
-            raise Forbidden(f"no statistics for scope {principal.scope}")
+            raise NotPermitted(f"no statistics for scope {principal.scope}")
         return {"cases_by_event": Events(tx.session).cases_by_type(town)}
 
 

@@ -33,10 +33,10 @@ from services.notify.models import Contact, Deliveries, Delivery, KnownCases
 from shared import auth
 from shared.clock import Clock
 from shared.contracts import Message, Unacceptable, make_message, rk_notice_sent
+from shared.errors import NotPermitted, NotVisible
 from shared.logging import get_logger
 from shared.pii import mask_phone, mask_text
 from shared.store import Tx
-from shared.web import Forbidden, NotFound
 
 log = get_logger(__name__)
 
@@ -246,7 +246,7 @@ class Notifier:
         """A case's deliveries; a case outside the caller's scope is answered like one never heard of."""
         contact = Deliveries(tx.session).contact(case_number)
         if contact is None or not auth.can_see_record(principal, towns=(contact.accepting_town,)):
-            raise NotFound(f"no notices for case {case_number}")
+            raise NotVisible(f"no notices for case {case_number}")
         return [{"id": d.id, "notice_kind": d.notice_kind, "notice_id": d.notice_id, "channel": d.channel,
                  "text": d.text, "status": d.status, "attempts": d.attempts, "created_at": d.created_at,
                  "sent_at": d.sent_at}
@@ -256,7 +256,7 @@ class Notifier:
         """The city's figures, or one town's for a town scope; no other scope has any."""
         allowed, town = auth.visible_town(principal)
         if not allowed:
-            raise Forbidden(f"no statistics for scope {principal.scope}")
+            raise NotPermitted(f"no statistics for scope {principal.scope}")
         counts = Deliveries(tx.session).counts(town)
         by_kind = counts["by_kind"]
         return {"by_kind": by_kind, "total": sum(by_kind.values()), "result": by_kind.get("result", 0),
