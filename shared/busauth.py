@@ -26,10 +26,14 @@ from shared.deadletters import management_url
 # what each kind publishes, by exchange: the contracts' message types (the routing key starts with the type)
 PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     "intake": {"events": ("case.accepted", "case.updated", "case.completed", "case.step_refused",
-                          "case.deadline_moved", "notice.issued"),
+                          "case.deadline_moved", "notice.issued", "case.escalated", "case.transfer",
+                          "station.refused"),
                "work": ("case.routed",)},
-    "approval": {"events": ("case.decided", "case.department")},
-    "agent": {},
+    "approval": {"events": ("case.decided", "case.department", "escalation.decided")},
+    # the village stations relay submissions; the town agents relay escalated work to the city departments
+    # (only to a city department's queue: see TOPIC_WRITE) and bring their decisions back
+    "agent": {"events": ("station.submitted", "escalation.relayed", "escalation.returned"),
+              "work": ("case.routed",)},
     "notify": {"events": ("notice.sent",)},
     "evaluation": {},
 }
@@ -37,6 +41,10 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
 INSTANCES = {"intake": r"intake-[0-9]{9}", "approval": r"approval-[a-z][a-z0-9_]*", "agent": "agent",
              "notify": "notify", "evaluation": "evaluation"}
 KINDS = tuple(PUBLISHES)
+# narrower topic permissions than "the types' routing keys" where a kind may publish a type only to some
+TOPIC_WRITE: dict[tuple[str, str], str] = {
+    ("agent", "work"): r"^case\.routed\.[^.]+\.city$",  # work for a city department, never a town office
+}
 
 
 class BusAuthError(Exception):
@@ -66,7 +74,8 @@ def permissions(kind: str, prefix: str) -> tuple[dict, list[dict]]:
         # and the reference stream (catalogue and calendar records), which every kind may read
         "read": rf"^{p}\.(events|work|dlx|retry|requeue|reference)$|^{p}\.{inst}\.|^{p}\.retry-{kind}\.",
     }
-    topic = [{"exchange": f"{prefix}.{ex}", "write": "^(" + "|".join(re.escape(t) for t in types) + r")\.",
+    topic = [{"exchange": f"{prefix}.{ex}",
+              "write": TOPIC_WRITE.get((kind, ex)) or "^(" + "|".join(re.escape(t) for t in types) + r")\.",
               "read": ".*"} for ex, types in sorted(publishes.items())]
     # a failed message goes to wait, or to its dead-letter queue, only under its own queue's name
     own = rf"{p}\.{inst}\."

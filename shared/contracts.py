@@ -14,6 +14,17 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     case.completed.<accepting town>                          the ledger closed the case (agent, evaluation)
     notice.issued.<accepting town>                           the centre issued a notice (文书): notify delivers it
     notice.sent.<accepting town>                             notify delivered a notice
+    case.escalated.<accepting town>                          初审 passed: the town agent relays the work (agent)
+    case.transfer.<handling town>                            全城通办: the accepting centre's record of a case
+                                                             another town's office handles (its intake keeps it)
+    station.submitted.<town>                                 a village station relays a submission (报送) to
+                                                             the town's intake (the envelope's case number is the
+                                                             station's submission number, version 0)
+    station.refused.<town>                                   the town could not open a case from a submission
+    escalation.relayed.<accepting town>                      the town agent took the work to the city department
+    escalation.decided.<department>.<accepting town>         a city department decided relayed work: to the
+                                                             town agent, not the ledger
+    escalation.returned.<accepting town>                     the town agent brought the city's decision back
 
 A consumer that gets a body it cannot read raises MalformedMessage: the message goes to the
 dead-letter queue at once instead of being retried.
@@ -55,6 +66,8 @@ HANDLING_TOWN = validate.Regexp(r"^(\d{9}|city)$", error="must be a 9-digit town
 TOWN = [validate.Length(max=9), TOWN_CODE]
 DEPT = [validate.Length(max=32), DEPT_CODE]
 HANDLING = [validate.Length(max=9), HANDLING_TOWN]
+VILLAGE = [validate.Length(max=12), validate.Regexp(r"^\d{12}$", error="must be a 12-digit village code")]
+DELIVERIES = ("pickup", "mail")  # how a result reaches the applicant: pickup at the accepting centre, EMS mail
 CASE_KINDS = tuple(str(k) for k in CaseKind)
 NOTICE_KINDS = tuple(str(k) for k in NoticeKind)
 OUTCOMES = tuple(str(o) for o in Outcome)
@@ -91,6 +104,8 @@ NAME_MAX = 200  # item and material names, titles
 STATUS_MAX = 20  # status columns
 ACTION_MAX = 40  # case_actions.action, work_actions.action
 CHANNEL_MAX = 10  # contacts.channel, deliveries.channel
+TRACKING_NUMBER_MAX = 20  # waybills.tracking_number (an EMS S10 number is 13 characters)
+TEXT_MAX = 2000  # a station's service record: what was asked, how it was solved
 
 
 class Contract(Schema):
@@ -123,6 +138,10 @@ class CaseAcceptedV1(Contract):
     deadline = fields.Date(required=True, allow_none=True)
     first_responder = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
     via_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
+    # added (tolerant readers): the village station a case came from, and the station's submission number
+    village = fields.String(load_default=None, allow_none=True, validate=VILLAGE)
+    station_submission = fields.String(load_default=None, allow_none=True,
+                                       validate=validate.Length(max=CASE_NUMBER_MAX))
 
 
 class CaseUpdatedV1(Contract):
@@ -131,6 +150,8 @@ class CaseUpdatedV1(Contract):
     status = fields.String(required=True, validate=validate.Length(max=STATUS_MAX))
     deadline = fields.Date(required=True, allow_none=True)
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=LEDGER_REASON_MAX))
+    # added (tolerant readers): the village agent who submitted the case (the station follows its progress)
+    via_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
 
 
 class CaseRoutedV1(Contract):
@@ -147,6 +168,9 @@ class CaseRoutedV1(Contract):
     # added (tolerant readers): what the back office may still ask of the ledger. The working days an
     # extension may add, 0 once the case has had its one extension; absent (None) from older producers.
     extension_days_max = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    # added (tolerant readers): the town agent who relayed escalated work (上报件); the department sends its
+    # decision back through them (escalation.decided). None: the ledger routed the work itself
+    relayed_by = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
 
 
 class CaseDecidedV1(Contract):
@@ -245,6 +269,11 @@ class CaseCompletedV1(Contract):
     deadline = fields.Date(required=True, allow_none=True)
     on_time = fields.Boolean(required=True)
     via_agent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
+    # added (tolerant readers): the village station, how the result reaches the applicant, the EMS waybill
+    village = fields.String(load_default=None, allow_none=True, validate=VILLAGE)
+    delivery = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(DELIVERIES))
+    tracking_number = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(max=TRACKING_NUMBER_MAX))
 
 
 class NoticeIssuedV1(Contract):
@@ -263,6 +292,106 @@ class NoticeSentV1(Contract):
     delivery_id = fields.Integer(required=True)
 
 
+# --- village stations, town agents, 全城通办 (issue 9) --------------------------------------------
+
+class AuthorisationSchema(Contract):
+    """委托: the villager's authorisation for the agent to submit on their behalf."""
+
+    by = fields.String(required=True, validate=validate.Length(1, 100))  # who authorised (the villager)
+    matters = fields.String(required=True, validate=validate.Length(1, 200))  # for what
+    signed_at = fields.AwareDateTime(required=True, default_timezone=UTC)  # when
+    method = fields.String(required=True, validate=validate.Length(1, 20))  # how signed (手写签名, 按手印 …)
+
+
+class StationApplicantSchema(Contract):
+    type = fields.String(load_default="person", validate=validate.OneOf(["person", "organisation"]))
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=18))
+    credit_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=18))
+    phone = fields.String(required=True, validate=validate.Length(max=20))
+    channel = fields.String(load_default="sms", validate=validate.Length(1, CHANNEL_MAX))
+    town = fields.String(load_default=None, allow_none=True, validate=TOWN)  # household town (全城通办)
+
+
+class StationSubmittedV1(Contract):
+    """报送: a village station relays a villager's submission to the town centre; the envelope's case number
+    is the station's submission number, its case version 0."""
+
+    town = fields.String(required=True, validate=TOWN)
+    village = fields.String(required=True, validate=VILLAGE)
+    agent = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    item_code = fields.String(required=True, validate=validate.Length(1, ITEM_CODE_MAX))
+    applicant = fields.Nested(StationApplicantSchema, required=True)
+    materials = fields.List(fields.String(validate=validate.Length(1, 32)), load_default=list)
+    authorisation = fields.Nested(AuthorisationSchema, required=True)
+    fee_fen = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class StationRefusedV1(Contract):
+    """The town could not open a case from a station's submission (e.g. the catalogue changed): why."""
+
+    town = fields.String(required=True, validate=TOWN)
+    village = fields.String(required=True, validate=VILLAGE)
+    agent = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    reason = fields.String(required=True, validate=validate.Length(1, LEDGER_REASON_MAX))
+
+
+class CaseEscalatedV1(Contract):
+    """初审 passed: the work of an escalated case (上报件) goes to the town agent, who relays it to the city
+    department(s). The case version is the routed one: decisions must name it."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=HANDLING)
+    item_code = fields.String(required=True, validate=validate.Length(1, ITEM_CODE_MAX))
+    item_name = fields.String(required=True, validate=validate.Length(1, NAME_MAX))
+    kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
+    deadline = fields.Date(required=True)
+    auto_decide = fields.Boolean(required=True)
+    lead_department = fields.String(required=True, validate=DEPT)
+    departments = fields.List(fields.String(validate=DEPT), required=True, validate=validate.Length(min=1))
+    extension_days_max = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    reviewed_by = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))  # who passed 初审
+
+
+class EscalationRelayedV1(Contract):
+    """The town agent took the work to the city department(s): a hop on the case's timeline."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    departments = fields.List(fields.String(validate=DEPT), required=True)
+    relayed_by = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    relayed_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
+class EscalationReturnedV1(CaseDecidedV1):
+    """The town agent brought a city department's decision back to the town's ledger (the decision's fields,
+    when the city decided, who brought it back and when)."""
+
+    decided_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    returned_by = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    returned_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
+class CaseTransferV1(Contract):
+    """全城通办 (收受分离): the accepting centre's record of a case another town's department office handles,
+    sent to that town's centre whenever it changes (the case version orders them)."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(required=True, validate=TOWN)
+    item_code = fields.String(required=True, validate=validate.Length(1, ITEM_CODE_MAX))
+    item_name = fields.String(required=True, validate=validate.Length(1, NAME_MAX))
+    department = fields.String(required=True, validate=DEPT)
+    kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
+    status = fields.String(required=True, validate=validate.Length(max=STATUS_MAX))
+    deadline = fields.Date(required=True, allow_none=True)
+    accepted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    first_responder = fields.String(required=True, validate=validate.Length(1, STAFF_MAX))
+    delivery = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(DELIVERIES))
+    outcome = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(OUTCOMES))
+    completed_on = fields.Date(load_default=None, allow_none=True)
+    tracking_number = fields.String(load_default=None, allow_none=True,
+                                    validate=validate.Length(max=TRACKING_NUMBER_MAX))
+
+
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
@@ -274,6 +403,13 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.completed", 1): CaseCompletedV1,
     ("notice.issued", 1): NoticeIssuedV1,
     ("notice.sent", 1): NoticeSentV1,
+    ("case.escalated", 1): CaseEscalatedV1,
+    ("case.transfer", 1): CaseTransferV1,
+    ("station.submitted", 1): StationSubmittedV1,
+    ("station.refused", 1): StationRefusedV1,
+    ("escalation.relayed", 1): EscalationRelayedV1,
+    ("escalation.decided", 1): CaseDecidedV1,  # a city department's decision, on its way through the town agent
+    ("escalation.returned", 1): EscalationReturnedV1,
 }
 
 # the version make_message sends of each type: raised to N only once every consumer knows (type, N)
@@ -322,6 +458,34 @@ def rk_completed(accepting_town: str) -> str:
 
 def rk_notice_sent(accepting_town: str) -> str:
     return f"notice.sent.{accepting_town}"
+
+
+def rk_escalated(accepting_town: str) -> str:
+    return f"case.escalated.{accepting_town}"
+
+
+def rk_transfer(handling_town: str) -> str:
+    return f"case.transfer.{handling_town}"
+
+
+def rk_station_submitted(town: str) -> str:
+    return f"station.submitted.{town}"
+
+
+def rk_station_refused(town: str) -> str:
+    return f"station.refused.{town}"
+
+
+def rk_escalation_relayed(accepting_town: str) -> str:
+    return f"escalation.relayed.{accepting_town}"
+
+
+def rk_escalation_decided(department: str, accepting_town: str) -> str:
+    return f"escalation.decided.{department}.{accepting_town}"
+
+
+def rk_escalation_returned(accepting_town: str) -> str:
+    return f"escalation.returned.{accepting_town}"
 
 
 # --- the envelope ----------------------------------------------------------------------------------

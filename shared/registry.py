@@ -17,9 +17,16 @@ from shared.contracts import (
     rk_deadline_moved,
     rk_decided,
     rk_department_action,
+    rk_escalated,
+    rk_escalation_decided,
+    rk_escalation_relayed,
+    rk_escalation_returned,
     rk_notice_issued,
     rk_routed,
+    rk_station_refused,
+    rk_station_submitted,
     rk_step_refused,
+    rk_transfer,
     rk_updated,
 )
 
@@ -38,7 +45,14 @@ class Subscription:
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # one queue for both, so a department's requests and its decision arrive in the order sent
-    Subscription("intake", "decisions", lambda town: [rk_decided("*", town), rk_department_action("*", town)]),
+    # one queue for both, so a department's requests and its decision arrive in the order sent; the town
+    # agent's hops of an escalated case (relayed, the city's decision returned) belong to the same order
+    Subscription("intake", "decisions", lambda town: [rk_decided("*", town), rk_department_action("*", town),
+                                                      rk_escalation_relayed(town), rk_escalation_returned(town)]),
+    # the town's village stations relay submissions (报送): each becomes a case at this centre
+    Subscription("intake", "stations", lambda town: [rk_station_submitted(town)]),
+    # 全城通办: cases other centres accepted that this town's department offices handle
+    Subscription("intake", "transfers", lambda town: [rk_transfer(town)]),
     Subscription("approval", "work", lambda dept: [rk_routed(dept, "*")], exchange="work"),
     Subscription("approval", "closures", lambda _dept: [rk_completed("*")]),
     # the ledger refused a step the department asked for (case.decided in reverse)
@@ -47,7 +61,11 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # Its own queue, not a key added to "refusals": renaming that queue would strand what waits in the old
     # one during a rolling upgrade, and these messages need no order with refusals (case versions order them)
     Subscription("approval", "deadlines", lambda dept: [rk_deadline_moved(dept, "*")]),
-    Subscription("agent", "results", lambda _: [rk_accepted("*"), rk_completed("*")]),
+    # the stations follow their villagers' cases (accepted, each step, completed) and hear a refused relay
+    Subscription("agent", "results", lambda _: [rk_accepted("*"), rk_completed("*"), rk_updated("*"),
+                                                rk_station_refused("*")]),
+    # the town agents: escalated work to relay, and the city departments' decisions to bring back
+    Subscription("agent", "escalations", lambda _: [rk_escalated("*"), rk_escalation_decided("*", "*")]),
     Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
     Subscription("evaluation", "events", lambda _: ["case.#", "notice.#"]),
 )

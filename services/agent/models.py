@@ -1,7 +1,8 @@
-"""Replies owed to villagers (回复) and the cases agents submitted: storage behind small repositories."""
+"""The agent service's storage behind small repositories: the village stations' service log (服务台账) and
+submissions, the cases agents submitted, replies owed to villagers (回复), and the town agents' escalations."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -29,6 +30,8 @@ class AgentCase(Base):
 
 
 class Reply(Base):
+    """A reply owed to a villager (回复) once their case is finished, and, when made, how, when and what."""
+
     __tablename__ = "replies"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
@@ -38,6 +41,83 @@ class Reply(Base):
     item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # to_reply | replied
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    village: Mapped[str | None] = mapped_column(sa.String(12), index=True)
+    service_id: Mapped[int | None] = mapped_column(sa.Integer)  # the station service (submission) it answers
+    method: Mapped[str | None] = mapped_column(sa.String(10))  # phone | visit
+    replied_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    replied_on: Mapped[date | None] = mapped_column(sa.Date)  # Asia/Shanghai date (monthly table)
+    replied_by: Mapped[str | None] = mapped_column(sa.String(64))
+    what_said: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class StationService(Base):
+    """One service at a village station (村/社区便民服务站), as the regulations want it logged: time, person,
+    content, solution, status. A submission (代办, with the villager's authorisation), help only (帮办, nothing
+    submitted), an item refused at the station (in person only, not for agents), an item done at the station
+    (village level), or one relayed (报送) to the town centre, where it becomes a case.
+
+    The applicant's ID number is never kept here (masked only): it travels once, in the relayed message."""
+
+    __tablename__ = "station_services"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(sa.String(40), nullable=False, unique=True)  # the station's record number
+    request_key: Mapped[str | None] = mapped_column(sa.String(100), unique=True)  # the client's, scoped to the agent
+    village: Mapped[str] = mapped_column(sa.String(12), nullable=False, index=True)
+    town: Mapped[str] = mapped_column(sa.String(9), nullable=False, index=True)
+    agent: Mapped[str] = mapped_column(sa.String(64), nullable=False, index=True)
+    mode: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # submission | help_only
+    # refused | helped | done (at the station) | relayed | accepted (a case at the town) | completed | rejected
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False, index=True)
+    item_code: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    item_category: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    item_level: Mapped[str] = mapped_column(sa.String(10), nullable=False)
+    catalog_version: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    applicant_name: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    applicant_id_masked: Mapped[str] = mapped_column(sa.String(18), nullable=False)
+    applicant_phone: Mapped[str] = mapped_column(sa.String(20), nullable=False)  # for the reply by phone
+    content: Mapped[str] = mapped_column(sa.Text, nullable=False)  # what the villager asked for
+    solution: Mapped[str | None] = mapped_column(sa.Text)  # how it was solved
+    reason: Mapped[str | None] = mapped_column(sa.Text)  # why refused (at the station or by the town)
+    authorisation: Mapped[dict | None] = mapped_column(sa.JSON)  # 委托: by, matters, signed_at, method
+    materials: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    fee_fen: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)  # never beyond the statutory fee
+    served_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    served_on: Mapped[date] = mapped_column(sa.Date, nullable=False, index=True)  # Asia/Shanghai date
+    case_number: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    case_status: Mapped[str | None] = mapped_column(sa.String(20))
+    case_version: Mapped[int | None] = mapped_column(sa.Integer)
+    outcome: Mapped[str | None] = mapped_column(sa.String(20))
+    completed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    completed_on: Mapped[date | None] = mapped_column(sa.Date)
+
+
+class Escalation(Base):
+    """An escalated case (上报件/代理件) in the town agent's hands: after the town's 初审 until the city's
+    decision is back at the town's ledger. The work to relay is kept as the ledger sent it."""
+
+    __tablename__ = "escalations"
+
+    case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    accepting_town: Mapped[str] = mapped_column(sa.String(9), nullable=False, index=True)
+    item_code: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    lead_department: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    departments: Mapped[list] = mapped_column(sa.JSON, nullable=False)
+    case_version: Mapped[int] = mapped_column(sa.Integer, nullable=False)  # the routed version
+    deadline: Mapped[date] = mapped_column(sa.Date, nullable=False, index=True)  # the city's deadline
+    # awaiting_relay | relayed | decided (back from the city, to return) | returned | closed (elsewhere)
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False, index=True)
+    work: Mapped[dict] = mapped_column(sa.JSON, nullable=False)  # the case.escalated payload to relay
+    reviewed_by: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    escalated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    relayed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    relayed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    decisions: Mapped[dict] = mapped_column(sa.JSON, nullable=False, default=dict)  # department -> decision
+    decided_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    returned_by: Mapped[str | None] = mapped_column(sa.String(64))
+    returned_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class AgentCases:

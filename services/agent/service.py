@@ -9,17 +9,21 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
+from shared.reference import Reference
 from shared.web import ApiCall, PlatformEndpoints, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 def build_service(settings: Settings, clock: Clock | None = None):
+    # the catalogue (what a station may submit, at what level, for what fee) and the calendar (the city's
+    # deadlines of escalations): every version from the reference stream, kept in this service's database
+    reference = Reference(settings, needs_catalog=True)
     station = Station(clock=clock or Clock())
 
     class AgentService(PlatformEndpoints):
         name = settings.instance
-        platform = Platform(settings, VERSIONS)
+        platform = Platform(settings, VERSIONS, reference=reference)
 
         @consume(settings, "results")
         def on_result(self, tx, message: Message):

@@ -47,6 +47,8 @@ class WorkItem(Base):
     # the case version whose deadline the item shows: the routed one, then each case.deadline_moved applied
     # (None on items from before it was kept: read as case_version)
     deadline_version: Mapped[int | None] = mapped_column(sa.Integer)
+    # the town agent who relayed escalated work (上报件): the decision goes back through them
+    relayed_by: Mapped[str | None] = mapped_column(sa.String(64))
 
     __table_args__ = (sa.UniqueConstraint("case_number", "case_version", "department"),)
 

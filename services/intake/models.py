@@ -64,6 +64,10 @@ class Case(Base):
     deadline_provisional: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     completed_on: Mapped[date | None] = mapped_column(sa.Date)
     request_key: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    village: Mapped[str | None] = mapped_column(sa.String(12))  # the village station it came from
+    station_submission: Mapped[str | None] = mapped_column(sa.String(40))  # the station's record number
+    delivery: Mapped[str | None] = mapped_column(sa.String(10))  # the result: pickup (here) | mail (EMS)
+    mail_address: Mapped[str | None] = mapped_column(sa.Text)  # kept only when the result goes by mail
 
 
 class CaseAction(Base):
@@ -126,6 +130,44 @@ class DailySequence(Base):
 
 def _jsonable(data: dict) -> dict:
     return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in data.items()}
+
+
+class Waybill(Base):
+    """An EMS waybill (邮政运单) for a result sent by mail: its tracking number is shown on the case and in the
+    result notice."""
+
+    __tablename__ = "waybills"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    case_number: Mapped[str] = mapped_column(sa.ForeignKey("cases.case_number"), nullable=False, unique=True)
+    tracking_number: Mapped[str] = mapped_column(sa.String(20), nullable=False, unique=True)
+    address: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+
+class Transfer(Base):
+    """全城通办 (收受分离): a case another town's centre accepted that this town's department offices handle, as
+    the accepting centre last told (case.transfer). The ledger stays with the accepting centre."""
+
+    __tablename__ = "transfers"
+
+    case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    accepting_town: Mapped[str] = mapped_column(sa.String(9), nullable=False)
+    handling_town: Mapped[str] = mapped_column(sa.String(9), nullable=False, index=True)
+    item_code: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    item_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    department: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False, index=True)
+    deadline: Mapped[date | None] = mapped_column(sa.Date)
+    accepted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    first_responder: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    delivery: Mapped[str | None] = mapped_column(sa.String(10))
+    outcome: Mapped[str | None] = mapped_column(sa.String(20))
+    completed_on: Mapped[date | None] = mapped_column(sa.Date)
+    tracking_number: Mapped[str | None] = mapped_column(sa.String(20))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
 
 
 class Ledger:

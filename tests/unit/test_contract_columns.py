@@ -56,6 +56,9 @@ ALIASES: dict[str, set[str]] = {
 NOT_STORED_IN: dict[str, set[str]] = {
     # a requested material's name is kept in cases.missing (JSON), not as an applicant's name
     "case.department.materials[].name": {"contacts.name"},
+    # how the villager signed the authorisation is kept in station_services.authorisation (JSON), not as the
+    # way the agent replied (replies.method)
+    "station.submitted.authorisation.method": {"replies.method"},
 }
 
 
