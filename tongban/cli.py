@@ -293,11 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd, report_cmd
 
     bus_cmd.register(sub)
     catalog_cmd.register(sub)
     calendar_cmd.register(sub)
+    report_cmd.register(sub)
     return p
 
 

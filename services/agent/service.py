@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.agent.schemas import AgentStatsSchema, RepliesSchema
+from werkzeug.wrappers import Response
+
+from services.agent import views
+from services.agent.schemas import AgentStatsSchema, RepliesSchema, VillageReportSchema
 from services.agent.usecases import Station
 from shared.clock import Clock
 from shared.config import Settings
@@ -45,5 +48,16 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """The city's figures, or the caller's town's."""
             with self.platform.store.transaction() as tx:
                 return AgentStatsSchema().dump(station.stats(tx, call.principal))
+
+        @api("GET", "/reports/village", roles=views.REPORT_ROLES, response=VillageReportSchema)
+        def village_report(self, call: ApiCall):
+            """The monthly village table (村(社区)便民服务办理情况统计表): `month=YYYY-MM`, `town=CODE`,
+            `format=json|csv|xlsx`. The city any town or all; town staff their town; an agent its village."""
+            with self.platform.store.transaction() as tx:
+                report, fmt = views.village_table(tx.session, reference.catalogs.active(), call.principal, call.query)
+            if fmt == "json":
+                return VillageReportSchema().dump(report)
+            return Response(views.render(report, fmt), status=200, mimetype=views.FORMATS[fmt],
+                            headers={"Content-Disposition": f'attachment; filename="{views.filename(report, fmt)}"'})
 
     return AgentService
