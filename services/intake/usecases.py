@@ -449,7 +449,8 @@ class Window:
                     f"{case.case_number}:city_decision:{dept}:{version}", reason=p.get("reason"),
                     data={"department": dept, "outcome": p["outcome"], "result_number": p.get("result_number"),
                           "work_item_id": p["work_item_id"]})
-        repo.append(case, "return", p["returned_by"], p["returned_at"],
+        # not "return": that is the ledger's 不予受理/退回, which an escalated case may also see (at 初审)
+        repo.append(case, "return_decision", p["returned_by"], p["returned_at"],
                     f"{case.case_number}:return_decision:{dept}:{version}", data={"department": dept})
         return self.apply_decision(tx, message)
 
