@@ -230,6 +230,32 @@ class City:
         assert r.status_code == 200, r.text
         return r.json()
 
+    # --- the town agent (镇代办员): escalated cases to the city and back ---------------------------------
+
+    def town_agent(self, town: str = TOWN_A) -> str:
+        return self.token("town_agent", f"town:{town}", f"town-agent-{town[-3:]}")
+
+    def escalation(self, number: str, town: str = TOWN_A, status: str | None = None) -> dict:
+        """The town agent's view of an escalated case, once it is there (and in `status`, if given)."""
+        def seen():
+            r = self.call("GET", "agent", f"/escalations/{number}", self.town_agent(town))
+            return r.status_code == 200 and (status is None or r.json()["status"] == status) and r.json()
+        return wait_for(seen, what=f"escalation {number}" + (f" {status}" if status else ""))
+
+    def relay_escalation(self, number: str, town: str = TOWN_A) -> dict:
+        """The town agent relays the work of an escalated case (after 初审) to the city department(s)."""
+        self.escalation(number, town, "awaiting_relay")
+        r = self.call("POST", "agent", f"/escalations/{number}/relay", self.town_agent(town))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def return_escalation(self, number: str, town: str = TOWN_A) -> dict:
+        """The town agent brings the city's decision back to the town's ledger, once it is there."""
+        self.escalation(number, town, "decided")
+        r = self.call("POST", "agent", f"/escalations/{number}/return", self.town_agent(town))
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def case(self, number: str, town: str = TOWN_A) -> dict:
         r = self.call("GET", f"intake-{town}", f"/cases/{number}", self.token("clerk", f"town:{town}"))
         assert r.status_code == 200, r.text

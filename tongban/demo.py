@@ -229,6 +229,7 @@ class DemoCity:
         total = len(self.opened)
         progress.total = total
         while True:
+            self._town_agents()  # escalated cases: relayed to the city after 初审, decisions brought back
             for dept in self.departments:
                 self._work_the_list(dept)
             for town in self.towns:  # cases the back office sent back for more materials
@@ -267,6 +268,17 @@ class DemoCity:
             refuse = luck > 0.93
             body = {"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse else {"outcome": "approved"}
             self.http("POST", f"{base}/decision", token, body, expect=(200, 409))
+
+    def _town_agents(self) -> None:
+        """Each town's agent relays what waits for relay and returns what the city decided."""
+        url = self.urls["agent"]
+        for town in self.towns:
+            token = issue_token(self.secret, f"town-agent-{town[-3:]}", "town_agent", f"town:{town}")
+            for esc in self.http("GET", f"{url}/escalations", token)["escalations"]:
+                step = {"awaiting_relay": "relay", "decided": "return"}.get(esc["status"])
+                if step:
+                    self.http("POST", f"{url}/escalations/{esc['case_number']}/{step}", token, expect=(200, 409))
+                    self.actions[f"escalation_{step}"] += 1
 
     def _supplement_requested(self, town: str) -> None:
         base, token = self.urls["intake-" + town], self.clerks[town]

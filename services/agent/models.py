@@ -171,3 +171,24 @@ class Replies:
         if town is not None:
             q = q.join(AgentCase, AgentCase.case_number == Reply.case_number).where(AgentCase.accepting_town == town)
         return self.s.execute(q).scalar_one()
+
+
+class Escalations:
+    """The town agents' escalated cases (上报件)."""
+
+    def __init__(self, session: Session):
+        self.s = session
+
+    def get(self, case_number: str, for_update: bool = False) -> Escalation | None:
+        q = sa.select(Escalation).where(Escalation.case_number == case_number)
+        return self.s.scalars(q.with_for_update() if for_update else q).first()
+
+    def add(self, escalation: Escalation) -> None:
+        self.s.add(escalation)
+
+    def listed(self, statuses: tuple[str, ...], town: str | None = None) -> list[Escalation]:
+        """Of these statuses, one town's if given, by the city's deadline (the caller ranks overdue first)."""
+        q = sa.select(Escalation).where(Escalation.status.in_(statuses))
+        if town is not None:
+            q = q.where(Escalation.accepting_town == town)
+        return list(self.s.scalars(q.order_by(Escalation.deadline, Escalation.case_number)))

@@ -70,3 +70,54 @@ class VillageReportSchema(Schema):
     towns = fields.List(fields.Nested(TownTableSchema), required=True)
     total = fields.Nested(VillageCountsSchema, required=True, allow_none=True,
                           metadata={"description": "全市合计, when no town was asked for"})
+# --- the town agents' escalations (上报件) ------------------------------------------------------------
+
+class EscalationDecisionSchema(Schema):
+    department = fields.String(required=True)
+    outcome = fields.String(required=True)
+    reason = fields.String(allow_none=True)
+    result_number = fields.String(allow_none=True)
+    decided_by = fields.String(required=True, metadata={"description": "the city department's approver"})
+    decided_at = fields.DateTime(required=True)
+
+
+class EscalationHopSchema(Schema):
+    hop = fields.String(required=True, metadata={"description": "escalated | relayed | decided | returned"})
+    by = fields.String(required=True)
+    at = fields.DateTime(required=True)
+    department = fields.String(metadata={"description": "decided: the city department"})
+    outcome = fields.String(metadata={"description": "decided: its decision"})
+
+
+class EscalationSchema(Schema):
+    case_number = fields.String(required=True)
+    accepting_town = fields.String(required=True)
+    item_code = fields.String(required=True)
+    item_name = fields.String(required=True)
+    lead_department = fields.String(required=True)
+    departments = fields.List(fields.String(), required=True, metadata={"description": "the work to relay"})
+    case_version = fields.Integer(required=True, metadata={"description": "the routed version of the case"})
+    status = fields.String(required=True,
+                           metadata={"description": "awaiting_relay | relayed | decided | returned | closed"})
+    deadline = fields.Date(required=True, metadata={"description": "the city's deadline"})
+    days_left = fields.Integer(allow_none=True, metadata={
+        "description": "working days to the city's deadline; negative when overdue; none once out of flight"})
+    overdue = fields.Boolean(required=True)
+    reviewed_by = fields.String(required=True, metadata={"description": "who passed 初审 at the town"})
+    escalated_at = fields.DateTime(required=True)
+    relayed_by = fields.String(allow_none=True)
+    relayed_at = fields.DateTime(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True, metadata={"description": "when the case's outcome was known"})
+    returned_by = fields.String(allow_none=True)
+    returned_at = fields.DateTime(allow_none=True)
+    decisions = fields.List(fields.Nested(EscalationDecisionSchema), required=True)
+
+
+class EscalationDetailSchema(EscalationSchema):
+    hops = fields.List(fields.Nested(EscalationHopSchema), required=True)
+
+
+class EscalationsSchema(Schema):
+    today = fields.Date(required=True)
+    escalations = fields.List(fields.Nested(EscalationSchema), required=True,
+                              metadata={"description": "overdue first, then by the city's deadline"})

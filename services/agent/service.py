@@ -6,8 +6,15 @@ from pathlib import Path
 from werkzeug.wrappers import Response
 
 from services.agent import views
-from services.agent.schemas import AgentStatsSchema, RepliesSchema, VillageReportSchema
-from services.agent.usecases import Station
+from services.agent.schemas import (
+    AgentStatsSchema,
+    EscalationDetailSchema,
+    EscalationsSchema,
+    RepliesSchema,
+    VillageReportSchema,
+)
+from services.agent.usecases import Station, TownAgent
+from shared.bus import Topology
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
@@ -16,6 +23,8 @@ from shared.reference import Reference
 from shared.web import ApiCall, PlatformEndpoints, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+TOWN_AGENTS = ("town_agent", "service")  # who relays and returns (a town's agent; the demo's driver)
+ESCALATION_READERS = ("town_agent", "supervisor", "service", "city_admin")
 
 
 def build_service(settings: Settings, clock: Clock | None = None):
@@ -23,6 +32,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
     # deadlines of escalations): every version from the reference stream, kept in this service's database
     reference = Reference(settings, needs_catalog=True)
     station = Station(clock=clock or Clock())
+    town_agent = TownAgent(clock=station.clock, calendar=reference.calendar, instance=settings.instance,
+                           work_exchange=Topology.of(settings).work.name)
 
     class AgentService(PlatformEndpoints):
         name = settings.instance
@@ -34,6 +45,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
             if message.type == "case.accepted":
                 return station.on_accepted(tx, message)
             if message.type == "case.completed":
+                town_agent.on_completed(tx, message)  # an escalation in flight ended some other way
                 return station.on_completed(tx, message)
             return "ignored"
 
@@ -59,5 +71,43 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return VillageReportSchema().dump(report)
             return Response(views.render(report, fmt), status=200, mimetype=views.FORMATS[fmt],
                             headers={"Content-Disposition": f'attachment; filename="{views.filename(report, fmt)}"'})
+
+        # --- the town agents (镇代办员): escalated cases (上报件) ---------------------------------------
+
+        @consume(settings, "escalations")
+        def on_escalation(self, tx, message: Message):
+            """Escalated work after a town's 初审 (to relay), or a city department's decision (to bring back)."""
+            if message.type == "case.escalated":
+                return town_agent.on_escalated(tx, message)
+            if message.type == "escalation.decided":
+                return town_agent.on_decided(tx, message)
+            return "ignored"
+
+        @api("GET", "/escalations", roles=ESCALATION_READERS, response=EscalationsSchema)
+        def escalations(self, call: ApiCall):
+            """Escalations in flight with the city's deadline and working days left, overdue first; ?status="""
+            with self.platform.store.transaction() as tx:
+                return EscalationsSchema().dump(town_agent.listing(tx, call.principal, call.query))
+
+        @api("GET", "/escalations/<string:case_number>", roles=ESCALATION_READERS, response=EscalationDetailSchema)
+        def escalation(self, call: ApiCall):
+            """One escalation with its hops (escalated, relayed, decided, returned: who and when)."""
+            with self.platform.store.transaction() as tx:
+                return EscalationDetailSchema().dump(town_agent.detail(tx, call.principal,
+                                                                       call.params["case_number"]))
+
+        @api("POST", "/escalations/<string:case_number>/relay", roles=TOWN_AGENTS, response=EscalationDetailSchema)
+        def relay_escalation(self, call: ApiCall):
+            """报送: the work to the city department(s); once (409 again)."""
+            with self.platform.store.transaction() as tx:
+                return EscalationDetailSchema().dump(town_agent.relay(tx, call.principal,
+                                                                      call.params["case_number"]))
+
+        @api("POST", "/escalations/<string:case_number>/return", roles=TOWN_AGENTS, response=EscalationDetailSchema)
+        def return_escalation(self, call: ApiCall):
+            """The city's decision back to the town's ledger; only once decided (409 before)."""
+            with self.platform.store.transaction() as tx:
+                return EscalationDetailSchema().dump(town_agent.return_(tx, call.principal,
+                                                                        call.params["case_number"]))
 
     return AgentService

@@ -116,6 +116,8 @@ class WorkItemSchema(StrictSchema):
     superseded_by = fields.Integer(allow_none=True)
     extension_days_max = fields.Integer(allow_none=True, metadata={
         "description": "working days an extension may still add, as the centre said when routing (0: none)"})
+    relayed_by = fields.String(allow_none=True, metadata={
+        "description": "the town agent who relayed escalated work (上报件): the decision goes back through them"})
 
 
 class WorkActionSchema(StrictSchema):

@@ -15,7 +15,14 @@ from services.approval import domain
 from services.approval.models import Absence, Extension, Handover, Post, WorkItem, WorkItems
 from shared import auth
 from shared.clock import Clock
-from shared.contracts import Message, Unacceptable, make_message, rk_decided, rk_department_action
+from shared.contracts import (
+    Message,
+    Unacceptable,
+    make_message,
+    rk_decided,
+    rk_department_action,
+    rk_escalation_decided,
+)
 from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
 from shared.logging import bind_context, get_logger
 from shared.store import Tx
@@ -88,7 +95,8 @@ class Desk:
                         department=self.department, handling_town=p["handling_town"],
                         accepting_town=p["accepting_town"], item_code=p["item_code"], item_name=p["item_name"],
                         kind=p["kind"], deadline=p["deadline"], status=WorkItemStatus.PENDING, received_at=now,
-                        extension_days_max=p.get("extension_days_max"), deadline_version=message.case_version)
+                        extension_days_max=p.get("extension_days_max"), deadline_version=message.case_version,
+                        relayed_by=p.get("relayed_by"))
         repo.add(item)
         repo.log(item, "receive", "system", now, f"{item.id}:receive:{message.message_id}",
                  data={"case_version": item.case_version})
@@ -292,12 +300,15 @@ class Desk:
                                   data={"outcome": outcome, "result_number": item.result_number,
                                         "valid_until": item.valid_until.isoformat() if item.valid_until else None,
                                         "case_version": item.case_version})
-        tx.publish(make_message("case.decided", item.case_number, item.case_version, {
+        # relayed work (上报件) goes back the way it came: through the town agent, not to the ledger
+        type_, key = (("escalation.decided", rk_escalation_decided(self.department, item.accepting_town))
+                      if item.relayed_by else ("case.decided", rk_decided(self.department, item.accepting_town)))
+        tx.publish(make_message(type_, item.case_number, item.case_version, {
             "accepting_town": item.accepting_town, "handling_town": item.handling_town,
             "department": self.department, "outcome": outcome, "reason": reason,
             "result_number": item.result_number, "decided_by": actor, "work_item_id": item.id,
-        }, producer=self.instance, occurred_at=now), rk_decided(self.department, item.accepting_town))
-        log.info("work.decided", outcome=outcome, actor=actor)
+        }, producer=self.instance, occurred_at=now), key)
+        log.info("work.decided", outcome=outcome, actor=actor, relayed_by=item.relayed_by)
 
     def request_materials(self, tx: Tx, principal: auth.Principal, item_id: int, body: dict) -> WorkItem:
         """一次性告知 from the back office: the case goes back to the window, the clock stops."""
@@ -543,7 +554,8 @@ class Desk:
                 "procedure": item.procedure, "requested_materials": item.requested_materials,
                 "outcome": item.outcome, "reason": item.reason, "result_number": item.result_number,
                 "valid_until": item.valid_until, "decided_by": item.decided_by, "decided_at": item.decided_at,
-                "superseded_by": item.superseded_by, "extension_days_max": item.extension_days_max}
+                "superseded_by": item.superseded_by, "extension_days_max": item.extension_days_max,
+                "relayed_by": item.relayed_by}
 
     def detail(self, tx: Tx, item: WorkItem) -> dict:
         view = self.view(item)

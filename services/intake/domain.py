@@ -125,6 +125,12 @@ def departments(item: dict) -> list[str]:
     return [item["department"], *[d for d in item["co_departments"] if d != item["department"]]]
 
 
+def escalates(kind: str) -> bool:
+    """An escalated case's work (上报件) goes through the town agent to the city department; every other
+    kind's, a review (复核) of an escalated item included, goes to the department directly."""
+    return kind == CaseKind.ESCALATED
+
+
 def opening_action(item: dict, missing: list[dict]) -> str:
     if item["kind"] == "consultation":
         return "consult"
@@ -306,6 +312,25 @@ def history_record(case_number: str, seq: int, action: str, actor: str, at, reas
         at = at.astimezone(UTC).replace(tzinfo=None)
     return {"case_number": case_number, "seq": seq, "action": action, "actor": actor,
             "at": at.isoformat(timespec="microseconds"), "reason": reason, "data": data}
+
+
+def timeline(actions: list[dict], notices: list[dict]) -> list[dict]:
+    """One timeline of a case: the ledger's actions (each hop: who, when) and the notices issued, by time.
+
+    `actions`: {seq, action, actor, at, reason, data}; `notices`: {id, kind, title, issued_at, issued_by}.
+    A notice is issued in the step that owes it, just after the step is recorded: at one instant the
+    actions come first. Times from another service's clock (the town agent's, the city's) sort as they are."""
+    def utc(at):
+        return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+    entries = [((utc(a["at"]), 0, a["seq"]), {"at": a["at"], "action": a["action"], "actor": a["actor"],
+                                              "reason": a.get("reason"), "data": a.get("data") or {}})
+               for a in actions]
+    entries += [((utc(n["issued_at"]), 1, n["id"]), {"at": n["issued_at"], "action": "notice",
+                                                     "actor": n["issued_by"], "notice_id": n["id"],
+                                                     "notice_kind": n["kind"], "title": n["title"]})
+                for n in notices]
+    return [entry for _key, entry in sorted(entries, key=lambda e: e[0])]
 
 
 def verify_chain(records: list[tuple[dict, str, str]]) -> int | None:

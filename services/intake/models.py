@@ -215,6 +215,10 @@ class Ledger:
         self.s.flush()
         return entry
 
+    def has_action(self, idempotency_key: str) -> bool:
+        return self.s.scalars(sa.select(CaseAction.id).where(CaseAction.idempotency_key == idempotency_key)
+                              ).first() is not None
+
     def decisions(self, case_number: str) -> list[DepartmentDecision]:
         return list(self.s.scalars(sa.select(DepartmentDecision)
                                    .where(DepartmentDecision.case_number == case_number)

@@ -116,6 +116,20 @@ class NoticeRefSchema(StrictSchema):
     sms_text = fields.String(required=True)
 
 
+class TimelineEntrySchema(StrictSchema):
+    """One hop of a case: a ledger action (who, when, why) or a notice issued (kind, when, by whom)."""
+
+    at = fields.DateTime(required=True)
+    action = fields.String(required=True, metadata={"description": "the ledger's action, or 'notice'"})
+    actor = fields.String(required=True, metadata={
+        "description": "who: the clerk, the town agent, the city approver; for a notice its responsible person"})
+    reason = fields.String(allow_none=True)
+    data = fields.Dict()
+    notice_id = fields.Integer()
+    notice_kind = fields.String(validate=_one_of(NoticeKind))
+    title = fields.String()
+
+
 class CaseSchema(StrictSchema):
     """A case as lists show it (numbers masked)."""
 
@@ -161,6 +175,9 @@ class CaseDetailSchema(CaseSchema):
     departments_progress = fields.List(fields.Nested(ProgressSchema), required=True)
     history = fields.List(fields.Nested(HistoryEntrySchema), required=True)
     notices = fields.List(fields.Nested(NoticeRefSchema), required=True)
+    timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True, metadata={
+        "description": "every hop (history and notices) by time: initial review, relay, city decision, "
+                       "return, decision, notices, with who and when"})
 
 
 class CaseListSchema(StrictSchema):

@@ -182,9 +182,14 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         @consume(settings, "decisions")
         def on_department_message(self, tx, message: Message):
-            """A department decided (close the case when every department has) or asks for a step."""
+            """A department decided (close the case when every department has) or asks for a step; the
+            town agent relayed an escalated case's work, or brought the city's decision back."""
             if message.type == "case.department":
                 return window.on_department_step(tx, message)
+            if message.type == "escalation.relayed":
+                return window.record_relay(tx, message)
+            if message.type == "escalation.returned":
+                return window.apply_returned(tx, message)
             return window.apply_decision(tx, message)
 
         @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)

@@ -27,6 +27,7 @@ from shared.contracts import (
     rk_accepted,
     rk_completed,
     rk_deadline_moved,
+    rk_escalated,
     rk_notice_issued,
     rk_routed,
     rk_step_refused,
@@ -253,10 +254,12 @@ class Window:
         return case
 
     def pass_initial_review(self, tx: Tx, case: Case, actor: str) -> Case:
-        """初审 passed: the case leaves the town for the city department (上报)."""
+        """初审 passed: the case leaves the town for the city department (上报), through the town agent.
+
+        Passed again after the city asked for more materials, it goes to the departments yet to decide."""
         self._transition(case, "pass_initial_review")
         self._record(tx, case, "pass_initial_review", actor)
-        self._route(tx, case, self.item_of(case))
+        self._route(tx, case, self.item_of(case), only_undecided=True, by=actor)
         return case
 
     def pause(self, tx: Tx, case: Case, actor: str, procedure: str, reason: str, data: dict | None = None) -> Case:
@@ -372,13 +375,9 @@ class Window:
         p = message.payload
         decision = domain.Decision(p["outcome"], p.get("reason"), p.get("result_number"), message.case_version,
                                    p["department"])
-        if (case.status not in (CaseStatus.IN_REVIEW, CaseStatus.PAUSED)
-                or case.routed_version != message.case_version or p["department"] not in case.departments):
-            log.warning("decision.stale", routed_version=case.routed_version, decided_on=message.case_version,
-                        status=case.status, department=p["department"])
-            return "stale"
-        if any(d.department == p["department"] for d in repo.decisions(case.case_number)):
-            return "duplicate"
+        verdict = self._decision_news(tx, case, message)
+        if verdict:
+            return verdict
         now, today = self.clock.now(), self.clock.today()
         repo.add_decision(DepartmentDecision(case_number=case.case_number, department=p["department"],
                                              outcome=p["outcome"], reason=p.get("reason"),
@@ -407,6 +406,53 @@ class Window:
         self._issue_for(tx, case, self.item_of(case), "decide")
         log.info("case.completed", outcome=case.outcome)
         return "ok"
+
+    def _decision_news(self, tx: Tx, case: Case, message: Message) -> str | None:
+        """Why a department's decision changes nothing ("stale", "duplicate"), or None: it is news."""
+        p = message.payload
+        if (case.status not in (CaseStatus.IN_REVIEW, CaseStatus.PAUSED)
+                or case.routed_version != message.case_version or p["department"] not in case.departments):
+            log.warning("decision.stale", routed_version=case.routed_version, decided_on=message.case_version,
+                        status=case.status, department=p["department"])
+            return "stale"
+        if any(d.department == p["department"] for d in Ledger(tx.session).decisions(case.case_number)):
+            return "duplicate"
+        return None
+
+    # --- the town agent's hops of an escalated case (上报件) ---------------------------------------------
+
+    def record_relay(self, tx: Tx, message: Message) -> str:
+        """The town agent took the work to the city department(s): a hop on the timeline, nothing else.
+
+        It may arrive after the city's decision was returned (another queue's order): any status will do."""
+        case = self._case_of_message(tx, message, "relay")
+        p = message.payload
+        repo = Ledger(tx.session)
+        key = f"{case.case_number}:relay:{message.case_version}"
+        if repo.has_action(key):
+            return "duplicate"
+        repo.append(case, "relay", p["relayed_by"], p["relayed_at"], key,
+                    data={"departments": p["departments"], "case_version": message.case_version})
+        return "ok"
+
+    def apply_returned(self, tx: Tx, message: Message) -> str:
+        """The town agent brought a city department's decision back: the city's decision and the return are
+        hops on the timeline (who and when, as they happened), then the decision applies as any other."""
+        case = self._case_of_message(tx, message, "returned decision")
+        verdict = self._decision_news(tx, case, message)
+        if verdict:
+            return verdict
+        p = message.payload
+        repo = Ledger(tx.session)
+        dept, version = p["department"], message.case_version
+        repo.append(case, "city_decision", p["decided_by"], p["decided_at"],
+                    f"{case.case_number}:city_decision:{dept}:{version}", reason=p.get("reason"),
+                    data={"department": dept, "outcome": p["outcome"], "result_number": p.get("result_number"),
+                          "work_item_id": p["work_item_id"]})
+        # not "return": that is the ledger's 不予受理/退回, which an escalated case may also see (at 初审)
+        repo.append(case, "return_decision", p["returned_by"], p["returned_at"],
+                    f"{case.case_number}:return_decision:{dept}:{version}", data={"department": dept})
+        return self.apply_decision(tx, message)
 
     def recompute_provisional(self, tx: Tx) -> int:
         """Deadlines counted on a guessed calendar are counted again once the year is known."""
@@ -478,23 +524,31 @@ class Window:
         case.deadline, case.paused_from = due.date, None
         case.deadline_provisional = case.deadline_provisional or due.provisional
 
-    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None, only_undecided: bool = False) -> None:
+    def _route(self, tx: Tx, case: Case, item: dict, kind: str | None = None, only_undecided: bool = False,
+               by: str | None = None) -> None:
         """Send the work to every department that decides (the lead first); decisions must name this version.
 
         Routed again after the back office asked for more materials, it goes to those yet to decide. The work
-        says what the back office may still ask of the ledger (extension_days_max: 0 once extended)."""
+        says what the back office may still ask of the ledger (extension_days_max: 0 once extended).
+        An escalated case's work goes to the town agent instead (case.escalated), who relays it to the city
+        department(s); a review case (复核) of an escalated item still goes straight to the department head."""
         case.routed_version = case.version
         decided = {d.department for d in Ledger(tx.session).decisions(case.case_number)} if only_undecided else set()
         routed = [d for d in case.departments if d not in decided]
         self._note_unserved(tx, case, routed)
+        work = {"accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
+                "item_name": case.item_name, "kind": kind or case.kind, "deadline": case.deadline,
+                "auto_decide": bool(item["auto_decide"]) and case.kind == CaseKind.INSTANT,
+                "lead_department": case.department,
+                "extension_days_max": domain.extension_days_max(item, case.extended_days is not None)}
+        if domain.escalates(kind or case.kind):
+            tx.publish(self._message("case.escalated", case, {
+                **work, "departments": routed, "reviewed_by": by or case.first_responder}), rk_escalated(self.town))
+            return
         for dept in routed:
-            tx.publish(self._message("case.routed", case, {
-                "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
-                "item_name": case.item_name, "department": dept, "kind": kind or case.kind,
-                "deadline": case.deadline, "auto_decide": bool(item["auto_decide"]) and case.kind == CaseKind.INSTANT,
-                "lead_department": case.department, "departments": case.departments,
-                "extension_days_max": domain.extension_days_max(item, case.extended_days is not None)}),
-                rk_routed(dept, case.handling_town), exchange=self.work_exchange)
+            tx.publish(self._message("case.routed", case, {**work, "department": dept,
+                                                            "departments": case.departments}),
+                       rk_routed(dept, case.handling_town), exchange=self.work_exchange)
 
     def _note_unserved(self, tx: Tx, case: Case, departments: list[str]) -> None:
         """The law says accept even when no one serves the department now; the case and a metric say so.

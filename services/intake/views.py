@@ -47,8 +47,16 @@ def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) ->
         out["departments_progress"] = _progress(case, repo.decisions(case.case_number))
         out["history"] = [{"seq": a.seq, "action": a.action, "actor": a.actor, "at": a.at,
                            "reason": a.reason, "data": a.data} for a in repo.history(case.case_number)]
+        notices = repo.notices(case.case_number)
         out["notices"] = [{"id": n.id, "kind": n.kind, "title": notice_rendering.TITLES[n.kind],
-                           "issued_at": n.issued_at, "sms_text": n.sms_text} for n in repo.notices(case.case_number)]
+                           "issued_at": n.issued_at, "sms_text": n.sms_text} for n in notices]
+        # every hop with who and when, the notices among them: a notice's "who" is the person responsible
+        # for it at the centre (首问负责人, printed on it), the centre being who issues it
+        out["timeline"] = domain.timeline(
+            out["history"], [{"id": n.id, "kind": n.kind, "title": notice_rendering.TITLES[n.kind],
+                              "issued_at": n.issued_at,
+                              "issued_by": (n.data or {}).get("responsible_person") or case.first_responder}
+                             for n in notices])
     return out
 
 

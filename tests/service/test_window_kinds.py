@@ -81,7 +81,7 @@ def test_consultation_is_recorded_and_answered(city):
 
 
 def test_escalated_case_passes_initial_review_then_the_city_decides(city):
-    city.start("intake-320583101", "approval-minzheng")
+    city.start("intake-320583101", "approval-minzheng", "agent")
     number = city.submit("MZ-0003", materials=["idcard", "hukou", "apply", "income"]).json()["case_number"]
     case = city.case(number)
     assert case["status"] == "initial_review" and case["handling_town"] == "city"
@@ -91,9 +91,11 @@ def test_escalated_case_passes_initial_review_then_the_city_decides(city):
     assert city.call("GET", "approval-minzheng", "/work-items", town_approver).json()["items"] == [], \
         "nothing leaves the town before 初审"
     assert city.act(number, "initial-review").json()["status"] == "in_review"
+    city.relay_escalation(number)  # the town agent takes it to the city bureau
     assert city.call("GET", "approval-minzheng", "/work-items", town_approver).json()["items"] == [], \
         "a town office does not see the city bureau's work"
     city.decide("minzheng", number, None, "approved")
+    city.return_escalation(number)  # and brings the decision back
     assert _completed(city, number)["outcome"] == "approved"
 
 
