@@ -21,11 +21,10 @@ from openapi_spec_validator import validate as validate_spec
 from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 
-from services.intake.schemas import ApplicantSchema
 from shared.config import Settings
 from shared.metrics import ServiceMetrics
 from shared.openapi import build_openapi, convert_path
-from shared.schemas import ErrorSchema, OpenApiDocumentSchema
+from shared.schemas import ApplicantSchema, ErrorSchema, OpenApiDocumentSchema
 from shared.web import HttpEntrypoint
 from tests.support import VALID_ID, VALID_PHONE
 from tongban.runtime import host_layout, service_class
