@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import IntegrityError
 
@@ -354,10 +354,15 @@ class Station:
 
 # --- views (numbers masked) --------------------------------------------------------------------------
 
+def _utc(at: datetime | None) -> datetime | None:
+    # SQLite gives stored times back without their zone: they are UTC (shared.db stores UTC)
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
 def reply_view(r: Reply) -> dict:
     return {"case_number": r.case_number, "agent": r.agent, "village": r.village, "outcome": r.outcome,
-            "item_name": r.item_name, "status": r.status, "created_at": r.created_at, "method": r.method,
-            "replied_at": r.replied_at, "replied_by": r.replied_by, "what_said": r.what_said}
+            "item_name": r.item_name, "status": r.status, "created_at": _utc(r.created_at), "method": r.method,
+            "replied_at": _utc(r.replied_at), "replied_by": r.replied_by, "what_said": r.what_said}
 
 
 def record_view(r: StationService, reply: Reply | None = None, with_reply: bool = False) -> dict:
@@ -369,9 +374,9 @@ def record_view(r: StationService, reply: Reply | None = None, with_reply: bool 
         "applicant": {"name": r.applicant_name, "id_number": r.applicant_id_masked or None,
                       "phone": mask_phone(r.applicant_phone)},
         "content": r.content, "solution": r.solution, "reason": r.reason, "authorisation": r.authorisation,
-        "materials": r.materials, "fee_fen": r.fee_fen, "served_at": r.served_at, "served_on": r.served_on,
+        "materials": r.materials, "fee_fen": r.fee_fen, "served_at": _utc(r.served_at), "served_on": r.served_on,
         "case_number": r.case_number, "case_status": r.case_status, "outcome": r.outcome,
-        "completed_at": r.completed_at, "completed_on": r.completed_on}
+        "completed_at": _utc(r.completed_at), "completed_on": r.completed_on}
     if reply is not None or with_reply:
         out["reply"] = reply_view(reply) if reply is not None else None
     return out

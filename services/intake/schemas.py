@@ -102,6 +102,8 @@ class CaseSchema(StrictSchema):
     applicant = fields.Nested(ApplicantViewSchema, required=True)
     first_responder = fields.String(required=True)
     via_agent = fields.String(allow_none=True)
+    village = fields.String(allow_none=True, metadata={"description": "the village station it came from"})
+    station_submission = fields.String(allow_none=True, metadata={"description": "the station's record number"})
     accepted_at = fields.DateTime(required=True)
     clock_started_on = fields.Date(allow_none=True)
     deadline = fields.Date(allow_none=True)
