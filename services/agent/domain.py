@@ -117,10 +117,11 @@ def is_stale(stored_version: int | None, version: int) -> bool:
     return stored_version is not None and version < stored_version
 
 
-def status_for_case(case_status: str) -> ServiceStatus:
-    """The station record's status while the town holds the case."""
+def status_for_case(case_status: str, outcome_heard: bool = False) -> ServiceStatus:
+    """The station record's status while the town holds the case. Completed only with the outcome
+    (case.completed): the step that closed the case (case.updated) may come first."""
     if case_status == "completed":
-        return ServiceStatus.COMPLETED
+        return ServiceStatus.COMPLETED if outcome_heard else ServiceStatus.ACCEPTED
     if case_status == "returned":
         return ServiceStatus.REJECTED
     return ServiceStatus.ACCEPTED

@@ -286,7 +286,7 @@ class Station:
             return False
         record.case_number, record.case_version = message.case_number, message.case_version
         record.case_status = case_status
-        record.status = str(domain.status_for_case(case_status))
+        record.status = str(domain.status_for_case(case_status, outcome_heard=message.type == "case.completed"))
         self._bind(record)
         return True
 

@@ -111,6 +111,9 @@ def test_one_submission_sent_ten_times_makes_one_record_and_one_case(city):
     # the same key from another agent is another submission
     other = post(city, "/station/submissions", body, key, token=agent_token(city, f"{TOWN_A}002", "agent-c"))
     assert other.status_code == 201 and other.json()["number"] != number
+    other_token = agent_token(city, f"{TOWN_A}002", "agent-c")
+    wait_for(lambda: record(city, other.json()["number"], other_token)["case_number"], what="its own case")
+    assert town_cases(city) == cases_before + 2
 
 
 def test_the_station_refuses_does_at_once_or_only_helps_and_the_town_sees_none_of_it(city):

@@ -71,7 +71,8 @@ def test_the_case_is_followed_by_version_and_status():
     assert not domain.is_stale(None, 1) and not domain.is_stale(3, 3) and domain.is_stale(3, 2)
     assert domain.status_for_case("in_review") == ServiceStatus.ACCEPTED
     assert domain.status_for_case("pending_materials") == ServiceStatus.ACCEPTED
-    assert domain.status_for_case("completed") == ServiceStatus.COMPLETED
+    assert domain.status_for_case("completed", outcome_heard=True) == ServiceStatus.COMPLETED
+    assert domain.status_for_case("completed") == ServiceStatus.ACCEPTED, "until case.completed brings the outcome"
     assert domain.status_for_case("returned") == ServiceStatus.REJECTED
     assert domain.owes_reply("completed") and domain.owes_reply("returned") and not domain.owes_reply("in_review")
 
