@@ -127,10 +127,6 @@ def status_for_case(case_status: str, outcome_heard: bool = False) -> ServiceSta
     return ServiceStatus.ACCEPTED
 
 
-def owes_reply(case_status: str) -> bool:
-    """The villager is told when the case ends: decided, or returned by the town (不予受理)."""
-    return case_status in ("completed", "returned")
-
 
 # --- replies (回复) ------------------------------------------------------------------------------
 

@@ -74,7 +74,6 @@ def test_the_case_is_followed_by_version_and_status():
     assert domain.status_for_case("completed", outcome_heard=True) == ServiceStatus.COMPLETED
     assert domain.status_for_case("completed") == ServiceStatus.ACCEPTED, "until case.completed brings the outcome"
     assert domain.status_for_case("returned") == ServiceStatus.REJECTED
-    assert domain.owes_reply("completed") and domain.owes_reply("returned") and not domain.owes_reply("in_review")
 
 
 def test_a_reply_is_by_phone_or_visit_once_and_not_in_the_future():
