@@ -1,8 +1,12 @@
-"""Wire formats every service shares: the error body and the platform routes' responses
-(/health, /health/live, /openapi.json), as dump schemas for the OpenAPI document."""
+"""Wire formats every service shares: the applicant a window or a village station takes a submission for,
+the error body and the platform routes' responses (/health, /health/live, /openapi.json), as dump schemas
+for the OpenAPI document."""
 from __future__ import annotations
 
-from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
+from shared.vocabulary import ContactChannel
 
 
 class StrictSchema(Schema):
@@ -10,6 +14,39 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class ApplicantSchema(StrictSchema):
+    """The applicant (申请人) as a window clerk or a village agent types them in: a person with a valid
+    居民身份证 number (GB 11643) or an organisation with a valid 统一社会信用代码 (GB 32100), and a mobile."""
+
+    type = fields.String(load_default="person", validate=validate.OneOf(["person", "organisation"]))
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    id_number = fields.String(load_default=None, allow_none=True,
+                              metadata={"description": "居民身份证 number (GB 11643)"})
+    credit_code = fields.String(load_default=None, allow_none=True,
+                                metadata={"description": "统一社会信用代码 (GB 32100)"})
+    phone = fields.String(required=True)
+    channel = fields.String(load_default="sms", validate=validate.OneOf([str(c) for c in ContactChannel]))
+    email = fields.Email(load_default=None, allow_none=True)
+    town = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{9}$"),
+                         metadata={"description": "the applicant's own town, for 全城通办 routing"})
+
+    @validates_schema
+    def _identity(self, data, **_):
+        if data["type"] == "person":
+            value = data.get("id_number")
+            if not value:
+                raise ValidationError("a person applies with a 居民身份证 number", "id_number")
+            if not is_valid_resident_id(normalise_resident_id(value)):
+                raise ValidationError("not a valid 居民身份证 number (GB 11643 check digit or birth date wrong)",
+                                      "id_number")
+        else:
+            value = (data.get("credit_code") or "").strip().upper()
+            if not is_valid_credit_code(value):
+                raise ValidationError("not a valid 统一社会信用代码 (GB 32100 check character wrong)", "credit_code")
+        if not is_valid_mobile(data["phone"]):
+            raise ValidationError("not a valid mainland mobile number", "phone")
 
 
 class ErrorSchema(Schema):

@@ -156,20 +156,39 @@ class Replies:
     def exists(self, case_number: str) -> bool:
         return self.s.scalars(sa.select(Reply.id).where(Reply.case_number == case_number)).first() is not None
 
-    def listed(self, agent: str | None = None, town: str | None = None) -> list[tuple[Reply, str]]:
-        """Replies with their case's accepting town, oldest first; only an agent's, or a town's, if given."""
-        q = (sa.select(Reply, AgentCase.accepting_town)
-             .join(AgentCase, AgentCase.case_number == Reply.case_number).order_by(Reply.id))
+    def get(self, case_number: str, for_update: bool = False) -> Reply | None:
+        q = sa.select(Reply).where(Reply.case_number == case_number)
+        return self.s.scalars(q.with_for_update() if for_update else q).first()
+
+    def of_service(self, service_id: int) -> Reply | None:
+        return self.s.scalars(sa.select(Reply).where(Reply.service_id == service_id).order_by(Reply.id)).first()
+
+    @staticmethod
+    def _town():
+        # the case's accepting town; a relay the town refused has no case: its village's town
+        return sa.func.coalesce(AgentCase.accepting_town, sa.func.substr(Reply.village, 1, 9))
+
+    def listed(self, agent: str | None = None, town: str | None = None, village: str | None = None,
+               status: str | None = None) -> list[tuple[Reply, str]]:
+        """Replies with their town, oldest first; only an agent's (or their village's), or a town's, if given."""
+        town_of = self._town()
+        q = (sa.select(Reply, town_of)
+             .join(AgentCase, AgentCase.case_number == Reply.case_number, isouter=True).order_by(Reply.id))
         if agent is not None:
-            q = q.where(Reply.agent == agent)
+            q = q.where(sa.or_(Reply.agent == agent, Reply.village == village) if village else Reply.agent == agent)
         if town is not None:
-            q = q.where(AgentCase.accepting_town == town)
+            q = q.where(town_of == town)
+        if status is not None:
+            q = q.where(Reply.status == status)
         return [(r, t) for r, t in self.s.execute(q).all()]
 
-    def count(self, town: str | None = None) -> int:
-        q = sa.select(sa.func.count()).select_from(Reply)
+    def count(self, town: str | None = None, status: str | None = None) -> int:
+        q = (sa.select(sa.func.count()).select_from(Reply)
+             .join(AgentCase, AgentCase.case_number == Reply.case_number, isouter=True))
         if town is not None:
-            q = q.join(AgentCase, AgentCase.case_number == Reply.case_number).where(AgentCase.accepting_town == town)
+            q = q.where(self._town() == town)
+        if status is not None:
+            q = q.where(Reply.status == status)
         return self.s.execute(q).scalar_one()
 
 
@@ -192,3 +211,48 @@ class Escalations:
         if town is not None:
             q = q.where(Escalation.accepting_town == town)
         return list(self.s.scalars(q.order_by(Escalation.deadline, Escalation.case_number)))
+
+
+class StationServices:
+    """The service log (服务台账) of the village stations."""
+
+    def __init__(self, session: Session):
+        self.s = session
+
+    def add(self, record: StationService) -> None:
+        self.s.add(record)
+        self.s.flush()  # the unique number and request key are checked now, inside the caller's retry
+
+    def by_request_key(self, key: str) -> StationService | None:
+        return self.s.scalars(sa.select(StationService).where(StationService.request_key == key)).first()
+
+    def by_number(self, number: str, for_update: bool = False) -> StationService | None:
+        q = sa.select(StationService).where(StationService.number == number)
+        return self.s.scalars(q.with_for_update() if for_update else q).first()
+
+    def by_case(self, case_number: str, for_update: bool = False) -> StationService | None:
+        q = sa.select(StationService).where(StationService.case_number == case_number)
+        return self.s.scalars(q.with_for_update() if for_update else q).first()
+
+    def next_seq(self, village: str, day: date) -> int:
+        """The village's next number of the day. Two at once may pick the same: the unique number
+        refuses the second, which tries again (Station.submit_once)."""
+        q = (sa.select(sa.func.count()).select_from(StationService)
+             .where(StationService.village == village, StationService.served_on == day))
+        return self.s.execute(q).scalar_one() + 1
+
+    def listed(self, *, agent: str | None = None, village: str | None = None, town: str | None = None,
+               month: tuple[date, date] | None = None, status: str | None = None) -> list[StationService]:
+        """The log, oldest first (the order it was kept in)."""
+        q = sa.select(StationService).order_by(StationService.served_at, StationService.id)
+        if agent is not None:
+            q = q.where(StationService.agent == agent)
+        if village is not None:
+            q = q.where(StationService.village == village)
+        if town is not None:
+            q = q.where(StationService.town == town)
+        if month is not None:
+            q = q.where(StationService.served_on >= month[0], StationService.served_on < month[1])
+        if status is not None:
+            q = q.where(StationService.status == status)
+        return list(self.s.scalars(q))

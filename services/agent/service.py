@@ -10,30 +10,51 @@ from services.agent.schemas import (
     AgentStatsSchema,
     EscalationDetailSchema,
     EscalationsSchema,
+    RecordReplySchema,
     RepliesSchema,
+    ReplySchema,
+    StationHelpSchema,
+    StationServiceSchema,
+    StationServicesSchema,
+    StationSubmissionSchema,
     VillageReportSchema,
 )
-from services.agent.usecases import Station, TownAgent
+from services.agent.usecases import Station, TownAgent, record_view
 from shared.bus import Topology
 from shared.clock import Clock
 from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.reference import Reference
-from shared.web import ApiCall, PlatformEndpoints, api
+from shared.web import ApiCall, BadRequest, PlatformEndpoints, ServiceUnavailable, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 TOWN_AGENTS = ("town_agent", "service")  # who relays and returns (a town's agent; the demo's driver)
 ESCALATION_READERS = ("town_agent", "supervisor", "service", "city_admin")
+# the station's log: the agent their own, a town's users their villages', the city all
+STATION_READERS = ("agent", "clerk", "town_agent", "supervisor", "city_admin", "service")
+IDEMPOTENCY_KEY_MAX = 200
 
 
 def build_service(settings: Settings, clock: Clock | None = None):
     # the catalogue (what a station may submit, at what level, for what fee) and the calendar (the city's
     # deadlines of escalations): every version from the reference stream, kept in this service's database
     reference = Reference(settings, needs_catalog=True)
-    station = Station(clock=clock or Clock())
+    station = Station(clock=clock or Clock(), catalogs=reference.catalogs, instance=settings.instance)
     town_agent = TownAgent(clock=station.clock, calendar=reference.calendar, instance=settings.instance,
                            work_exchange=Topology.of(settings).work.name)
+
+    def _serve(service, call: ApiCall, step):
+        """A station's service from the client's request: once per Idempotency-Key, however often sent."""
+        key = call.headers.get("Idempotency-Key")
+        if not key or len(key) > IDEMPOTENCY_KEY_MAX:
+            raise BadRequest(f"an Idempotency-Key header (1-{IDEMPOTENCY_KEY_MAX} characters) is required: "
+                             "the client makes one per service, and sends it again with every retry")
+        if not reference.catalogs.ready:
+            raise ServiceUnavailable("no item catalogue has been loaded on this deployment yet")
+        view, created = station.serve_once(service.platform.store, step, call.body, call.principal, key,
+                                           view=lambda tx, record: StationServiceSchema().dump(record_view(record)))
+        return (201 if created else 200), view
 
     class AgentService(PlatformEndpoints):
         name = settings.instance
@@ -41,25 +62,61 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         @consume(settings, "results")
         def on_result(self, tx, message: Message):
-            """An agent's case accepted (kept), then finished: the agent owes the villager a reply."""
-            if message.type == "case.accepted":
-                return station.on_accepted(tx, message)
+            """Agents' cases at the towns (accepted, each step, completed) and relays the town refused; an
+            escalation in flight that ended some other way (case.completed) is closed."""
             if message.type == "case.completed":
-                town_agent.on_completed(tx, message)  # an escalation in flight ended some other way
-                return station.on_completed(tx, message)
-            return "ignored"
+                town_agent.on_completed(tx, message)
+            handler = {"case.accepted": station.on_accepted, "case.updated": station.on_updated,
+                       "case.completed": station.on_completed, "station.refused": station.on_refused}.get(message.type)
+            return handler(tx, message) if handler else "ignored"
 
         @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"), response=RepliesSchema)
         def replies(self, call: ApiCall):
-            """Replies owed to villagers: an agent's own, a town's, or (city scope) all."""
+            """Replies owed to villagers, oldest first: an agent's own (and their station's), a town's, or (city
+            scope) all. ?status=replied for those made, ?status=all for both."""
+            status = call.query.get("status", "to_reply")
             with self.platform.store.transaction() as tx:
-                return RepliesSchema().dump({"replies": station.replies(tx, call.principal)})
+                return RepliesSchema().dump({"replies": station.replies(tx, call.principal,
+                                                                        None if status == "all" else status)})
+
+        @api("POST", "/replies/<string:case_number>", roles=("agent", "service"), schema=RecordReplySchema,
+             response=ReplySchema)
+        def record_reply(self, call: ApiCall):
+            """回复: the agent who owes it (or one of their station's) records how, when and what was said."""
+            with self.platform.store.transaction() as tx:
+                return ReplySchema().dump(station.record_reply(tx, call.principal, call.params["case_number"],
+                                                               call.body))
 
         @api("GET", "/stats", roles=("supervisor", "service", "city_admin"), response=AgentStatsSchema)
         def stats(self, call: ApiCall):
             """The city's figures, or the caller's town's."""
             with self.platform.store.transaction() as tx:
                 return AgentStatsSchema().dump(station.stats(tx, call.principal))
+
+        # --- village stations (村/社区便民服务站) ------------------------------------------------------
+
+        @api("POST", "/station/submissions", roles=("agent",), schema=StationSubmissionSchema,
+             response=StationServiceSchema)
+        def station_submit(self, call: ApiCall):
+            """代办: a submission with the villager's authorisation: refused, done at the station, or relayed."""
+            return _serve(self, call, station.submit)
+
+        @api("POST", "/station/help", roles=("agent",), schema=StationHelpSchema, response=StationServiceSchema)
+        def station_help(self, call: ApiCall):
+            """帮办: the villager declined to authorise; the help is logged and nothing is submitted."""
+            return _serve(self, call, station.help)
+
+        @api("GET", "/station/services", roles=STATION_READERS, response=StationServicesSchema)
+        def station_services(self, call: ApiCall):
+            """The station's log (服务台账), oldest first; ?month=YYYY-MM and ?status= narrow it."""
+            with self.platform.store.transaction() as tx:
+                return StationServicesSchema().dump({"services": station.services(tx, call.principal, call.query)})
+
+        @api("GET", "/station/services/<string:number>", roles=STATION_READERS, response=StationServiceSchema)
+        def station_service(self, call: ApiCall):
+            """One service with its case's progress (case number, status, outcome) and the reply."""
+            with self.platform.store.transaction() as tx:
+                return StationServiceSchema().dump(station.service(tx, call.principal, call.params["number"]))
 
         @api("GET", "/reports/village", roles=views.REPORT_ROLES, response=VillageReportSchema)
         def village_report(self, call: ApiCall):

@@ -1,41 +1,10 @@
 """Wire formats of the window API: request bodies (loaded) and responses (dump schemas, for the
 OpenAPI document and for clients and fuzzers that check what they get)."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses
-from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
-from shared.schemas import StrictSchema
-from shared.vocabulary import CaseKind, CaseStatus, ContactChannel, NoticeKind, Outcome
-
-
-class ApplicantSchema(StrictSchema):
-    type = fields.String(load_default="person", validate=validate.OneOf(["person", "organisation"]))
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    id_number = fields.String(load_default=None, allow_none=True,
-                              metadata={"description": "居民身份证 number (GB 11643)"})
-    credit_code = fields.String(load_default=None, allow_none=True,
-                                metadata={"description": "统一社会信用代码 (GB 32100)"})
-    phone = fields.String(required=True)
-    channel = fields.String(load_default="sms", validate=validate.OneOf([str(c) for c in ContactChannel]))
-    email = fields.Email(load_default=None, allow_none=True)
-    town = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\d{9}$"),
-                         metadata={"description": "the applicant's own town, for 全城通办 routing"})
-
-    @validates_schema
-    def _identity(self, data, **_):
-        if data["type"] == "person":
-            value = data.get("id_number")
-            if not value:
-                raise ValidationError("a person applies with a 居民身份证 number", "id_number")
-            if not is_valid_resident_id(normalise_resident_id(value)):
-                raise ValidationError("not a valid 居民身份证 number (GB 11643 check digit or birth date wrong)",
-                                      "id_number")
-        else:
-            value = (data.get("credit_code") or "").strip().upper()
-            if not is_valid_credit_code(value):
-                raise ValidationError("not a valid 统一社会信用代码 (GB 32100 check character wrong)", "credit_code")
-        if not is_valid_mobile(data["phone"]):
-            raise ValidationError("not a valid mainland mobile number", "phone")
+from shared.schemas import ApplicantSchema, StrictSchema
+from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome
 
 
 class SubmitCaseSchema(StrictSchema):
@@ -147,6 +116,8 @@ class CaseSchema(StrictSchema):
     applicant = fields.Nested(ApplicantViewSchema, required=True)
     first_responder = fields.String(required=True)
     via_agent = fields.String(allow_none=True)
+    village = fields.String(allow_none=True, metadata={"description": "the village station it came from"})
+    station_submission = fields.String(allow_none=True, metadata={"description": "the station's record number"})
     accepted_at = fields.DateTime(required=True)
     clock_started_on = fields.Date(allow_none=True)
     deadline = fields.Date(allow_none=True)

@@ -192,6 +192,11 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return window.apply_returned(tx, message)
             return window.apply_decision(tx, message)
 
+        @consume(settings, "stations")
+        def on_station_submission(self, tx, message: Message):
+            """报送: a village station of this town relays a submission; it becomes a case here."""
+            return window.on_station_submission(tx, message)
+
         @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)
         def refresh_served(self):
             """Which departments an approval instance serves now: a case for one nobody serves is flagged."""

@@ -30,6 +30,7 @@ from shared.contracts import (
     rk_escalated,
     rk_notice_issued,
     rk_routed,
+    rk_station_refused,
     rk_step_refused,
     rk_updated,
 )
@@ -37,6 +38,7 @@ from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
 from shared.logging import bind_context, get_logger
 from shared.pii import mask_credit_code, mask_resident_id, normalise_resident_id
 from shared.reference import Catalogs
+from shared.schemas import ApplicantSchema
 from shared.store import Store, Tx
 from shared.vocabulary import OPEN_CASE_STATUSES, CaseKind, CaseStatus, DepartmentStep
 from shared.workdays import WorkingCalendar
@@ -150,7 +152,8 @@ class Window:
             applicant_id=normalise_resident_id(applicant["id_number"]) if person else applicant["credit_code"].upper(),
             applicant_phone=applicant["phone"], contact_channel=applicant["channel"],
             applicant_town=applicant.get("town"), first_responder=body.get("first_responder") or principal.subject,
-            via_agent=body.get("via_agent"), accepted_at=now, accepted_on=today,
+            via_agent=body.get("via_agent"), village=body.get("village"),
+            station_submission=body.get("station_submission"), accepted_at=now, accepted_on=today,
             clock_started_on=o.clock_started_on, deadline=o.deadline, deadline_provisional=o.deadline_provisional,
             missing=o.missing, was_supplement=o.was_supplement, deferred=o.deferred, deferred_due=o.deferred_due,
             advice=o.advice, reason=o.reason, request_key=key)
@@ -178,6 +181,37 @@ class Window:
                 raise
         log.info("case.same_request_at_once")
         return attempt()
+
+    def on_station_submission(self, tx: Tx, message: Message) -> str:
+        """报送: a village station of this town relays a villager's submission; it becomes a case through the
+        window's own `submit`, marked as the agent's for that village, the agent its first responder.
+
+        The request key comes from the station's record number, so a resent submission makes no second case.
+        When the ledger's rules refuse it (the catalogue changed since), the station hears why
+        (station.refused) and nothing else changes."""
+        p = message.payload
+        number, village, agent = message.case_number, p["village"], p["agent"]
+        if p["town"] != self.town or village[:9] != self.town:
+            raise Unacceptable(f"station record {number} of village {village} is not for the centre of {self.town}")
+        applicant = {k: p["applicant"].get(k) for k in ("type", "name", "id_number", "credit_code", "phone",
+                                                         "channel", "town")}
+        problems = ApplicantSchema().validate(applicant)
+        if problems:
+            raise Unacceptable(f"station record {number}: the applicant is not valid", problems)
+        principal = auth.Principal(subject=agent, role="agent", scope=auth.Scope("village", village=village),
+                                   expires_at=0, issued_at=0)
+        body = {"item_code": p["item_code"], "applicant": applicant, "materials": p["materials"],
+                "via_agent": agent, "in_person": False, "first_responder": agent, "village": village,
+                "station_submission": number}
+        try:
+            case, created = self.submit(tx, body, principal, request_key=f"station:{number}")
+        except DomainError as exc:  # the rules check before the ledger changes: nothing to undo
+            log.warning("station.refused", station_number=number, reason=exc.message)
+            tx.publish(make_message("station.refused", number, 0, {
+                "town": self.town, "village": village, "agent": agent, "reason": exc.message[:500]},
+                producer=self.instance, occurred_at=self.clock.now()), rk_station_refused(self.town))
+            return "refused"
+        return "ok" if created else "duplicate"
 
     # --- the steps after ---------------------------------------------------------------------------
 
@@ -401,7 +435,8 @@ class Window:
             "accepting_town": self.town, "department": case.department, "item_name": case.item_name,
             "kind": case.kind, "outcome": case.outcome, "reason": case.reason,
             "result_number": case.result_number, "completed_on": today, "deadline": case.deadline,
-            "on_time": case.deadline is None or today <= case.deadline, "via_agent": case.via_agent}),
+            "on_time": case.deadline is None or today <= case.deadline, "via_agent": case.via_agent,
+            "village": case.village}),
             rk_completed(self.town))
         self._issue_for(tx, case, self.item_of(case), "decide")
         log.info("case.completed", outcome=case.outcome)
@@ -489,7 +524,7 @@ class Window:
     def _publish_update(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
         tx.publish(self._message("case.updated", case, {
             "accepting_town": self.town, "action": action, "status": case.status, "deadline": case.deadline,
-            "reason": reason}), rk_updated(self.town))
+            "reason": reason, "via_agent": case.via_agent}), rk_updated(self.town))
 
     def _tell_deadline(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
         """The ledger moved the deadline or stopped/restarted the clock: every department of the open case
@@ -511,7 +546,8 @@ class Window:
             "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
             "item_name": case.item_name, "department": case.department, "kind": case.kind,
             "status": case.status, "deadline": case.deadline, "first_responder": case.first_responder,
-            "via_agent": case.via_agent}), rk_accepted(self.town))
+            "via_agent": case.via_agent, "village": case.village, "station_submission": case.station_submission}),
+            rk_accepted(self.town))
 
     def _start_clock(self, case: Case, item: dict, today) -> None:
         due = domain.deadline(item, today, self.calendar)

@@ -28,7 +28,8 @@ def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) ->
                       mask_resident_id(case.applicant_id) if case.applicant_type == "person"
                       else mask_credit_code(case.applicant_id),
                       "phone": mask_phone(case.applicant_phone)},
-        "first_responder": case.first_responder, "via_agent": case.via_agent, "accepted_at": case.accepted_at,
+        "first_responder": case.first_responder, "via_agent": case.via_agent,
+        "village": case.village, "station_submission": case.station_submission, "accepted_at": case.accepted_at,
         "clock_started_on": case.clock_started_on, "deadline": case.deadline,
         "deadline_provisional": case.deadline_provisional, "days_left": _days_left(window, case),
         "missing_materials": case.missing, "deferred_materials": case.deferred, "deferred_due": case.deferred_due,

@@ -90,7 +90,13 @@ def _make_records(city) -> dict:
              # the instant case was decided by rule: its item (id 1) is closed, so perhaps none is listed
              "minzheng": city.call("GET", "approval-minzheng", "/work-items", ops).json()["items"]}
     notice_id = city.case(instant)["notices"][0]["id"]
-    return {"instant": instant, "promised": promised, "notice_id": notice_id, "items": items}
+    # a village station's record of the same agent (help only: nothing reaches the town)
+    r = city.call("POST", "agent", "/station/help", city.token("agent", f"village:{TOWN_A}001", AGENT),
+                  {"content": "咨询", "solution": "已解答", "applicant": {"name": "张三", "phone": VALID_PHONE}},
+                  headers={"Idempotency-Key": "walk-1"})
+    assert r.status_code == 201, r.text
+    return {"instant": instant, "promised": promised, "notice_id": notice_id, "items": items,
+            "station_record": r.json()["number"]}
 
 
 def test_every_get_route_answers_a_foreign_caller_as_for_a_missing_record(city):
@@ -113,9 +119,9 @@ def test_every_get_route_answers_a_foreign_caller_as_for_a_missing_record(city):
     for instance in instances:
         items = records["items"].get(instance.removeprefix("approval-"), [])
         real = {"case_number": records["instant"], "notice_id": records["notice_id"], "office": TOWN_A,
-                "item_id": items[0]["id"] if items else 1, "code": "MZ-0001"}
+                "item_id": items[0]["id"] if items else 1, "code": "MZ-0001", "number": records["station_record"]}
         missing = {"case_number": missing_case, "notice_id": 999999, "office": "320583199", "item_id": 999999,
-                   "code": "ZZ-9999"}
+                   "code": "ZZ-9999", "number": f"V{TOWN_A}001-{some_day}-9999"}
         for path in routes[instance]:
             if path.startswith(REFERENCE_DATA):
                 continue

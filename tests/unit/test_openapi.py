@@ -21,11 +21,11 @@ from openapi_spec_validator import validate as validate_spec
 from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 
-from services.intake.schemas import ApplicantSchema
+from services.agent.schemas import HelpApplicantSchema
 from shared.config import Settings
 from shared.metrics import ServiceMetrics
 from shared.openapi import build_openapi, convert_path
-from shared.schemas import ErrorSchema, OpenApiDocumentSchema
+from shared.schemas import ApplicantSchema, ErrorSchema, OpenApiDocumentSchema
 from shared.web import HttpEntrypoint
 from tests.support import VALID_ID, VALID_PHONE
 from tongban.runtime import host_layout, service_class
@@ -47,11 +47,16 @@ def _valid_identity(applicant: dict) -> None:
         applicant["credit_code"] = VALID_CREDIT_CODE
 
 
+def _valid_phone(person: dict) -> None:
+    person["phone"] = VALID_PHONE
+
+
 CUSTOM_VALIDATED = {
     (ApplicantSchema, "@validates_schema"): (
         "a person needs a 居民身份证 number with a right GB 11643 check digit and birth date, an organisation a "
         "统一社会信用代码 with a right GB 32100 check character, everyone a mainland mobile number",
         _valid_identity),
+    (HelpApplicantSchema, "@validates_schema"): ("a mainland mobile number", _valid_phone),
 }
 # validators apispec's marshmallow plugin turns into JSON Schema keywords (Email: the field's own `format: email`)
 EXPRESSIBLE = (validate.OneOf, validate.Length, validate.Regexp, validate.Range, validate.Email)
