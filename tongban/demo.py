@@ -4,8 +4,13 @@ It starts every instance (windows for a few towns, an approval service for every
 the catalogue, agent, notify, evaluation) on a bus prefix and data folder of its own, so it never
 touches a running `tongban up`. Applicants come with complete or incomplete materials, some are
 returned and ask for review, some only ask; escalated cases pass the town's initial review;
-special procedures pause the clock; approvers decide. When every case is closed, each service's
-own records are checked against the others.
+special procedures pause the clock; approvers decide. Villagers go to their village stations: the agent
+submits with their authorisation (the client resends some, as a poor connection would), refuses what needs
+the applicant in person, only helps those who decline to authorise, does village-level items at once and
+relays the rest to the town, and calls the villager back when the case is done. Escalated cases go from the
+town's 初审 through the town agent to the city department and back. Residents of other towns apply under
+全城通办: their town's department office decides, the result goes back by EMS mail or for pickup. When every
+case is closed, each service's own records are checked against the others.
 """
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import eventlet
@@ -33,6 +40,8 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华平"
 DEMO_TOWNS = 3  # windows: the first towns of the catalogue; applicants come from every town
+VILLAGE_SHARE = 0.2  # of the applicants, those who go to their village station instead of a town window
+IN_FLIGHT = ("awaiting_relay", "relayed", "decided")  # an escalation the town agent still has to move
 OPEN_STATUSES = tuple(str(s) for s in OPEN_CASE_STATUSES)
 
 
@@ -138,8 +147,14 @@ class DemoCity:
         self.ops = issue_token(secret, "demo-supervisor", "service", "city")
         self.supervisor = issue_token(secret, "demo-supervisor", "supervisor", "city")
         self.clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}") for t in towns}
+        self.town_agents = {t: issue_token(secret, f"town-agent-{t[-3:]}", "town_agent", f"town:{t}") for t in towns}
+        self.villages = [v["code"] for t in towns for v in catalog.towns[t]["villages"]]
+        self.village_agents = {v: issue_token(secret, f"agent-{v[-6:]}", "agent", f"village:{v}")
+                               for v in self.villages}
         self.opened: list[dict] = []  # (case view, town) of every case the windows opened
         self.actions = Counter()
+        self.village = Counter()  # what the village stations did
+        self.station_records: dict[str, dict] = {}  # number -> the station's record (one per service)
 
     def _token_for(self, department: str, handling_town: str, holder: str | None = None) -> str:
         """The token of whoever holds the work (a post holder, the head), or of anyone in that office."""
@@ -170,12 +185,18 @@ class DemoCity:
     # --- the windows -----------------------------------------------------------------------------
 
     def submit_all(self, n: int, progress: Progress) -> None:
-        """The applicants come to the windows, a dozen at a time."""
+        """The applicants come to the windows and to their village stations, a dozen at a time."""
         items = list(self.catalog.items.values())
-        jobs = [(k, self.rng.choice(self.towns), self.rng.choice(items), self.rng.random(),
-                 fake_applicant(self.rng, list(self.catalog.towns))) for k in range(n)]
+        at_villages = int(n * VILLAGE_SHARE) if self.villages else 0
+        jobs = [(self._one_applicant, (k, self.rng.choice(self.towns), self.rng.choice(items), self.rng.random(),
+                                       fake_applicant(self.rng, list(self.catalog.towns))))
+                for k in range(n - at_villages)]
+        jobs += [(self._one_villager, (self.rng.choice(self.villages), self.rng.random(), self.rng.random(),
+                                       fake_applicant(self.rng, [])))
+                 for _ in range(at_villages)]
+        self.rng.shuffle(jobs)
         pool = eventlet.GreenPool(12)
-        for done, _ in enumerate(pool.imap(self._one_applicant, jobs), start=1):
+        for done, _ in enumerate(pool.imap(lambda job: job[0](job[1]), jobs), start=1):
             progress.show(done)
 
     def _one_applicant(self, job) -> None:
@@ -222,6 +243,84 @@ class DemoCity:
                           {"days": 3, "reason": "需征求相关部门意见"}, expect=(200, 400))
                 self.actions["extension"] += 1
 
+
+    # --- the village stations (村/社区便民服务站) ---------------------------------------------------------
+
+    def _station_items(self) -> dict[str, list[dict]]:
+        items = list(self.catalog.items.values())
+        return {"in_person": [i for i in items if i["in_person"]],
+                "village": [i for i in items if i["level"] == "village" and i["kind"] != "consultation"],
+                "relay": [i for i in items if i["agent_allowed"] and not i["in_person"] and i["level"] != "village"
+                          and i["kind"] != "consultation"]}
+
+    def _one_villager(self, job) -> None:
+        """A villager at the station: refused (in person only), helped only, done at once, or relayed to the town
+        (some of these sent again with the same Idempotency-Key, some at the same moment, as a poor line does)."""
+        village, luck, resend, applicant = job
+        url, token, town = self.urls["agent"], self.village_agents[village], village[:9]
+        kinds = self._station_items()
+        applicant = {**applicant, "town": town, "channel": "sms"}
+        if luck < 0.12:
+            item = self.rng.choice(kinds["in_person"])
+        elif luck < 0.24:
+            body = {"content": "咨询养老保险缴费档次", "solution": "讲解政策并协助填写表格，村民决定自行到镇中心办理",
+                    "applicant": {"name": applicant["name"], "phone": applicant["phone"]}}
+            record = self._station_post(f"{url}/station/help", token, body)
+            self.station_records[record["number"]] = record
+            self.village["help_only"] += 1
+            return
+        elif luck < 0.32 and kinds["village"]:
+            item = self.rng.choice(kinds["village"])
+        else:
+            item = self.rng.choice(kinds["relay"])
+        body = {"item_code": item["code"], "applicant": applicant,
+                "materials": [m["code"] for m in item["materials"] if m["required"]],
+                "authorisation": {"by": applicant["name"], "matters": f"代为申请{item['name']}",
+                                  "signed_at": datetime.now(UTC).isoformat(), "method": "手写签名"}}
+        key = uuid.uuid4().hex
+        sends = 1 + (self.rng.randint(1, 4) if resend < 0.3 else 0)
+        if sends > 1:  # a poor connection: the client sends again, some at the same moment
+            pool = eventlet.GreenPool(sends)
+            answers = list(pool.imap(lambda _: self._station_post(f"{url}/station/submissions", token, body, key),
+                                     range(sends)))
+            self.village["sent_again"] += sends - 1
+        else:
+            answers = [self._station_post(f"{url}/station/submissions", token, body, key)]
+        if len({a["number"] for a in answers}) != 1:
+            raise RuntimeError(f"one Idempotency-Key made {len({a['number'] for a in answers})} station records")
+        record = answers[0]
+        self.station_records[record["number"]] = record
+        self.village[{"refused": "refused_at_station", "done": "done_at_station"}.get(record["status"],
+                                                                                       "relayed")] += 1
+
+    def _station_post(self, url: str, token: str, body: dict, key: str | None = None) -> dict:
+        r = self.http.session.post(url, json=body, timeout=60, headers={
+            "Authorization": f"Bearer {token}", "Idempotency-Key": key or uuid.uuid4().hex})
+        if r.status_code not in (200, 201):
+            raise RuntimeError(f"POST {url} answered {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def _village_replies(self) -> int:
+        """Each village agent calls back the villagers whose cases are done (回复); the replies still owed."""
+        owed = 0
+        for village, token in self.village_agents.items():
+            for reply in self.http("GET", f"{self.urls['agent']}/replies", token)["replies"]:
+                if reply["village"] != village:
+                    continue
+                self.http("POST", f"{self.urls['agent']}/replies/{reply['case_number']}", token,
+                          {"method": self.rng.choice(["phone", "phone", "visit"]),
+                           "what_said": "告知办理结果及领取方式" if reply["outcome"] == "approved"
+                           else "告知未获批准的原因及后续途径"}, expect=(200, 409))
+                owed += 1
+        return owed
+
+    def _initial_reviews(self, town: str) -> None:
+        """初审 at the town for escalated cases the village stations relayed (the window's own pass at once)."""
+        base, token = self.urls["intake-" + town], self.clerks[town]
+        for case in self.http("GET", f"{base}/cases", token, status="initial_review", limit=500)["cases"]:
+            self.http("POST", f"{base}/cases/{case['case_number']}/initial-review", token, expect=(200, 409))
+            self.actions["initial_review"] += 1
+
     # --- the back office -----------------------------------------------------------------------------
 
     def work_until_closed(self, progress: Progress, timeout: float) -> None:
@@ -229,15 +328,20 @@ class DemoCity:
         total = len(self.opened)
         progress.total = total
         while True:
-            self._town_agents()  # escalated cases: relayed to the city after 初审, decisions brought back
+            in_flight = self._town_agents()  # escalated cases: relayed to the city after 初审, decisions back
             for dept in self.departments:
                 self._work_the_list(dept)
-            for town in self.towns:  # cases the back office sent back for more materials
+            for town in self.towns:  # cases the back office sent back for more materials; stations' escalations
                 self._supplement_requested(town)
+                self._initial_reviews(town)
+            owed = self._village_replies()
             open_cases = sum(sum(self._intake_stats(t)["by_status"].get(s, 0) for s in OPEN_STATUSES)
                              for t in self.towns)
-            progress.show(total - open_cases, f"(open {open_cases})")
-            if open_cases == 0:
+            unlinked = self.http("GET", f"{self.urls['agent']}/stats", self.ops)["station"]["by_status"].get(
+                "relayed", 0)  # relayed by a station, no case heard of yet
+            progress.total = total + sum(1 for r in self.station_records.values() if r["status"] == "relayed")
+            progress.show(progress.total - open_cases - unlinked, f"(open {open_cases})")
+            if open_cases == 0 and unlinked == 0 and in_flight == 0 and owed == 0:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"demo timed out with {open_cases} cases still open")
@@ -269,16 +373,19 @@ class DemoCity:
             body = {"outcome": "refused", "reason": "申请材料与实际情况不符"} if refuse else {"outcome": "approved"}
             self.http("POST", f"{base}/decision", token, body, expect=(200, 409))
 
-    def _town_agents(self) -> None:
-        """Each town's agent relays what waits for relay and returns what the city decided."""
-        url = self.urls["agent"]
+    def _town_agents(self) -> int:
+        """Each town's agent relays what waits for relay and returns what the city decided; how many are still
+        in the town agents' hands."""
+        url, in_flight = self.urls["agent"], 0
         for town in self.towns:
-            token = issue_token(self.secret, f"town-agent-{town[-3:]}", "town_agent", f"town:{town}")
+            token = self.town_agents[town]
             for esc in self.http("GET", f"{url}/escalations", token)["escalations"]:
+                in_flight += esc["status"] in IN_FLIGHT
                 step = {"awaiting_relay": "relay", "decided": "return"}.get(esc["status"])
                 if step:
                     self.http("POST", f"{url}/escalations/{esc['case_number']}/{step}", token, expect=(200, 409))
                     self.actions[f"escalation_{step}"] += 1
+        return in_flight
 
     def _supplement_requested(self, town: str) -> None:
         base, token = self.urls["intake-" + town], self.clerks[town]

@@ -212,6 +212,12 @@ class Escalations:
             q = q.where(Escalation.accepting_town == town)
         return list(self.s.scalars(q.order_by(Escalation.deadline, Escalation.case_number)))
 
+    def count_by_status(self, town: str | None = None) -> dict[str, int]:
+        q = sa.select(Escalation.status, sa.func.count()).group_by(Escalation.status)
+        if town is not None:
+            q = q.where(Escalation.accepting_town == town)
+        return {status: n for status, n in self.s.execute(q).all()}
+
 
 class StationServices:
     """The service log (服务台账) of the village stations."""
@@ -256,3 +262,15 @@ class StationServices:
         if status is not None:
             q = q.where(StationService.status == status)
         return list(self.s.scalars(q))
+
+    def count_by(self, town: str | None = None) -> dict[str, dict[str, int]]:
+        """The log's figures: services by status and by mode (submission, help only)."""
+        q = sa.select(StationService.mode, StationService.status, sa.func.count()).group_by(
+            StationService.mode, StationService.status)
+        if town is not None:
+            q = q.where(StationService.town == town)
+        out: dict[str, dict[str, int]] = {"by_status": {}, "by_mode": {}}
+        for mode, status, n in self.s.execute(q).all():
+            out["by_status"][status] = out["by_status"].get(status, 0) + n
+            out["by_mode"][mode] = out["by_mode"].get(mode, 0) + n
+        return out

@@ -27,9 +27,25 @@ class RepliesSchema(Schema):
     replies = fields.List(fields.Nested(ReplySchema), required=True)
 
 
+class StationCountsSchema(Schema):
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                            metadata={"description": "refused | helped | done | relayed | accepted | completed | "
+                                                     "rejected"})
+    by_mode = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                          metadata={"description": "submission | help_only"})
+
+
+class EscalationCountsSchema(Schema):
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                            metadata={"description": "awaiting_relay | relayed | decided | returned | closed"})
+
+
 class AgentStatsSchema(Schema):
     replies_owed = fields.Integer(required=True)
+    replies_made = fields.Integer(required=True)
     agent_cases = fields.Integer(required=True)
+    station = fields.Nested(StationCountsSchema, required=True, metadata={"description": "the stations' log"})
+    escalations = fields.Nested(EscalationCountsSchema, required=True)
 
 
 # --- the monthly village table (村(社区)便民服务办理情况统计表) ------------------------------------

@@ -373,7 +373,10 @@ class Station:
         if not allowed:
             raise NotPermitted(f"no statistics for scope {principal.scope}")
         return {"replies_owed": Replies(tx.session).count(town, status=ReplyStatus.TO_REPLY),
-                "agent_cases": AgentCases(tx.session).count(town)}
+                "replies_made": Replies(tx.session).count(town, status=ReplyStatus.REPLIED),
+                "agent_cases": AgentCases(tx.session).count(town),
+                "station": StationServices(tx.session).count_by(town),
+                "escalations": {"by_status": Escalations(tx.session).count_by_status(town)}}
 
 
 # --- the town agents (镇代办员): escalated cases (上报件) to the city and back -------------------------------
