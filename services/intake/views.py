@@ -5,7 +5,7 @@ Window.require_town_read): what they may not see answers like what does not exis
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from services.intake import domain, notice_rendering
 from services.intake.models import Case, DepartmentDecision, Ledger, Transfer, Transfers, Waybills
@@ -77,14 +77,19 @@ def handled_case_view(window: Window, t: Transfer) -> dict:
         "case_number": t.case_number, "version": t.version, "responsibility": "handling", "status": t.status,
         "kind": t.kind, "item_code": t.item_code, "item_name": t.item_name, "department": t.department,
         "accepting_town": t.accepting_town, "accepting_centre": centre, "handling_town": t.handling_town,
-        "first_responder": t.first_responder, "accepted_at": t.accepted_at, "deadline": t.deadline,
+        "first_responder": t.first_responder, "accepted_at": _utc(t.accepted_at), "deadline": t.deadline,
         "delivery": t.delivery, "outcome": t.outcome, "completed_on": t.completed_on,
-        "tracking_number": t.tracking_number, "updated_at": t.updated_at,
+        "tracking_number": t.tracking_number, "updated_at": _utc(t.updated_at),
         "responsibilities": domain.responsibilities(
             accepting_town=t.accepting_town, accepting_centre=centre, first_responder=t.first_responder,
             handling_town=t.handling_town, department=t.department,
             office=domain.office_name(t.handling_town, department, town, catalog.data.get("city", {}).get("name"))),
     }
+
+
+def _utc(at: datetime) -> datetime:
+    """Stored in UTC; SQLite gives it back without its zone."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def transfer_list(window: Window, tx: Tx, principal: auth.Principal, query: dict) -> dict:
