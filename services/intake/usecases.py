@@ -246,7 +246,8 @@ class Window:
             contact_channel=case.contact_channel, applicant_town=case.applicant_town,
             first_responder=case.first_responder, via_agent=case.via_agent, accepted_at=now, accepted_on=today,
             review_of=case.case_number, missing=[], deferred=[], reason=reason, clock_started_on=today,
-            deadline=due.date, deadline_provisional=due.provisional)
+            deadline=due.date, deadline_provisional=due.provisional, delivery=case.delivery,
+            mail_address=case.mail_address)
         repo.add(review)
         repo.append(review, "open_review", actor, now, f"{number}:open_review", reason=reason,
                     data={"review_of": case.case_number})

@@ -1,13 +1,24 @@
 """全城通办 rules without a broker: the delivery choice, S10 waybill numbers, who hears of a case, each
 centre's responsibility, and the result notice naming the waybill or the centre."""
+from datetime import date
+from pathlib import Path
+
 import pytest
 
-from services.intake import domain
+from services.intake import domain, views
 from services.intake.notice_rendering import render_pdf, render_sms
+from services.intake.service import VERSIONS
+from services.intake.usecases import Window
 from shared import s10
-from shared.catalog import load_catalog
-from shared.errors import RuleViolation
+from shared.catalog import SAMPLE_CATALOG, load_catalog
+from shared.clock import ManualClock
+from shared.contracts import Unacceptable, make_message
+from shared.errors import NotVisible, RuleViolation
+from shared.reference import Book, Catalogs, make_record
+from shared.store import Store
+from shared.workdays import WorkingCalendar
 from tests.unit.test_notices import make, pdf_text, squeeze
+from tests.unit.test_window_usecases import APPLICANT, MONDAY, TOWN, _sent, _step, _who
 
 CATALOG = load_catalog()
 MAIL_OK = CATALOG.item("MZ-0002")  # delivery: [pickup, mail]
@@ -158,3 +169,99 @@ def test_a_result_to_pick_up_names_the_accepting_centre(tmp_path):
     assert "玉山镇便民服务中心综合受理窗口" in squeeze(pdf_text(render_pdf(notice), tmp_path))
     assert "EMS" not in render_sms(notice)
     assert "领取" not in render_sms(make("result")), "no delivery known (an older notice): as it was"
+
+
+# --- the use cases on SQLite, no broker: what the accepting centre sends, what the handling one keeps -------
+
+def _window(tmp_path, town):
+    store = Store(f"sqlite:///{tmp_path / f'intake-{town}.db'}", Path(VERSIONS), "x.events")
+    store.migrate()
+    w = Window(town=town, instance=f"intake-{town}",
+               catalogs=Catalogs(Book([make_record("catalog", SAMPLE_CATALOG.read_text("utf-8"))])),
+               calendar=WorkingCalendar(), clock=ManualClock(MONDAY), work_exchange="x.work")
+    w.store = store
+    yield w
+    store.dispose()
+
+
+@pytest.fixture
+def window(tmp_path):
+    yield from _window(tmp_path, TOWN)
+
+
+def _transfers_sent(w) -> list[dict]:
+    return [body for key, body in _sent(w) if key.startswith("case.transfer.")]
+
+
+def _mail(w, applicant_town=B, **extra):
+    body = {"item_code": "MZ-0002", "materials": ["idcard", "hukou", "apply", "income", "consent"],
+            "applicant": {**APPLICANT, "town": applicant_town}, "delivery": "mail", "mail_address": "巴城镇正仪路8号",
+            **extra}
+    with w.store.transaction() as tx:
+        case, _ = w.submit(tx, body, _who(), None)
+        return case.case_number
+
+
+def test_the_accepting_centre_tells_the_handling_town_at_acceptance_and_at_every_step(window):
+    local = _mail(window, applicant_town=None)
+    assert _transfers_sent(window) == [], "handled here: nobody else hears of it"
+    number = _mail(window)
+    sent = _transfers_sent(window)
+    assert [(m["case_number"], m["case_version"], m["payload"]["status"]) for m in sent] == [(number, 1, "in_review")]
+    assert sent[0]["payload"]["handling_town"] == B and sent[0]["payload"]["delivery"] == "mail"
+    view = _step(window, number, "pause", "现场勘察", "入户调查")
+    assert _transfers_sent(window)[-1]["payload"]["status"] == "paused" and view["version"] == 2
+    assert view["history"][0]["data"]["responsibilities"] == view["responsibilities"]
+    with window.store.transaction() as tx:
+        assert views.case_view(window, tx, window.visible_case(tx, _who(), local), with_history=True)[
+            "history"][0]["data"].get("responsibilities") is None
+
+
+def test_a_mailed_result_gets_the_next_waybill_of_the_centre(window):
+    numbers = [_mail(window, applicant_town=None) for _ in range(2)]
+    tracking = []
+    for number in numbers:
+        with window.store.transaction() as tx:
+            window.apply_decision(tx, make_message("case.decided", number, 1, {
+                "accepting_town": TOWN, "handling_town": TOWN, "department": "minzheng", "outcome": "approved",
+                "result_number": "R-1", "decided_by": "approver-1", "work_item_id": 1}, producer="t"))
+        with window.store.transaction() as tx:
+            tracking.append(views.case_detail(window, tx, _who(), number)["waybill"]["tracking_number"])
+    first = s10.default_ranges(TOWN)[0]
+    assert tracking == [first.number(first.first), first.number(first.first + 1)]
+    completed = [m["payload"] for key, m in _sent(window) if key.startswith("case.completed.")]
+    assert [c["tracking_number"] for c in completed] == tracking and {c["delivery"] for c in completed} == {"mail"}
+
+
+@pytest.fixture
+def window_b(tmp_path):
+    yield from _window(tmp_path, B)
+
+
+def _transfer(version, status, handling_town=B):
+    return make_message("case.transfer", "320583101-20261102-00001", version, {
+        "accepting_town": A, "handling_town": handling_town, "item_code": "MZ-0002", "item_name": "最低生活保障申请",
+        "department": "minzheng", "kind": "promised", "status": status, "deadline": date(2026, 11, 30),
+        "accepted_at": MONDAY, "first_responder": "clerk-a1", "delivery": "mail"}, producer="t")
+
+
+def test_the_handling_centre_keeps_the_latest_version_and_shows_it_to_its_own_town_only(window_b):
+    with window_b.store.transaction() as tx:
+        assert window_b.on_transfer(tx, _transfer(2, "paused")) == "ok"
+    with window_b.store.transaction() as tx:
+        assert window_b.on_transfer(tx, _transfer(1, "in_review")) == "stale", "an older version is ignored"
+    with window_b.store.transaction() as tx, pytest.raises(Unacceptable):
+        window_b.on_transfer(tx, _transfer(3, "completed", handling_town="320583103"))
+    number = "320583101-20261102-00001"
+    with window_b.store.transaction() as tx:
+        seen = views.case_detail(window_b, tx, _who(scope=f"town:{B}"), number)
+        assert seen["status"] == "paused" and seen["version"] == 2 and seen["responsibility"] == "handling"
+        assert seen["accepting_centre"] == "玉山镇便民服务中心"
+        assert views.transfer_list(window_b, tx, _who(scope=f"town:{B}"), {"status": "paused"})["transfers"]
+        assert not views.transfer_list(window_b, tx, _who(scope=f"town:{B}"), {"status": "completed"})["transfers"]
+        assert views.transfer_list(window_b, tx, _who(role="supervisor", scope="city"), {})["transfers"]
+        for stranger in (_who(scope="town:320583103"), _who(scope=f"town:{A}")):
+            with pytest.raises(NotVisible):
+                views.case_detail(window_b, tx, stranger, number)
+            with pytest.raises(NotVisible):
+                views.transfer_list(window_b, tx, stranger, {})
