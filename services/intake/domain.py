@@ -130,14 +130,15 @@ HANDLING_DUTIES = ("审查决定",)  # examination and decision
 def delivery_choice(item: dict, delivery: str | None, channel: str, mail_address: str | None) -> tuple[str, str | None]:
     """How the result reaches the applicant, and the address kept for it (only for mail).
 
-    pickup: at the accepting centre; mail: EMS to `mail_address`. The older contact channels pickup and mail
-    still say it (channel mail ⇒ delivery mail); a channel and a delivery that disagree are refused."""
+    pickup (the default where offered): at the accepting centre; mail: EMS to `mail_address`. The older
+    contact channels pickup and mail still say it (channel mail ⇒ delivery mail); a channel and a delivery
+    that disagree are refused."""
     implied = channel if channel in (DELIVERY_PICKUP, DELIVERY_MAIL) else None
     if delivery and implied and delivery != implied:
         raise RuleViolation(f"the contact channel {channel!r} and the delivery {delivery!r} disagree",
                             {"delivery": [f"the applicant's channel {channel!r} already asks for {implied!r}"]})
-    chosen = delivery or implied or DELIVERY_PICKUP
     offered = list(item.get("delivery") or [DELIVERY_PICKUP])
+    chosen = delivery or implied or (DELIVERY_PICKUP if DELIVERY_PICKUP in offered else offered[0])
     if chosen not in offered:
         raise RuleViolation(f"the result of {item['name']} is delivered only by {', '.join(offered)}",
                             {"delivery": [f"offered: {', '.join(offered)}"]})

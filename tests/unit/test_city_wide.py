@@ -33,6 +33,14 @@ def test_delivery_defaults_to_pickup_and_keeps_no_address():
     assert domain.delivery_choice(MAIL_OK, "pickup", "sms", "江苏省昆山市前进路1号") == ("pickup", None)
 
 
+def test_an_item_mailed_only_defaults_to_mail_and_so_needs_the_address():
+    mail_only = {**MAIL_OK, "delivery": ["mail"]}
+    assert domain.delivery_choice(mail_only, None, "sms", "巴城镇正仪路8号") == ("mail", "巴城镇正仪路8号")
+    with pytest.raises(RuleViolation) as exc:
+        domain.delivery_choice(mail_only, None, "sms", None)
+    assert "mail_address" in exc.value.details
+
+
 def test_mail_needs_an_address_and_keeps_it():
     address = "江苏省昆山市前进路1号"
     assert domain.delivery_choice(MAIL_OK, "mail", "sms", f" {address} ") == ("mail", address)
