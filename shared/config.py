@@ -227,6 +227,8 @@ class Settings:
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
             outbox_retention_days=_env_float("TONGBAN_RETENTION_DAYS", 7.0),
+            # intake: the EMS waybill number ranges EMS assigned the centre (shared.s10.parse_ranges)
+            extra={"waybill_ranges": env["TONGBAN_WAYBILL_RANGES"]} if env.get("TONGBAN_WAYBILL_RANGES") else {},
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):

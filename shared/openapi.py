@@ -124,6 +124,8 @@ def _success_content(response) -> dict:
     if isinstance(response, str):
         text = response.startswith("text/")
         return {response: {"schema": {"type": "string"} if text else {"type": "string", "format": "binary"}}}
+    if isinstance(response, tuple):  # one of these shapes (each strict, so a body matches exactly one)
+        return {"application/json": {"schema": {"oneOf": list(response)}}}
     return {"application/json": {"schema": response}}
 
 

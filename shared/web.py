@@ -191,12 +191,13 @@ def _read_json(request, schema: Schema) -> dict:
 
 
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
-        public: bool = False, immediate: bool = False, response: type[Schema] | str | None = None):
+        public: bool = False, immediate: bool = False,
+        response: type[Schema] | tuple[type[Schema], ...] | str | None = None):
     """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
 
     `schema` loads the request body; `response` is the marshmallow schema of the success body (for the
-    OpenAPI document and for clients and fuzzers that check responses), or the media type of a body
-    that is not JSON ("application/pdf", "text/plain").
+    OpenAPI document and for clients and fuzzers that check responses), a tuple of schemas when the body
+    is one of several shapes, or the media type of a body that is not JSON ("application/pdf", "text/plain").
 
     `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 

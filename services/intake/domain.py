@@ -120,6 +120,64 @@ def check_city_wide(item: dict, accepting_town: str, applicant_town: str | None)
                             f"{applicant_town}", {"applicant_town": ["this item is handled only in its own town"]})
 
 
+# --- 全城通办: how the result comes back, who answers for what, who else hears of the case ------------------
+
+DELIVERY_PICKUP, DELIVERY_MAIL = "pickup", "mail"
+ACCEPTING_DUTIES = ("形式审查", "身份核验", "受理", "送达")  # formal and identity checks, acceptance, delivery
+HANDLING_DUTIES = ("审查决定",)  # examination and decision
+
+
+def delivery_choice(item: dict, delivery: str | None, channel: str, mail_address: str | None) -> tuple[str, str | None]:
+    """How the result reaches the applicant, and the address kept for it (only for mail).
+
+    pickup (the default where offered): at the accepting centre; mail: EMS to `mail_address`. The older
+    contact channels pickup and mail still say it (channel mail ⇒ delivery mail); a channel and a delivery
+    that disagree are refused."""
+    implied = channel if channel in (DELIVERY_PICKUP, DELIVERY_MAIL) else None
+    if delivery and implied and delivery != implied:
+        raise RuleViolation(f"the contact channel {channel!r} and the delivery {delivery!r} disagree",
+                            {"delivery": [f"the applicant's channel {channel!r} already asks for {implied!r}"]})
+    offered = list(item.get("delivery") or [DELIVERY_PICKUP])
+    chosen = delivery or implied or (DELIVERY_PICKUP if DELIVERY_PICKUP in offered else offered[0])
+    if chosen not in offered:
+        raise RuleViolation(f"the result of {item['name']} is delivered only by {', '.join(offered)}",
+                            {"delivery": [f"offered: {', '.join(offered)}"]})
+    address = (mail_address or "").strip()
+    if chosen == DELIVERY_MAIL and not address:
+        raise RuleViolation("a result sent by EMS needs the mail address", {"mail_address": ["required for mail"]})
+    return chosen, address if chosen == DELIVERY_MAIL else None
+
+
+def waybill_owed(delivery: str | None, outcome: str | None) -> bool:
+    """An EMS waybill once there is a result to send: mail delivery, approved."""
+    return delivery == DELIVERY_MAIL and outcome == Outcome.APPROVED
+
+
+def transfer_owed(accepting_town: str, handling_town: str, status: str, version: int) -> bool:
+    """收受分离: the handling town's centre hears of a case another town's department office handles — not of a
+    city bureau's, not of one handled here, and not of one returned or consulted at the window straight away."""
+    if handling_town in ("city", accepting_town):
+        return False
+    return not (version == 1 and status in (CaseStatus.RETURNED, CaseStatus.CONSULTED))
+
+
+def office_name(handling_town: str, department_name: str, town_name: str | None, city_name: str | None) -> str:
+    """The office that decides: the town's department office (镇民政办), or the city's bureau (市民政局)."""
+    if handling_town == "city":
+        return f"{city_name or '市'}{department_name}局"
+    return f"{town_name or handling_town}{department_name}办"
+
+
+def responsibilities(*, accepting_town: str, accepting_centre: str, first_responder: str, handling_town: str,
+                     department: str, office: str) -> list[dict]:
+    """Each centre's share of one case (收受分离), as the ledger records and shows it."""
+    scope = f"department:{department}" if handling_town == "city" else f"department:{department}@{handling_town}"
+    return [{"role": "accepting", "town": accepting_town, "centre": accepting_centre,
+             "first_responder": first_responder, "duties": list(ACCEPTING_DUTIES)},
+            {"role": "handling", "town": handling_town, "office": office, "department": department, "scope": scope,
+             "duties": list(HANDLING_DUTIES)}]
+
+
 def departments(item: dict) -> list[str]:
     """Every department that must decide: the lead first, then the co-departments (联办)."""
     return [item["department"], *[d for d in item["co_departments"] if d != item["department"]]]

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.intake import domain
-from shared import db
+from shared import db, s10
 
 
 class Base(db.Base):
@@ -290,3 +290,50 @@ class Ledger:
         out["department_decisions"] = self.s.execute(
             sa.select(sa.func.count()).select_from(DepartmentDecision)).scalar_one()
         return out
+
+
+class Waybills:
+    """Repository over the EMS waybills of this centre's cases (全城通办: results sent by mail)."""
+
+    def __init__(self, session: Session):
+        self.s = session
+
+    def of(self, case_number: str) -> Waybill | None:
+        return self.s.scalars(sa.select(Waybill).where(Waybill.case_number == case_number)).first()
+
+    def add(self, waybill: Waybill) -> Waybill:
+        self.s.add(waybill)
+        self.s.flush()
+        return waybill
+
+    def last_issued(self, ranges: list[s10.WaybillRange]) -> str | None:
+        """The highest number issued from the last of `ranges` that was used at all. Within one range the
+        numbers sort as their serials (same letters, fixed width, the check digit after the serial)."""
+        for r in reversed(ranges):
+            low, high = f"{r.prefix}{r.first:08d}", f"{r.prefix}{r.last:08d}~"
+            last = self.s.scalar(sa.select(sa.func.max(Waybill.tracking_number))
+                                 .where(Waybill.tracking_number >= low, Waybill.tracking_number <= high))
+            if last is not None:
+                return last
+        return None
+
+
+class Transfers:
+    """Repository over the cases other centres accepted that this town's department offices handle."""
+
+    def __init__(self, session: Session):
+        self.s = session
+
+    def get(self, case_number: str, for_update: bool = False) -> Transfer | None:
+        return self.s.get(Transfer, case_number, with_for_update=for_update)
+
+    def add(self, transfer: Transfer) -> None:
+        self.s.add(transfer)
+        self.s.flush()
+
+    def list(self, handling_town: str, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Transfer]:
+        q = (sa.select(Transfer).where(Transfer.handling_town == handling_town)
+             .order_by(Transfer.accepted_at.desc(), Transfer.case_number.desc()))
+        if status:
+            q = q.where(Transfer.status == status)
+        return list(self.s.scalars(q.limit(limit).offset(offset)))

@@ -177,6 +177,8 @@ class NoticeData:
     pickup_place: str | None = None
     fee_fen: int = 0
     pickup_hours: str | None = None  # e.g. "工作日 9:00—12:00、13:30—17:00"; default 工作日办公时间
+    delivery: str | None = None  # how the result comes back: pickup (at the accepting centre) | mail (EMS)
+    tracking_number: str | None = None  # the EMS waybill of a result sent by mail (EMS运单号)
 
     def __post_init__(self) -> None:
         # Freeze the sequences so a frozen notice really does not change.
@@ -220,6 +222,17 @@ class NoticeData:
                 raise ValueError("a refused result needs the reason")
         if kind == "pickup" and not (self.pickup_place or "").strip():
             raise ValueError("a pickup notice needs pickup_place")
+        if self.delivery not in (None, "pickup", "mail"):
+            raise ValueError(f"delivery must be pickup, mail or None, got {self.delivery!r}")
+
+    @property
+    def delivery_text(self) -> str | None:
+        """Where an approved result goes: the EMS waybill, or the accepting centre's window."""
+        if self.tracking_number:
+            return f"办理结果已通过EMS寄出，EMS运单号{self.tracking_number}"
+        if self.delivery == "pickup" and (self.pickup_place or "").strip():
+            return f"请到{self.pickup_place.strip()}领取办理结果"
+        return None
 
     # -- derived texts --------------------------------------------------------------
 
@@ -336,6 +349,8 @@ def render_sms(data: NoticeData) -> str:
                 _Seg("。"), review]
     elif kind == "result" and data.outcome == "approved":
         body = [_Seg(f"已办结，准予办理，证照/文书编号{data.result_number}。")]
+        if data.delivery_text:
+            body.append(_Seg(f"{data.delivery_text}。"))
     elif kind == "result":
         body = [_Seg("已办结，不予办理，理由："),
                 _Seg((data.reason or "").strip(), shrink=_shrinkable((data.reason or "").strip())),
@@ -509,7 +524,8 @@ def _body_paragraphs(data: NoticeData) -> list[str]:
         if data.outcome == "approved":
             return [
                 f"{applied}{case}，经{data.department_name}审查，准予办理，现已办结。",
-                f"证照/文书编号：{data.result_number}。请按您选择的方式领取或签收办理结果。",
+                f"证照/文书编号：{data.result_number}。"
+                + (f"{data.delivery_text}。" if data.delivery_text else "请按您选择的方式领取或签收办理结果。"),
             ]
         return [
             f"{applied}{case}，经{data.department_name}审查，决定不予办理，现已办结。理由如下：",

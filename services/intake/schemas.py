@@ -2,7 +2,7 @@
 OpenAPI document and for clients and fuzzers that check what they get)."""
 from marshmallow import Schema, fields, validate
 
-from shared.contracts import SPECIAL_PROCEDURES  # 特别程序: the clock pauses
+from shared.contracts import DELIVERIES, SPECIAL_PROCEDURES  # 特别程序: the clock pauses
 from shared.schemas import ApplicantSchema, StrictSchema
 from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome
 
@@ -16,6 +16,12 @@ class SubmitCaseSchema(StrictSchema):
     in_person = fields.Boolean(load_default=True, metadata={"description": "the applicant is at the window"})
     return_reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 500),
                                   metadata={"description": "not accepted (不予受理): the written reason"})
+    delivery = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(DELIVERIES), metadata={
+        "description": "how the result comes back: pickup at this centre (the default; also applicant.channel "
+                       "pickup) or mail by EMS (also applicant.channel mail; needs mail_address); only what the "
+                       "item's catalogue entry offers"})
+    mail_address = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 500),
+                                 metadata={"description": "where EMS takes the result (kept only for mail)"})
 
 
 class MaterialsSchema(StrictSchema):
@@ -99,6 +105,24 @@ class TimelineEntrySchema(StrictSchema):
     title = fields.String()
 
 
+class WaybillViewSchema(StrictSchema):
+    tracking_number = fields.String(required=True, metadata={"description": "EMS运单号 (UPU S10)"})
+    created_at = fields.DateTime(required=True)
+
+
+class ResponsibilitySchema(StrictSchema):
+    """收受分离: one centre's share of a case."""
+
+    role = fields.String(required=True, validate=validate.OneOf(["accepting", "handling"]))
+    town = fields.String(required=True, metadata={"description": "a town code, or city"})
+    centre = fields.String(metadata={"description": "accepting: the centre's name"})
+    first_responder = fields.String(metadata={"description": "accepting: 首问责任人"})
+    office = fields.String(metadata={"description": "handling: the deciding department office"})
+    department = fields.String()
+    scope = fields.String(metadata={"description": "handling: the approvers' scope"})
+    duties = fields.List(fields.String(), required=True)
+
+
 class CaseSchema(StrictSchema):
     """A case as lists show it (numbers masked)."""
 
@@ -138,6 +162,8 @@ class CaseSchema(StrictSchema):
     allowed_actions = fields.List(fields.String(), required=True)
     departments_not_served = fields.List(fields.String(), required=True)
     warning = fields.String(metadata={"description": "present while a department's work waits unserved"})
+    delivery = fields.String(allow_none=True, validate=validate.OneOf(DELIVERIES),
+                             metadata={"description": "pickup at the accepting centre, or EMS mail"})
 
 
 class CaseDetailSchema(CaseSchema):
@@ -149,6 +175,40 @@ class CaseDetailSchema(CaseSchema):
     timeline = fields.List(fields.Nested(TimelineEntrySchema), required=True, metadata={
         "description": "every hop (history and notices) by time: initial review, relay, city decision, "
                        "return, decision, notices, with who and when"})
+    waybill = fields.Nested(WaybillViewSchema, allow_none=True, metadata={"description": "the EMS waybill"})
+    responsibilities = fields.List(fields.Nested(ResponsibilitySchema), required=True)
+
+
+class HandledCaseSchema(StrictSchema):
+    """全城通办: a case another town's centre accepted that this town's department office handles, as the
+    accepting centre last told (its ledger stays there; no applicant data here)."""
+
+    case_number = fields.String(required=True)
+    version = fields.Integer(required=True)
+    responsibility = fields.String(required=True, validate=validate.OneOf(["handling"]))
+    status = fields.String(required=True, validate=_one_of(CaseStatus))
+    kind = fields.String(required=True, validate=_one_of(CaseKind))
+    item_code = fields.String(required=True)
+    item_name = fields.String(required=True)
+    department = fields.String(required=True)
+    accepting_town = fields.String(required=True)
+    accepting_centre = fields.String(required=True)
+    handling_town = fields.String(required=True)
+    first_responder = fields.String(required=True)
+    accepted_at = fields.DateTime(required=True)
+    deadline = fields.Date(allow_none=True)
+    delivery = fields.String(allow_none=True, validate=validate.OneOf(DELIVERIES))
+    outcome = fields.String(allow_none=True, validate=_one_of(Outcome))
+    completed_on = fields.Date(allow_none=True)
+    tracking_number = fields.String(allow_none=True, metadata={"description": "EMS运单号 of a result sent by mail"})
+    updated_at = fields.DateTime(required=True)
+    responsibilities = fields.List(fields.Nested(ResponsibilitySchema), required=True)
+
+
+class TransferListSchema(StrictSchema):
+    transfers = fields.List(fields.Nested(HandledCaseSchema), required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
 
 
 class CaseListSchema(StrictSchema):

@@ -14,14 +14,17 @@ from services.intake.schemas import (
     CatalogItemSchema,
     CatalogSchema,
     ExtensionSchema,
+    HandledCaseSchema,
     LedgerCheckSchema,
     MaterialsSchema,
     PauseSchema,
     ReasonSchema,
     StatsSchema,
     SubmitCaseSchema,
+    TransferListSchema,
 )
 from services.intake.usecases import Window
+from shared import s10
 from shared.bus import Topology
 from shared.clock import Clock
 from shared.config import Settings
@@ -49,6 +52,9 @@ def build_service(settings: Settings, clock: Clock | None = None):
         calendar=reference.calendar,  # updated in place when a year's holidays arrive
         clock=clock or Clock(),
         work_exchange=Topology.of(settings).work.name,
+        # the EMS waybill numbers EMS assigned this centre (TONGBAN_WAYBILL_RANGES); unset: the town's default
+        waybill_ranges=s10.parse_ranges(settings.extra["waybill_ranges"]) if settings.extra.get("waybill_ranges")
+        else None,
     )
 
     def _recount(store):
@@ -121,9 +127,12 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """容缺: a material promised at acceptance arrives."""
             return self._act(call, window.deliver_deferred, call.body["materials"])
 
-        @api("GET", "/cases/<string:case_number>", roles=READERS, response=CaseDetailSchema)
+        @api("GET", "/cases/<string:case_number>", roles=READERS, response=(CaseDetailSchema, HandledCaseSchema))
         def get_case(self, call: ApiCall):
-            """A case with its deadline, departments' progress, notices and full timeline."""
+            """A case with its deadline, departments' progress, notices and full timeline.
+
+            A case another town's centre accepted that this town handles (全城通办) answers as that centre
+            last told: `responsibility: handling`, the accepting centre named."""
             with self.platform.store.transaction() as tx:
                 return views.case_detail(window, tx, call.principal, call.params["case_number"])
 
@@ -132,6 +141,12 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """Cases filtered by status, kind, item, due date (due_by) and overdue; numbers masked."""
             with self.platform.store.transaction() as tx:
                 return views.case_list(window, tx, call.principal, call.query)
+
+        @api("GET", "/transfers", roles=READERS + ("approver", "department_head"), response=TransferListSchema)
+        def list_transfers(self, call: ApiCall):
+            """Cases other towns' centres accepted that this town's department offices handle (全城通办), by status."""
+            with self.platform.store.transaction() as tx:
+                return views.transfer_list(window, tx, call.principal, call.query)
 
         @api("GET", "/cases/<string:case_number>/notices/<int:notice_id>.pdf", roles=READERS,
              response="application/pdf")
@@ -196,6 +211,11 @@ def build_service(settings: Settings, clock: Clock | None = None):
         def on_station_submission(self, tx, message: Message):
             """报送: a village station of this town relays a submission; it becomes a case here."""
             return window.on_station_submission(tx, message)
+
+        @consume(settings, "transfers")
+        def on_transfer(self, tx, message: Message):
+            """全城通办: another centre accepted a case this town handles, or it changed there."""
+            return window.on_transfer(tx, message)
 
         @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)
         def refresh_served(self):

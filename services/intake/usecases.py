@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from services.intake import domain, notice_rendering
-from services.intake.models import Case, DepartmentDecision, Ledger, Notice
-from shared import auth
+from services.intake.models import Case, DepartmentDecision, Ledger, Notice, Transfer, Transfers, Waybill, Waybills
+from shared import auth, s10
 from shared.catalog import Catalog
 from shared.clock import Clock
 from shared.contracts import (
@@ -32,6 +32,7 @@ from shared.contracts import (
     rk_routed,
     rk_station_refused,
     rk_step_refused,
+    rk_transfer,
     rk_updated,
 )
 from shared.errors import DomainError, NotPermitted, NotVisible, RuleViolation
@@ -40,7 +41,7 @@ from shared.pii import mask_credit_code, mask_resident_id, normalise_resident_id
 from shared.reference import Catalogs
 from shared.schemas import ApplicantSchema
 from shared.store import Store, Tx
-from shared.vocabulary import OPEN_CASE_STATUSES, CaseKind, CaseStatus, DepartmentStep
+from shared.vocabulary import OPEN_CASE_STATUSES, CaseKind, CaseStatus, DepartmentStep, NoticeKind
 from shared.workdays import WorkingCalendar
 
 log = get_logger(__name__)
@@ -62,6 +63,8 @@ class Window:
     # department -> whether an approval instance consumes its work now (None until first looked at)
     served: dict[str, bool] | None = None
     unserved_cases: object = None  # a Counter by department, bound to the instance's /metrics
+    # the EMS waybill numbers this centre may issue (shared.s10), in order of use; None: the town's default
+    waybill_ranges: list | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -125,7 +128,8 @@ class Window:
             in_person=body.get("in_person", True), return_reason=body.get("return_reason"),
             department_name=catalog.departments.get(item["department"], {"name": item["department"]})["name"],
             contact_channel=applicant["channel"])
-        case = self._store_opening(tx, repo, opening, item, catalog, body, principal, key, today)
+        delivery = domain.delivery_choice(item, body.get("delivery"), applicant["channel"], body.get("mail_address"))
+        case = self._store_opening(tx, repo, opening, item, catalog, body, principal, key, today, delivery)
         if opening.announces:
             self._announce(tx, case)
         else:
@@ -138,7 +142,8 @@ class Window:
         return case, True
 
     def _store_opening(self, tx: Tx, repo: Ledger, o: domain.Opening, item: dict, catalog: Catalog, body: dict,
-                       principal: auth.Principal, key: str | None, today) -> Case:
+                       principal: auth.Principal, key: str | None, today,
+                       delivery: tuple[str, str | None] = (domain.DELIVERY_PICKUP, None)) -> Case:
         now = self.clock.now()
         number = repo.next_case_number(self.town, today)
         bind_context(case_number=number, town=self.town, department=item["department"])
@@ -156,12 +161,12 @@ class Window:
             station_submission=body.get("station_submission"), accepted_at=now, accepted_on=today,
             clock_started_on=o.clock_started_on, deadline=o.deadline, deadline_provisional=o.deadline_provisional,
             missing=o.missing, was_supplement=o.was_supplement, deferred=o.deferred, deferred_due=o.deferred_due,
-            advice=o.advice, reason=o.reason, request_key=key)
+            advice=o.advice, reason=o.reason, request_key=key, delivery=delivery[0], mail_address=delivery[1])
         repo.add(case)
         repo.append(case, o.action, principal.subject, now, f"{number}:{o.action}", reason=case.reason,
                     data={"item_code": item["code"], "materials": sorted(body["materials"]),
                           "missing": [m["code"] for m in o.missing], "deferred": [m["code"] for m in o.deferred],
-                          "deadline": case.deadline})
+                          "deadline": case.deadline, **self._separation_record(case)})
         return case
 
     def submit_once(self, store: Store, body: dict, principal: auth.Principal,
@@ -276,7 +281,8 @@ class Window:
             contact_channel=case.contact_channel, applicant_town=case.applicant_town,
             first_responder=case.first_responder, via_agent=case.via_agent, accepted_at=now, accepted_on=today,
             review_of=case.case_number, missing=[], deferred=[], reason=reason, clock_started_on=today,
-            deadline=due.date, deadline_provisional=due.provisional)
+            deadline=due.date, deadline_provisional=due.provisional, delivery=case.delivery,
+            mail_address=case.mail_address)
         repo.add(review)
         repo.append(review, "open_review", actor, now, f"{number}:open_review", reason=reason,
                     data={"review_of": case.case_number})
@@ -429,6 +435,9 @@ class Window:
         self._transition(case, "decide")
         case.outcome, case.reason, case.result_number = verdict
         case.completed_on = today
+        waybill = self._issue_waybill(tx, case)
+        if waybill is not None:
+            data["tracking_number"] = waybill.tracking_number
         self._record(tx, case, "decide", p["decided_by"], reason=case.reason, data=data,
                      key=f"{case.case_number}:decide")
         tx.publish(self._message("case.completed", case, {
@@ -436,7 +445,8 @@ class Window:
             "kind": case.kind, "outcome": case.outcome, "reason": case.reason,
             "result_number": case.result_number, "completed_on": today, "deadline": case.deadline,
             "on_time": case.deadline is None or today <= case.deadline, "via_agent": case.via_agent,
-            "village": case.village}),
+            "village": case.village, "delivery": case.delivery,
+            "tracking_number": waybill.tracking_number if waybill else None}),
             rk_completed(self.town))
         self._issue_for(tx, case, self.item_of(case), "decide")
         log.info("case.completed", outcome=case.outcome)
@@ -525,6 +535,7 @@ class Window:
         tx.publish(self._message("case.updated", case, {
             "accepting_town": self.town, "action": action, "status": case.status, "deadline": case.deadline,
             "reason": reason, "via_agent": case.via_agent}), rk_updated(self.town))
+        self._tell_handling_town(tx, case)
 
     def _tell_deadline(self, tx: Tx, case: Case, action: str, reason: str | None = None) -> None:
         """The ledger moved the deadline or stopped/restarted the clock: every department of the open case
@@ -548,6 +559,7 @@ class Window:
             "status": case.status, "deadline": case.deadline, "first_responder": case.first_responder,
             "via_agent": case.via_agent, "village": case.village, "station_submission": case.station_submission}),
             rk_accepted(self.town))
+        self._tell_handling_town(tx, case)
 
     def _start_clock(self, case: Case, item: dict, today) -> None:
         due = domain.deadline(item, today, self.calendar)
@@ -624,7 +636,8 @@ class Window:
             missing_materials=[m["name"] for m in case.missing], promised_date=case.deadline,
             provisional=case.deadline_provisional, reason=case.reason, result_number=case.result_number,
             outcome=case.outcome, pickup_place=f"{town['name']}便民服务中心{self.window_name}",
-            fee_fen=item.get("fee_fen", 0))
+            fee_fen=item.get("fee_fen", 0), delivery=case.delivery,
+            tracking_number=self._tracking_number(tx, case) if kind == NoticeKind.RESULT else None)
         notice = Ledger(tx.session).add_notice(Notice(case_number=case.case_number, kind=kind,
                                                       issued_at=self.clock.now(),
                                                       sms_text=notice_rendering.render_sms(data),
@@ -635,6 +648,85 @@ class Window:
             "contact": {"name": case.applicant_name, "phone": case.applicant_phone,
                         "channel": "sms" if case.contact_channel in ("pickup", "mail") else case.contact_channel}}),
             rk_notice_issued(self.town))
+
+    # --- 全城通办: the result by EMS, the handling town's centre, each centre's share ----------------------
+
+    def centre_name(self, catalog: Catalog, town: str) -> str:
+        return f"{catalog.towns.get(town, {'name': town})['name']}便民服务中心"
+
+    def responsibilities(self, case: Case) -> list[dict]:
+        """收受分离: what the accepting centre and the deciding office each answer for."""
+        catalog = self.catalog_of(case)
+        department = catalog.departments.get(case.department, {"name": case.department})["name"]
+        town = catalog.towns.get(case.handling_town, {}).get("name")
+        office = domain.office_name(case.handling_town, department, town, catalog.data.get("city", {}).get("name"))
+        return domain.responsibilities(
+            accepting_town=case.accepting_town, accepting_centre=self.centre_name(catalog, case.accepting_town),
+            first_responder=case.first_responder, handling_town=case.handling_town, department=case.department,
+            office=office)
+
+    def _separation_record(self, case: Case) -> dict:
+        """What the acceptance entry of the history keeps when the case is decided elsewhere (收受分离)."""
+        if case.handling_town == case.accepting_town:
+            return {}
+        return {"delivery": case.delivery, "responsibilities": self.responsibilities(case)}
+
+    def _issue_waybill(self, tx: Tx, case: Case) -> Waybill | None:
+        """The result goes by EMS: the centre records the waybill with the next number of its ranges.
+
+        Two completions at once may draw the same number: the unique column refuses one, whose message
+        is tried again (the bus's retry) and draws the next."""
+        if not domain.waybill_owed(case.delivery, case.outcome):
+            return None
+        repo = Waybills(tx.session)
+        existing = repo.of(case.case_number)
+        if existing is not None:
+            return existing
+        ranges = self.waybill_ranges or s10.default_ranges(self.town)
+        number = s10.next_number(ranges, repo.last_issued(ranges))
+        log.info("waybill.issued", tracking_number=number)
+        return repo.add(Waybill(case_number=case.case_number, tracking_number=number,
+                                address=case.mail_address or "", created_at=self.clock.now()))
+
+    @staticmethod
+    def _tracking_number(tx: Tx, case: Case) -> str | None:
+        waybill = Waybills(tx.session).of(case.case_number)
+        return waybill.tracking_number if waybill else None
+
+    def _tell_handling_town(self, tx: Tx, case: Case) -> None:
+        """The handling town's centre keeps its own record of the case (case.transfer), in the same
+        transaction as the change: at acceptance and at every step after (status, deadline, outcome)."""
+        if not domain.transfer_owed(case.accepting_town, case.handling_town, case.status, case.version):
+            return
+        tx.publish(self._message("case.transfer", case, {
+            "accepting_town": self.town, "handling_town": case.handling_town, "item_code": case.item_code,
+            "item_name": case.item_name, "department": case.department, "kind": case.kind, "status": case.status,
+            "deadline": case.deadline, "accepted_at": case.accepted_at, "first_responder": case.first_responder,
+            "delivery": case.delivery, "outcome": case.outcome, "completed_on": case.completed_on,
+            "tracking_number": self._tracking_number(tx, case)}), rk_transfer(case.handling_town))
+
+    def on_transfer(self, tx: Tx, message: Message) -> str:
+        """Another centre accepted a case this town's department office handles: keep its latest record."""
+        p = message.payload
+        if p["handling_town"] != self.town or p["accepting_town"] == self.town:
+            raise Unacceptable(f"a transfer of case {message.case_number} for town {p['handling_town']} from "
+                               f"{p['accepting_town']}: this centre is {self.town}")
+        repo = Transfers(tx.session)
+        row = repo.get(message.case_number, for_update=True)
+        if row is not None and row.version > message.case_version:
+            log.info("transfer.stale", case_number=message.case_number, stored=row.version,
+                     received=message.case_version)
+            return "stale"
+        values = {k: p[k] for k in ("accepting_town", "handling_town", "item_code", "item_name", "department",
+                                    "kind", "status", "deadline", "accepted_at", "first_responder", "delivery",
+                                    "outcome", "completed_on", "tracking_number")}
+        if row is None:
+            repo.add(Transfer(case_number=message.case_number, version=message.case_version,
+                              updated_at=self.clock.now(), **values))
+        else:
+            for key, value in {**values, "version": message.case_version, "updated_at": self.clock.now()}.items():
+                setattr(row, key, value)
+        return "ok"
 
     def _message(self, type_: str, case: Case, payload: dict) -> Message:
         return make_message(type_, case.case_number, case.version, payload, producer=self.instance,

@@ -5,10 +5,10 @@ Window.require_town_read): what they may not see answers like what does not exis
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from services.intake import domain, notice_rendering
-from services.intake.models import Case, DepartmentDecision, Ledger
+from services.intake.models import Case, DepartmentDecision, Ledger, Transfer, Transfers, Waybills
 from services.intake.usecases import Window
 from shared import auth
 from shared.errors import NotVisible, RuleViolation
@@ -39,6 +39,7 @@ def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) ->
         "result_number": case.result_number, "completed_on": case.completed_on,
         "allowed_actions": domain.allowed_actions(case.status),
         "departments_not_served": case.unserved_departments or [],
+        "delivery": case.delivery,
     }
     if case.unserved_departments and case.status not in domain.TERMINAL:
         out["warning"] = (f"no service is handling the work of {', '.join(case.unserved_departments)} now: "
@@ -58,11 +59,61 @@ def case_view(window: Window, tx: Tx, case: Case, with_history: bool = False) ->
                               "issued_at": n.issued_at,
                               "issued_by": (n.data or {}).get("responsible_person") or case.first_responder}
                              for n in notices])
+        waybill = Waybills(tx.session).of(case.case_number)
+        out["waybill"] = ({"tracking_number": waybill.tracking_number, "created_at": waybill.created_at}
+                          if waybill else None)
+        out["responsibilities"] = window.responsibilities(case)
     return out
 
 
 def case_detail(window: Window, tx: Tx, principal: auth.Principal, case_number: str) -> dict:
+    """A case of this centre's ledger; or one another centre accepted that this town handles (全城通办), for
+    this town's users and the city's. Anyone else finds neither."""
+    if Ledger(tx.session).get(case_number) is None and auth.can_see_town(principal, window.town):
+        transfer = Transfers(tx.session).get(case_number)
+        if transfer is not None:
+            return handled_case_view(window, transfer)
     return case_view(window, tx, window.visible_case(tx, principal, case_number), with_history=True)
+
+
+def handled_case_view(window: Window, t: Transfer) -> dict:
+    """收受分离, at the handling town's centre: what the accepting centre told, its centre named."""
+    catalog = window.catalog
+    department = catalog.departments.get(t.department, {"name": t.department})["name"]
+    town = catalog.towns.get(t.handling_town, {}).get("name")
+    centre = window.centre_name(catalog, t.accepting_town)
+    return {
+        "case_number": t.case_number, "version": t.version, "responsibility": "handling", "status": t.status,
+        "kind": t.kind, "item_code": t.item_code, "item_name": t.item_name, "department": t.department,
+        "accepting_town": t.accepting_town, "accepting_centre": centre, "handling_town": t.handling_town,
+        "first_responder": t.first_responder, "accepted_at": _utc(t.accepted_at), "deadline": t.deadline,
+        "delivery": t.delivery, "outcome": t.outcome, "completed_on": t.completed_on,
+        "tracking_number": t.tracking_number, "updated_at": _utc(t.updated_at),
+        "responsibilities": domain.responsibilities(
+            accepting_town=t.accepting_town, accepting_centre=centre, first_responder=t.first_responder,
+            handling_town=t.handling_town, department=t.department,
+            office=domain.office_name(t.handling_town, department, town, catalog.data.get("city", {}).get("name"))),
+    }
+
+
+def _utc(at: datetime) -> datetime:
+    """Stored in UTC; SQLite gives it back without its zone."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def transfer_list(window: Window, tx: Tx, principal: auth.Principal, query: dict) -> dict:
+    """Cases other centres accepted that this town's department offices handle (this town's users, the city)."""
+    window.require_town_read(principal)
+    try:
+        limit = min(int(query.get("limit", 100)), 500)
+        offset = max(int(query.get("offset", 0)), 0)
+    except ValueError:
+        raise RuleViolation("limit and offset must be integers") from None
+    status = query.get("status")
+    if status and status not in domain.STATUSES:
+        raise RuleViolation(f"unknown status {status!r}", {"status": [str(s) for s in domain.STATUSES]})
+    rows = Transfers(tx.session).list(window.town, status=status, limit=limit, offset=offset)
+    return {"transfers": [handled_case_view(window, t) for t in rows], "limit": limit, "offset": offset}
 
 
 def case_list(window: Window, tx: Tx, principal: auth.Principal, query: dict) -> dict:

@@ -175,6 +175,8 @@ def success_schema(response) -> tuple[str, dict]:
         return "application/json", {"type": "object"}
     if isinstance(response, str):
         return response, {"type": "string"} if response.startswith("text/") else {"type": "string", "format": "binary"}
+    if isinstance(response, tuple):
+        return "application/json", {"oneOf": [ref(r) for r in response]}
     return "application/json", ref(response)
 
 
@@ -250,8 +252,9 @@ def test_every_route_declares_its_response(instance):
     assert not undeclared, f"{instance}: routes without response=<Schema> (or a media type): {undeclared}"
     for name in api_routes(cls):
         response = getattr(cls, name).api_response
+        alternatives = response if isinstance(response, tuple) and len(response) > 1 else (response,)
         assert (isinstance(response, str) and re.fullmatch(r"[a-z]+/[\w.+-]+", response)
-                or isinstance(response, type) and issubclass(response, Schema)), (name, response)
+                or all(isinstance(r, type) and issubclass(r, Schema) for r in alternatives)), (name, response)
 
 
 @pytest.mark.parametrize("report", [
@@ -307,7 +310,9 @@ def test_one_component_per_schema_class_each_referenced(instance):
     doc = spec(instance)
     cls = service(instance)
     schemas = [route[3] for route in api_routes(cls).values() if route[3]]
-    schemas += [getattr(cls, name).api_response for name in api_routes(cls)]
+    for name in api_routes(cls):
+        response = getattr(cls, name).api_response
+        schemas += list(response) if isinstance(response, tuple) else [response]
     bodies = [s() for s in schemas if isinstance(s, type)] + [ErrorSchema()]
     classes = {type(s) for body in bodies for s in reachable_schemas(body)}
     assert len({component(c) for c in classes}) == len(classes), "two schema classes of one name"
