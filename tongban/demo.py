@@ -192,7 +192,7 @@ class DemoCity:
                                        fake_applicant(self.rng, list(self.catalog.towns))))
                 for k in range(n - at_villages)]
         jobs += [(self._one_villager, (self.rng.choice(self.villages), self.rng.random(), self.rng.random(),
-                                       fake_applicant(self.rng, [])))
+                                       fake_applicant(self.rng, self.towns)))
                  for _ in range(at_villages)]
         self.rng.shuffle(jobs)
         pool = eventlet.GreenPool(12)
@@ -202,10 +202,18 @@ class DemoCity:
     def _one_applicant(self, job) -> None:
         k, town, item, luck, applicant = job
         url = f"{self.urls['intake-' + town]}/cases"
-        if not item["city_wide"]:
-            applicant["town"] = town
+        # 全城通办: a resident of another town (most of them of a town with a window here, so both centres'
+        # books can be checked) applies for a city-wide item; the others apply in their own town
+        elsewhere = item["city_wide"] and self.rng.random() < 0.4
+        applicant["town"] = (self.rng.choice([t for t in self.towns if t != town] if self.rng.random() < 0.75
+                                             else list(self.catalog.towns))) if elsewhere else town
+        if applicant["channel"] == "pickup":
+            applicant["channel"] = "sms"  # the result's way back is `delivery`; notices go by SMS
         required = [m["code"] for m in item["materials"] if m["required"]]
         body = {"item_code": item["code"], "applicant": applicant, "materials": required}
+        if "mail" in item["delivery"] and self.rng.random() < (0.6 if applicant["town"] != town else 0.15):
+            body.update(delivery="mail", mail_address=f"{self.catalog.towns[applicant['town']]['name']}"
+                                                      f"幸福路{self.rng.randint(1, 300)}号")
         optional_missing = [m for m in item["materials"] if m["required"] and not m["deferrable"]]
         if item["kind"] != "consultation" and luck < 0.12 and optional_missing:
             # incomplete: the applicant forgot up to two materials (补办件)
@@ -409,7 +417,8 @@ class DemoCity:
             evaluation = self.http("GET", f"{self.urls['evaluation']}/stats", self.ops)["cases_by_event"]
             completed = sum(x["completed"] for x in intake)
             books = {
-                "opened": {"windows": sum(x["cases"] for x in intake), "demo": len(self.opened)},
+                "opened": {"windows": sum(x["cases"] for x in intake),
+                           "demo": len(self.opened) + self.village["relayed"]},
                 "completed": {"intake": completed, "result_notices": notify["by_kind"].get("result", 0),
                               "evaluation": evaluation.get("case.completed", 0)},
                 "decisions": {"approval": sum(x["decided"] for x in approval),
@@ -420,6 +429,9 @@ class DemoCity:
                 "open": {"cases": sum(sum(x["by_status"].get(s, 0) for s in OPEN_STATUSES) for x in intake),
                          "work_items": sum(x["pending"] for x in approval)},
             }
+            agent = self.http("GET", f"{self.urls['agent']}/stats", self.ops)
+            books.update(self._village_books(intake, agent), **self._escalation_books(intake, agent),
+                         **self._city_wide_books(intake))
             if _balanced(books):
                 break
             eventlet.sleep(0.2)
@@ -430,7 +442,7 @@ class DemoCity:
         return {
             "reconciled": _balanced(books),
             "books": books,
-            "cases": {"submitted": sum(1 for c in self.opened if c["kind"] != "review"),
+            "cases": {"submitted": sum(1 for c in self.opened if c["kind"] != "review") + len(self.station_records),
                       "opened": books["opened"]["windows"], "completed": books["completed"]["intake"]},
             "by_kind": dict(sorted(by_kind.items())),
             "by_status": dict(sorted(by_status.items())),
@@ -445,7 +457,66 @@ class DemoCity:
                             "special_procedures": self.actions["back_office_procedure"],
                             "superseded_work_items": sum(x["superseded"] for x in approval)},
             "deadlines": self._deadlines(),
+            "village_stations": {**{k: self.village[k] for k in (
+                "relayed", "refused_at_station", "done_at_station", "help_only", "sent_again")},
+                "services_logged": len(self.station_records),
+                "cases_at_towns": books["village_submissions"]["cases_at_towns"],
+                "completed": books["village_submissions"]["completed_at_towns"],
+                "replies_made": books["village_submissions"]["replies_made"]},
+            "escalations": {"to_town_agents": books["escalations"]["to_town_agents"],
+                            "relayed": self.actions["escalation_relay"],
+                            "returned": books["escalations"]["returned_by_town_agents"]},
+            "city_wide": {"accepted_for_other_towns": sum(x["city_wide"]["handled_by_other_towns"] for x in intake),
+                          "seen_by_handling_centres": books["city_wide_cases"]["seen_by_handling_centres"],
+                          "mailed_by_ems": books["city_wide_cases"]["waybills"]},
         }
+
+    def _village_books(self, intake: list[dict], agent: dict) -> dict:
+        """Every relayed station record became one case at a town; every finished one owes a reply, made."""
+        station = agent["station"]["by_status"]
+        relayed = sum(station.get(s, 0) for s in ("relayed", "accepted", "completed", "rejected"))
+        return {"village_submissions": {
+            "relayed_by_stations": relayed, "relayed_by_demo": self.village["relayed"],
+            "cases_at_towns": sum(x["from_villages"]["cases"] for x in intake),
+            "completed_at_towns": sum(x["from_villages"]["completed"] for x in intake),
+            "completed_at_stations": station.get("completed", 0),
+            "finished_at_towns": sum(x["from_villages"]["completed"] + x["from_villages"]["returned"]
+                                     for x in intake),
+            "replies_made": agent["replies_made"], "replies_owed": agent["replies_owed"]}}
+
+    def _escalation_books(self, intake: list[dict], agent: dict) -> dict:
+        """Every escalated case after 初审 went through a town agent and came back."""
+        held = agent["escalations"]["by_status"]
+        return {"escalations": {
+            "to_town_agents": sum(x["escalated"]["to_town_agent"] for x in intake),
+            "held_by_town_agents": sum(held.values()),
+            "completed_at_towns": sum(x["escalated"]["completed"] for x in intake),
+            "returned_by_town_agents": held.get("returned", 0),
+            "still_in_flight": sum(held.get(s, 0) for s in IN_FLIGHT)}}
+
+    def _city_wide_books(self, intake: list[dict]) -> dict:
+        """全城通办: each case accepted here for a town with a window here is known there, in the same state;
+        every approved case sent by mail has its EMS waybill."""
+        accepted = [c for t in self.towns for c in self._all(f"{self.urls['intake-' + t]}/cases", "cases")]
+        expected = {(c["case_number"], c["status"]) for c in accepted
+                    if c["handling_town"] in self.towns and c["handling_town"] != c["accepting_town"]
+                    and not (c["status"] in ("returned", "consulted") and c["version"] == 1)}
+        seen = {(c["case_number"], c["status"]) for t in self.towns
+                for c in self._all(f"{self.urls['intake-' + t]}/transfers", "transfers")}
+        return {"city_wide_cases": {
+            "expected_at_handling_centres": len(expected), "seen_by_handling_centres": len(seen & expected),
+            "seen_in_another_state": len(seen - expected),
+            "mailed": sum(x["city_wide"]["mailed"] for x in intake),
+            "waybills": sum(x["city_wide"]["waybills"] for x in intake)}}
+
+    def _all(self, url: str, key: str) -> list[dict]:
+        out, offset = [], 0
+        while True:
+            page = self.http("GET", url, self.ops, limit=500, offset=offset)[key]
+            out += page
+            if len(page) < 500:
+                return out
+            offset += 500
 
     def _deadlines(self) -> dict:
         late = on_time = provisional = 0
@@ -461,16 +532,25 @@ class DemoCity:
 
 
 def _balanced(b: dict) -> bool:
+    v, e, c = b.get("village_submissions"), b.get("escalations"), b.get("city_wide_cases")
     return (len(set(b["opened"].values())) == 1 and len(set(b["completed"].values())) == 1
             and len(set(b["decisions"].values())) == 1 and len(set(b["work_items"].values())) == 1
-            and b["open"] == {"cases": 0, "work_items": 0})
+            and b["open"] == {"cases": 0, "work_items": 0}
+            and v is not None and v["relayed_by_stations"] == v["relayed_by_demo"] == v["cases_at_towns"]
+            and v["completed_at_towns"] == v["completed_at_stations"]
+            and v["replies_made"] == v["finished_at_towns"] and v["replies_owed"] == 0
+            and e is not None and e["to_town_agents"] == e["held_by_town_agents"]
+            and e["completed_at_towns"] == e["returned_by_town_agents"] and e["still_in_flight"] == 0
+            and c is not None and c["expected_at_handling_centres"] == c["seen_by_handling_centres"]
+            and c["seen_in_another_state"] == 0 and c["mailed"] == c["waybills"])
 
 
 def _print_summary(s: dict) -> None:
     b = s["books"]
     print()
     print("tongban demo — summary")
-    print(f"  applicants          {s['cases']['submitted']}   cases opened {s['cases']['opened']} "
+    print(f"  applicants          {s['cases']['submitted']} (at windows and village stations)   cases opened "
+          f"{s['cases']['opened']} "
           f"(incl. review cases)")
     print("  the six kinds       " + ", ".join(f"{k} {v}" for k, v in s["by_kind"].items()))
     print("  final status        " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
@@ -489,6 +569,16 @@ def _print_summary(s: dict) -> None:
     print(f"  back office         more materials asked {bo['materials_requested']}, special procedures "
           f"{bo['special_procedures']}, work items superseded {bo['superseded_work_items']}")
     print("  by department       " + ", ".join(f"{d} {n}" for d, n in s["by_department"].items()))
+    v, e, c = s["village_stations"], s["escalations"], s["city_wide"]
+    print(f"  village stations    {v['services_logged']} services: relayed {v['relayed']} (cases at the towns "
+          f"{v['cases_at_towns']}, completed {v['completed']}, replies made {v['replies_made']}), refused at the "
+          f"station {v['refused_at_station']}, done there {v['done_at_station']}, help only {v['help_only']}; "
+          f"{v['sent_again']} requests sent again (same key, one record)")
+    print(f"  escalations         {e['to_town_agents']} to the town agents, relayed {e['relayed']}, "
+          f"returned {e['returned']}")
+    print(f"  全城通办            {c['accepted_for_other_towns']} cases decided by another town's office "
+          f"({c['seen_by_handling_centres']} of them by a town with a window here, each known to that centre "
+          f"in the same state); {c['mailed_by_ems']} results sent by EMS with a waybill")
     d = s["deadlines"]
     print(f"  deadlines           on time {d['on_time']}, late {d['late']}, provisional {d['provisional']}")
     print("  notices sent        " + ", ".join(f"{k} {v}" for k, v in sorted(s["notices"].items())))

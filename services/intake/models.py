@@ -289,7 +289,33 @@ class Ledger:
                 out[outcome] += n
         out["department_decisions"] = self.s.execute(
             sa.select(sa.func.count()).select_from(DepartmentDecision)).scalar_one()
+        out.update(self._counts_across_services())
         return out
+
+    def _count(self, *where) -> int:
+        return self.s.execute(sa.select(sa.func.count()).select_from(Case).where(*where)).scalar_one()
+
+    def _counts_across_services(self) -> dict:
+        """What the other services' books are checked against: cases from village stations, escalated cases
+        that went to the town agent, and 全城通办 cases another town's office handles."""
+        done = Case.status == "completed"
+        village = Case.village.is_not(None)
+        escalated = (Case.kind == "escalated") & Case.routed_version.is_not(None)
+        elsewhere = Case.handling_town.not_in(["city"]) & (Case.handling_town != Case.accepting_town)
+        return {
+            "from_villages": {"cases": self._count(village), "completed": self._count(village, done),
+                              "returned": self._count(village, Case.status == "returned")},
+            "escalated": {"to_town_agent": self._count(escalated), "completed": self._count(escalated, done)},
+            "city_wide": {
+                "handled_by_other_towns": self._count(elsewhere),
+                "mailed": self._count(Case.delivery == "mail", done, Case.outcome == "approved"),
+                "waybills": self.s.execute(sa.select(sa.func.count()).select_from(Waybill)).scalar_one(),
+                "handled_here_for_other_towns": self.s.execute(
+                    sa.select(sa.func.count()).select_from(Transfer)).scalar_one(),
+                "handled_here_completed": self.s.execute(
+                    sa.select(sa.func.count()).select_from(Transfer).where(Transfer.status == "completed")
+                ).scalar_one()},
+        }
 
 
 class Waybills:

@@ -228,6 +228,13 @@ class StatsSchema(StrictSchema):
     by_kind = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
         "description": "the catalogue's kind, plus supplement and returned as they happened"})
     department_decisions = fields.Integer(required=True)
+    from_villages = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "cases village stations relayed: cases, completed, returned"})
+    escalated = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "escalated cases (上报件) after 初审: to_town_agent, completed"})
+    city_wide = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "全城通办: handled_by_other_towns (accepted here), mailed, waybills, "
+                       "handled_here_for_other_towns, handled_here_completed"})
 
 
 class LedgerCheckSchema(StrictSchema):

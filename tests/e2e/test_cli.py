@@ -92,6 +92,19 @@ def test_demo_reconciles_and_prints_json(tmp_path):
     # AB posts: some A holders are away, so work went to B or to the head
     assert summary["ab_posts"]["absences"] > 0
     assert summary["ab_posts"]["handovers"] + summary["ab_posts"]["head_fallbacks"] > 0
+    # village stations: relayed submissions became cases at the towns and were replied to; repeats made nothing
+    village = summary["village_stations"]
+    assert village["relayed"] == village["cases_at_towns"] == books["village_submissions"]["relayed_by_stations"] > 0
+    assert village["refused_at_station"] + village["help_only"] + village["done_at_station"] > 0
+    assert village["replies_made"] == books["village_submissions"]["finished_at_towns"] > 0
+    assert village["services_logged"] == village["relayed"] + village["refused_at_station"] \
+        + village["done_at_station"] + village["help_only"]
+    # escalations through the town agents, and 全城通办 cases known to both centres
+    escalations = summary["escalations"]
+    assert escalations["to_town_agents"] == escalations["returned"] == books["escalations"]["completed_at_towns"] > 0
+    city_wide = books["city_wide_cases"]
+    assert city_wide["expected_at_handling_centres"] == city_wide["seen_by_handling_centres"] > 0
+    assert city_wide["mailed"] == city_wide["waybills"] == summary["city_wide"]["mailed_by_ems"]
 
 
 def test_token_is_minted_for_a_role_and_scope(tmp_path):

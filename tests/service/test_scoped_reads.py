@@ -168,7 +168,9 @@ def test_each_scope_still_sees_its_own(city):
     assert city.call("GET", "notify", "/stats", supervisor_a).json()["total"] >= 1
     # town B's supervisor sees town B's (empty) figures, not the city's
     supervisor_b = city.token("supervisor", f"town:{TOWN_B}", "sup-b")
-    assert city.call("GET", "agent", "/stats", supervisor_b).json() == {"replies_owed": 0, "agent_cases": 0}
+    assert city.call("GET", "agent", "/stats", supervisor_b).json() == {
+        "replies_owed": 0, "replies_made": 0, "agent_cases": 0, "station": {"by_status": {}, "by_mode": {}},
+        "escalations": {"by_status": {}}}
     assert city.call("GET", "evaluation", "/stats", supervisor_b).json() == {"cases_by_event": {}}
     assert city.call("GET", "agent", "/replies", supervisor_b).json() == {"replies": []}
 
