@@ -197,3 +197,57 @@ def test_who_sees_a_station_record(city):
     assert city.call("GET", "agent", "/station/services?month=11-2026", city.ops).status_code == 400
     approver = city.token("approver", f"department:renshe@{TOWN_A}", "ap")
     assert city.call("GET", "agent", f"/station/services/{number}", approver).status_code == 403
+
+
+def test_the_months_village_table_matches_the_submissions_made_here(city):
+    """The monthly table (村(社区)便民服务办理情况统计表) of this month, over HTTP as JSON, CSV and XLSX, counts
+    exactly what the tests above did at the stations (the module's city: run after them)."""
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    import openpyxl
+
+    from shared.workdays import today_in_shanghai
+
+    month = today_in_shanghai(datetime.now(UTC)).strftime("%Y-%m")
+    ops = city.token("supervisor", f"town:{TOWN_A}", "sup-a")
+    logged = city.call("GET", "agent", "/station/services", ops, headers={}).json()["services"]
+    assert logged, "the tests above logged services at the stations"
+    mine = [s for s in logged if s["served_on"].startswith(month)]
+    table = city.call("GET", "agent", f"/reports/village?month={month}&town={TOWN_A}", ops).json()
+    (town,) = table["towns"]
+    assert town["town"] == TOWN_A and table["month"] == month
+    relayed = ("relayed", "accepted", "completed", "rejected")
+    expected = {
+        "services": len(mine),
+        "refused": sum(s["status"] == "refused" for s in mine),
+        "help_only": sum(s["mode"] == "help_only" for s in mine),
+        "done_at_station": sum(s["status"] == "done" for s in mine),
+        "relayed": sum(s["status"] in relayed for s in mine),
+        "completed": sum(s["status"] == "completed" and (s["completed_on"] or "").startswith(month) for s in mine),
+    }
+    assert {k: town["total"][k] for k in expected} == expected and expected["relayed"] > 0
+    replied = city.call("GET", "agent", "/replies?status=replied", ops).json()["replies"]
+    assert town["total"]["replies"] == len(replied) > 0  # every reply of this module was made just now
+    by_village = {v["village"]: v["subtotal"]["services"] for v in town["villages"]}
+    assert by_village[VILLAGE] == sum(s["village"] == VILLAGE for s in mine)
+    assert sum(by_village.values()) == len(mine)
+
+    as_csv = city.call("GET", "agent", f"/reports/village?month={month}&town={TOWN_A}&format=csv", ops)
+    assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    header = rows[0]
+    total_row = next(r for r in rows if "合计" in r)
+    assert int(total_row[header.index("服务总数")]) == len(mine)
+    assert int(total_row[header.index("报送")]) == expected["relayed"]
+
+    as_xlsx = city.call("GET", "agent", f"/reports/village?month={month}&town={TOWN_A}&format=xlsx", ops)
+    assert as_xlsx.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))
+    sheet = book.worksheets[0]
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    heading_row = next(r for r in values if "服务总数" in r)
+    totals = next(r for r in values if "合计" in r)
+    assert totals[heading_row.index("服务总数")] == len(mine)
+    assert totals[heading_row.index("帮办")] == expected["help_only"]
