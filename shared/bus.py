@@ -126,17 +126,35 @@ class Topology:
 
     def declare(self, connection: Connection, queues: list[Queue], retry_kinds=()) -> None:
         """Declare exchanges, queues with their bindings and dead-letter queues, and the retry queues of
-        `retry_kinds` (idempotent)."""
-        channel = connection.default_channel
-        for exchange in self.exchanges:
-            exchange(channel).declare()
-        for kind in retry_kinds:
-            for seconds in self.retry_delays:
-                self.retry_queue(kind, seconds)(channel).declare()
-        self.redelivered_queue(channel).declare()
-        for queue in queues:
-            queue(channel).declare()
-            self.dead_letter_queue(queue.name)(channel).declare()
+        `retry_kinds` (idempotent).
+
+        Every instance declares the whole registry at start (hundreds of queues in a city), so the
+        exchanges are declared once and the queues and bindings are pipelined (`nowait`); one
+        synchronous call at the end surfaces any refusal, which the broker reports by closing the
+        channel."""
+        channel = connection.channel()
+        try:
+            for exchange in self.exchanges:
+                exchange(channel).declare()
+            pending = [self.retry_queue(kind, seconds) for kind in retry_kinds for seconds in self.retry_delays]
+            pending.append(self.redelivered_queue)
+            for queue in queues:
+                pending += [queue, self.dead_letter_queue(queue.name)]
+            for queue in pending:
+                _declare_without_exchanges(channel, queue)
+            # a synchronous round trip: an error in any pipelined declaration is raised here
+            channel.exchange_declare(self.events.name, self.events.type, passive=True)
+        finally:
+            channel.close()
+
+
+def _declare_without_exchanges(channel, queue: Queue) -> None:
+    channel.queue_declare(queue.name, durable=queue.durable, exclusive=queue.exclusive,
+                          auto_delete=queue.auto_delete, arguments=queue.queue_arguments, nowait=True)
+    if queue.exchange is not None and queue.exchange.name:
+        channel.queue_bind(queue.name, queue.exchange.name, queue.routing_key, nowait=True)
+    for b in queue.bindings:
+        channel.queue_bind(queue.name, b.exchange.name, b.routing_key, arguments=b.arguments, nowait=True)
 
 
 # --- consuming ----------------------------------------------------------------------------------

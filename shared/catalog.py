@@ -9,6 +9,7 @@ and validates.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -290,6 +291,13 @@ def parse_catalog(text: str) -> Catalog:
     except ValidationError as exc:
         raise CatalogError("catalogue is invalid", exc.messages, _describe(exc.messages, raw)) from None
     return Catalog(version=data["version"], data=data)
+
+
+@functools.lru_cache(maxsize=8)
+def parse_catalog_shared(text: str) -> Catalog:
+    """`parse_catalog` once per text and process: every instance of `tongban up` (one process) follows
+    the same reference stream and would otherwise parse the same catalogue again (a Catalog is frozen)."""
+    return parse_catalog(text)
 
 
 def load_catalog(path: str | Path = SAMPLE_CATALOG) -> Catalog:

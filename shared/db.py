@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import eventlet.semaphore
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -65,9 +66,14 @@ def migrate(engine: Engine, versions_dir: Path) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("version_locations", str(versions_dir))
     cfg.set_main_option("path_separator", "os")
-    with engine.begin() as connection:
+    # Alembic's `context` is one module-wide proxy: instances starting at once in one process take turns
+    with _MIGRATING, engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
+
+
+# a green lock, held across I/O: an OS lock would stop the one thread every instance runs on
+_MIGRATING = eventlet.semaphore.Semaphore(1)
 
 
 # constraint names known in advance, so migrations can drop and alter them (SQLite batch mode needs it)

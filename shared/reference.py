@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shared.catalog import Catalog, CatalogError, parse_catalog
+from shared.catalog import Catalog, CatalogError, parse_catalog, parse_catalog_shared
 from shared.logging import get_logger
 from shared.workdays import HolidayFileError, WorkingCalendar, YearCalendar, parse_holiday_file
 
@@ -248,7 +248,7 @@ class Catalogs:
         with self._lock:
             catalog = self._parsed.get(r.version)
             if catalog is None:
-                catalog = self._parsed[r.version] = parse_catalog(r.text)
+                catalog = self._parsed[r.version] = parse_catalog_shared(r.text)
             return catalog
 
 

@@ -8,6 +8,7 @@ routed nowhere. A queue is named after the logical instance that consumes it
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -44,15 +45,14 @@ class Subscription:
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
-    # one queue for both, so a department's requests and its decision arrive in the order sent
     # one queue for both, so a department's requests and its decision arrive in the order sent; the town
     # agent's hops of an escalated case (relayed, the city's decision returned) belong to the same order
     Subscription("intake", "decisions", lambda town: [rk_decided("*", town), rk_department_action("*", town),
                                                       rk_escalation_relayed(town), rk_escalation_returned(town)]),
-    # the town's village stations relay submissions (报送): each becomes a case at this centre
-    Subscription("intake", "stations", lambda town: [rk_station_submitted(town)]),
-    # 全城通办: cases other centres accepted that this town's department offices handle
-    Subscription("intake", "transfers", lambda town: [rk_transfer(town)]),
+    # cases that arrive from elsewhere: the town's village stations relay submissions (报送), each of which
+    # becomes a case here, and 全城通办 cases other centres accepted that this town's department offices
+    # handle. One queue for both: every queue is a quorum queue and a dead-letter queue in every town
+    Subscription("intake", "arrivals", lambda town: [rk_station_submitted(town), rk_transfer(town)]),
     Subscription("approval", "work", lambda dept: [rk_routed(dept, "*")], exchange="work"),
     Subscription("approval", "closures", lambda _dept: [rk_completed("*")]),
     # the ledger refused a step the department asked for (case.decided in reverse)
@@ -133,15 +133,41 @@ def deployment_kombu_queues(topology, towns: Iterable[str], departments: Iterabl
     return [topology.queue_for(spec) for spec in deployment_queues(towns, departments)]
 
 
+# what this process has declared already, per broker URL (so per broker user: each service kind declares
+# with its own permissions) and bus prefix: every instance of `tongban up` (one process) would otherwise
+# declare the same few hundred queues again at its start
+_DECLARED: dict[tuple[str, str], set[str]] = {}
+_DECLARED_LOCK = threading.Lock()
+
+
 def declare_deployment(amqp_url: str, topology, towns: Iterable[str], departments: Iterable[str],
                        extra: Iterable = (), retry_kinds: Iterable[str] = ()) -> list[str]:
     """Declare every exchange and queue of the registry (and `extra` kombu queues), with the retry
-    queues of `retry_kinds`; returns the names of the consuming queues."""
+    queues of `retry_kinds`; returns the names of the consuming queues.
+
+    Queues this process declared before (with their dead-letter and retry queues) are not declared
+    again: a declaration is idempotent and a queue is durable, so it would only cost the broker time."""
     from kombu import Connection
 
     queues = deployment_kombu_queues(topology, towns, departments)
     known = {q.name for q in queues}
     queues += [q for q in extra if q.name not in known]
-    with Connection(amqp_url) as conn:
-        topology.declare(conn, queues, retry_kinds=list(retry_kinds))
+    retry_kinds = list(retry_kinds)
+    key = (amqp_url, topology.prefix)
+    with _DECLARED_LOCK:  # never held across I/O: two instances declaring at once both declare, harmlessly
+        done = set(_DECLARED.get(key, ()))
+    todo = [q for q in queues if q.name not in done]
+    kinds = [k for k in retry_kinds if f"retry:{k}" not in done]
+    if todo or kinds:
+        with Connection(amqp_url) as conn:
+            topology.declare(conn, todo, retry_kinds=kinds)
+        with _DECLARED_LOCK:
+            _DECLARED.setdefault(key, set()).update([q.name for q in todo] + [f"retry:{k}" for k in kinds])
     return [q.name for q in queues]
+
+
+def forget_declarations(prefix: str) -> None:
+    """After this process removed a deployment's queues: a later start must declare them again."""
+    with _DECLARED_LOCK:
+        for key in [k for k in _DECLARED if k[1] == prefix]:
+            del _DECLARED[key]

@@ -47,6 +47,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def _new_prefix() -> str:
+    # the hex time it was made, then randomness (enough that two cities made in one second never share a
+    # bus, as one's background removal would take the other's queues): a sweep tells a killed run's
+    # leftovers by age
+    return f"t{int(time.time()):08x}{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class City:
     """A deployment for one test: its own bus prefix, data folder and (optionally) PostgreSQL databases."""
@@ -59,19 +66,18 @@ class City:
     retry_delays: tuple = (0.2, 0.5, 1.0)  # short waits: the defaults are 1 s … 30 min
     departments: tuple = ("minzheng", "renshe")
     cluster: Cluster = field(default_factory=Cluster)
-    # the hex time it was made, then randomness (enough that two cities made in one second never share a bus,
-    # as one's background removal would take the other's queues): a sweep tells a killed run's leftovers by age
-    prefix: str = field(default_factory=lambda: f"t{int(time.time()):08x}{uuid.uuid4().hex[:6]}")
+    # False: the test makes the bus itself (e.g. with `tongban bus` commands), none is made ahead for it
+    prepared_bus: bool = True
+    prefix: str = field(default_factory=_new_prefix)
     _db_urls: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        # every service kind connects as its own broker user, as in production (shared.busauth)
-        self.base = Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=self.prefix,
-                             data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
-                             retry_delays=self.retry_delays, bus_users=self.prefix, bus_secret="test-bus-secret",
-                             # the reference stream here is local and small: a catch-up ends after a short quiet
-                             extra={"reference_idle": 0.15})
         self._users = False
+        self._preparing = None
+        if self.prepared_bus:
+            self.prefix, self._preparing = _PREPARED.take(
+                (self.amqp_url, self.delivery_limit, tuple(self.retry_delays)), self._bus_settings)
+        self.base = self._bus_settings(self.prefix)
         n = 2 + len(self.departments) + 3
         self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
         self.session = requests.Session()
@@ -92,13 +98,24 @@ class City:
         """Start instances (all by default); `build` goes to the service factory (e.g. a clock)."""
         names = instances or [s.instance for s in self.layout]
         self.ensure_users()
-        for name in names:
-            self.cluster.start(self.settings(name, **changes), **(build or {}))
+        self.cluster.start_all([self.settings(name, **changes) for name in names], **(build or {}))
+
+    def _bus_settings(self, prefix: str) -> Settings:
+        # every service kind connects as its own broker user, as in production (shared.busauth)
+        return Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=prefix,
+                        data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
+                        retry_delays=self.retry_delays, bus_users=prefix, bus_secret="test-bus-secret",
+                        # the reference stream here is local and small: a catch-up ends after a short quiet
+                        extra={"reference_idle": 0.15})
 
     def ensure_users(self):
-        """What an operator does before the services start: their broker users, the queues, the policy."""
+        """What an operator does before the services start: their broker users, the queues, the policy
+        (made ahead of time for most cities: see _PreparedBuses)."""
         if not self._users:
-            bus_cmd.prepare(self.base)
+            if self._preparing is not None:
+                self._preparing.wait()
+            else:
+                bus_cmd.prepare(self.base)
             self._users = True
 
     # --- reference data (shared.reference): through the CLI, as city IT does --------------------------
@@ -158,6 +175,12 @@ class City:
         _REMOVALS.spawn(self._remove_bus)
 
     def _remove_bus(self):
+        if self._preparing is not None:  # made ahead for this city, used or not
+            try:
+                self._preparing.wait()
+            except Exception:
+                pass
+            self._users = True
         for remove in (lambda: remove_bus(self.amqp_url, self.prefix, self.layout), self._remove_other_queues):
             try:
                 remove()
@@ -296,15 +319,62 @@ _REMOVALS = eventlet.GreenPool()  # cities' buses being removed in the backgroun
 
 
 def wait_for_removals() -> None:
+    _PREPARED.discard()
     _REMOVALS.waitall()
+
+
+class _PreparedBuses:
+    """The next test city's bus (users, queues, policy: `bus_cmd.prepare`), made while the current test
+    runs. Creating a city's ~180 quorum queues keeps the broker busy for seconds, most of it waiting on
+    its disk; ahead of time it costs a test nothing. Only for cities of the usual broker settings."""
+
+    def __init__(self):
+        self._next: tuple | None = None  # (key, prefix, green thread preparing it)
+
+    def take(self, key: tuple, settings_for) -> tuple[str, eventlet.greenthread.GreenThread]:
+        """A prefix whose bus is (being) prepared for `key`; the one after it starts being prepared."""
+        if self._next is not None and self._next[0] == key:
+            _, prefix, preparing = self._next
+        else:
+            self.discard()
+            prefix, preparing = self._spawn(settings_for)
+        nxt_prefix, nxt = self._spawn(settings_for)
+        self._next = (key, nxt_prefix, nxt)
+        return prefix, preparing
+
+    @staticmethod
+    def _spawn(settings_for):
+        prefix = _new_prefix()
+        return prefix, eventlet.spawn(bus_cmd.prepare, settings_for(prefix))
+
+    def discard(self) -> None:
+        """Remove the bus prepared for a city that never came (at the end of the session)."""
+        if self._next is None:
+            return
+        key, prefix, preparing = self._next
+        self._next = None
+        amqp_url = key[0]
+
+        def remove():
+            try:
+                preparing.wait()
+            except Exception:  # half made: removed all the same
+                pass
+            sweep_stale_test_buses(amqp_url, prefixes={prefix})
+
+        _REMOVALS.spawn(remove)
+
+
+_PREPARED = _PreparedBuses()
 
 
 _TEST_PREFIX = re.compile(r"^(t[0-9a-f]{10}(?:[0-9a-f]{4})?)[.-]")
 
 
-def sweep_stale_test_buses(amqp_url: str, idle_minutes: float = 10.0) -> list[str]:
+def sweep_stale_test_buses(amqp_url: str, idle_minutes: float = 10.0, prefixes=None) -> list[str]:
     """Remove what earlier, killed test runs left on the broker: the queues, exchanges, users and policy
-    of every test bus prefix older than `idle_minutes` none of whose queues has a consumer.
+    of every test bus prefix older than `idle_minutes` none of whose queues has a consumer (or of the
+    given `prefixes`, whatever their age).
 
     Quorum queues hold file handles in RabbitMQ; enough leftovers stall every new connection."""
     base, creds, _vhost = management_url(amqp_url)
@@ -327,7 +397,8 @@ def sweep_stale_test_buses(amqp_url: str, idle_minutes: float = 10.0) -> list[st
         for item in items:
             if m := _TEST_PREFIX.match(item["name"]):
                 by_prefix.setdefault(m.group(1), []).extend([item] if kind.startswith("queues") else [])
-    gone = {p for p, qs in by_prefix.items() if stale(p, qs)}
+    gone = set(prefixes) & set(by_prefix) if prefixes is not None else {p for p, qs in by_prefix.items()
+                                                                           if stale(p, qs)}
     for kind, items in listing.items():
         for item in items:
             m = _TEST_PREFIX.match(item["name"])

@@ -66,8 +66,8 @@ def cmd_up(args) -> int:
     layout = host_layout(base, towns=args.towns, departments=departments, first_port=args.port)
     cluster = Cluster()
     try:
+        cluster.start_all(layout)
         for settings in layout:
-            cluster.start(settings)
             print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
         print(f"tongban is up: {len(layout)} instances, data in {base.data_dir}, broker {_safe(base.amqp_url)}. "
               "Ctrl-C stops it.", flush=True)

@@ -115,8 +115,7 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     started = time.monotonic()
     try:
         bus_cmd.prepare(base)  # the services' broker users, every queue of the registry, the policy
-        for settings in layout:
-            cluster.start(settings)
+        cluster.start_all(layout)
         say(f"started {len(layout)} instances on bus prefix {base.bus_prefix}")
         city = DemoCity(base.secret, {s.instance: s.base_url for s in layout}, towns, departments, catalog, rng)
         city.staff_posts()

@@ -75,6 +75,13 @@ def start_instance(settings: Settings, service_cls=None, **kwargs) -> Running:
     return Running(settings, runner, cls)
 
 
+def _start_or_error(settings: Settings, kwargs: dict):
+    try:
+        return start_instance(settings, **kwargs)
+    except Exception as exc:  # reported by Cluster.start_all once the others have started
+        return exc
+
+
 class Cluster:
     """Instances started together and stopped together (in reverse order)."""
 
@@ -85,6 +92,22 @@ class Cluster:
         r = start_instance(settings, **kwargs)
         self.running.append(r)
         return r
+
+    def start_all(self, settings_list, concurrency: int = 8, **kwargs) -> list[Running]:
+        """Start several instances at once (most of a start is waiting on the broker and the database);
+        every one that started is in `running`, in the given order, even when another failed, whose
+        error is then raised."""
+        import eventlet
+
+        pool = eventlet.GreenPool(concurrency)
+        threads = [pool.spawn(_start_or_error, settings, kwargs) for settings in settings_list]
+        outcomes = [t.wait() for t in threads]
+        started = [o for o in outcomes if isinstance(o, Running)]
+        self.running.extend(started)
+        for o in outcomes:
+            if isinstance(o, BaseException):
+                raise o
+        return started
 
     def by_instance(self, instance: str) -> Running:
         return next(r for r in self.running if r.settings.instance == instance)
@@ -151,6 +174,7 @@ def remove_bus(amqp_url: str, prefix: str, layout: list[Settings]) -> None:
             towns + ([settings.town] if settings.town else []),
             departments + ([settings.department] if settings.department else []))}
         names |= set(queues_of(settings))
+    registry.forget_declarations(prefix)
     with Connection(amqp_url) as conn:
         channel = conn.default_channel
         for name in sorted(names):

@@ -207,14 +207,12 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return window.apply_returned(tx, message)
             return window.apply_decision(tx, message)
 
-        @consume(settings, "stations")
-        def on_station_submission(self, tx, message: Message):
-            """报送: a village station of this town relays a submission; it becomes a case here."""
-            return window.on_station_submission(tx, message)
-
-        @consume(settings, "transfers")
-        def on_transfer(self, tx, message: Message):
-            """全城通办: another centre accepted a case this town handles, or it changed there."""
+        @consume(settings, "arrivals")
+        def on_arrival(self, tx, message: Message):
+            """报送: a village station of this town relays a submission, which becomes a case here; or 全城通办:
+            another centre accepted a case this town handles, or it changed there."""
+            if message.type == "station.submitted":
+                return window.on_station_submission(tx, message)
             return window.on_transfer(tx, message)
 
         @timer(interval=settings.extra.get("served_refresh_seconds", 5), eager=True)

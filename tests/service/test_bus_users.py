@@ -4,7 +4,8 @@ import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from shared.contracts import make_message, rk_accepted, rk_decided
-from tests.support import TOWN_A
+from tests.conftest import AMQP_URL
+from tests.support import TOWN_A, City
 from tongban import cli
 
 
@@ -57,7 +58,16 @@ def test_a_service_reads_only_its_own_queues(city):
                                                   serializer="json", retry=False)
 
 
-def test_bus_commands_create_the_users_and_declare_the_registry(city, monkeypatch, capsys):
+@pytest.fixture
+def bare_city(tmp_path):
+    """A city whose bus nobody made ahead: the commands below make it."""
+    c = City(amqp_url=AMQP_URL, data_dir=tmp_path / "data", prepared_bus=False)
+    yield c
+    c.close()
+
+
+def test_bus_commands_create_the_users_and_declare_the_registry(bare_city, monkeypatch, capsys):
+    city = bare_city
     monkeypatch.setenv("TONGBAN_AMQP_URL", city.amqp_url)
     monkeypatch.setenv("TONGBAN_BUS_PREFIX", city.prefix)
     monkeypatch.setenv("TONGBAN_DATA_DIR", str(city.data_dir))

@@ -94,7 +94,7 @@ def test_a_relayed_submission_becomes_the_agents_case_is_decided_and_replied_to(
 
 def test_one_submission_sent_ten_times_makes_one_record_and_one_case(city):
     cases_before = town_cases(city)
-    stations_queue = city.queue(INTAKE, "stations")
+    stations_queue = city.queue(INTAKE, "arrivals")
     key, body = uuid.uuid4().hex, submission("RS-0001")
     pool = eventlet.GreenPool(5)
     answers = list(pool.imap(lambda _: post(city, "/station/submissions", body, key), range(5)))
