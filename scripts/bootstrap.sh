@@ -10,7 +10,7 @@
 
 # ---------------------------------------------------------------- helpers ---
 
-say()  { printf '[setup] %s\n' "$*"; }
+say()  { printf '[setup] %s\n' "$*" >&2; }
 warn() { printf '[setup] WARNING: %s\n' "$*" >&2; }
 die()  { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
