@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from shared.auth import town_of_case
 
@@ -39,3 +40,52 @@ def reach(case_number: str, events: list[tuple[str, dict]]) -> CaseReach:
         if type_ == "case.accepted" and data.get("via_agent"):
             agent = data["via_agent"]
     return CaseReach(frozenset(towns), frozenset(departments), agent)
+
+
+# --- the case read model (models.CaseView) ----------------------------------------------------------
+
+_COPIED = {  # event type -> the payload fields it sets on the case as they are
+    "case.accepted": ("accepting_town", "handling_town", "department", "item_code", "item_name", "kind", "status",
+                      "deadline", "first_responder", "via_agent", "village"),
+    "case.updated": ("accepting_town", "status", "deadline"),
+    "case.routed": ("accepting_town", "handling_town", "item_code", "item_name", "kind", "deadline",
+                    "departments"),
+    "case.deadline_moved": ("deadline", "paused_since"),
+    "case.completed": ("accepting_town", "department", "item_name", "kind", "outcome", "deadline", "on_time",
+                       "via_agent", "village", "completed_on"),
+}
+
+
+def case_view_changes(type_: str, data: dict, occurred_at: datetime, version: int,
+                      known: dict | None = None) -> dict | None:
+    """What an event changes on the case read model, or None when it changes nothing (an event about
+    something else, or older than what the model already shows). `known`: the model's `version` and
+    `paused_since` now (None for a case not seen yet). Plain values only, dates as dates."""
+    fields = _COPIED.get(type_)
+    if fields is None:
+        return None
+    known = known or {}
+    seen = known.get("version")
+    # a deadline move is about one department's open work: it may share a version with the step that
+    # caused it; anything else older than the newest applied is stale (redelivered, or overtaken)
+    if seen is not None and (version < seen or (version == seen and type_ != "case.deadline_moved")):
+        return None
+    changes = {f: _as_date(f, data[f]) for f in fields if f in data}
+    changes["version"] = max(version, seen or 0)
+    if type_ == "case.accepted":
+        changes["accepted_at"] = occurred_at
+    if type_ == "case.completed":
+        changes["status"] = "completed"
+    if type_ in ("case.updated", "case.completed", "case.accepted"):
+        paused = changes.get("status") == "paused"
+        # the clock stopped when the case first became paused, not at a later step while it stays paused
+        changes["paused_since"] = (known.get("paused_since") or occurred_at.date()) if paused else None
+    if changes.get("handling_town", "") is None:
+        del changes["handling_town"]
+    return changes
+
+
+def _as_date(name: str, value):
+    if name in ("deadline", "paused_since", "completed_on") and isinstance(value, str):
+        return date.fromisoformat(value)
+    return value

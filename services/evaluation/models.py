@@ -1,12 +1,13 @@
 """Every case event, as evaluation saw it: storage behind a small repository."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared import db
+from shared.vocabulary import OPEN_CASE_STATUSES
 
 
 class Base(db.Base):
@@ -28,6 +29,59 @@ class CaseEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     data: Mapped[dict] = mapped_column(sa.JSON, nullable=False, default=dict)
+
+
+class CaseView(Base):
+    """One case as evaluation knows it from the bus (a read model: supervision, ratings and the monthly
+    figures all start here). Each event moves it forward; an older case version never moves it back."""
+
+    __tablename__ = "case_views"
+
+    case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)  # the newest case version applied
+    accepting_town: Mapped[str] = mapped_column(sa.String(9), nullable=False, index=True)
+    handling_town: Mapped[str | None] = mapped_column(sa.String(9))  # "city" for a city bureau's case
+    department: Mapped[str | None] = mapped_column(sa.String(40), index=True)  # the lead department
+    departments: Mapped[list] = mapped_column(sa.JSON, nullable=False, default=list)
+    item_code: Mapped[str | None] = mapped_column(sa.String(40))
+    item_name: Mapped[str | None] = mapped_column(sa.String(200))
+    kind: Mapped[str | None] = mapped_column(sa.String(20))
+    status: Mapped[str | None] = mapped_column(sa.String(30), index=True)
+    first_responder: Mapped[str | None] = mapped_column(sa.String(100))  # 首问负责人 (the window's staff)
+    via_agent: Mapped[str | None] = mapped_column(sa.String(100))
+    village: Mapped[str | None] = mapped_column(sa.String(12))
+    accepted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    deadline: Mapped[date | None] = mapped_column(sa.Date, index=True)
+    paused_since: Mapped[date | None] = mapped_column(sa.Date)  # the clock stopped on this day (None: it runs)
+    completed_on: Mapped[date | None] = mapped_column(sa.Date)
+    outcome: Mapped[str | None] = mapped_column(sa.String(20))
+    on_time: Mapped[bool | None] = mapped_column(sa.Boolean)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+
+
+class CaseViews:
+    """The case read model's storage."""
+
+    def __init__(self, session: Session):
+        self.s = session
+
+    def get(self, case_number: str, for_update: bool = False) -> CaseView | None:
+        q = sa.select(CaseView).where(CaseView.case_number == case_number)
+        return self.s.scalars(q.with_for_update() if for_update else q).first()
+
+    def add(self, view: CaseView) -> None:
+        self.s.add(view)
+
+    def open_cases(self, town: str | None = None, department: str | None = None) -> list[CaseView]:
+        """Open cases (pending materials, in review, paused …), for a town (accepted or handled there) or a
+        department (lead or joint)."""
+        q = sa.select(CaseView).where(CaseView.status.in_([str(x) for x in OPEN_CASE_STATUSES]))
+        if town is not None:
+            q = q.where(sa.or_(CaseView.accepting_town == town, CaseView.handling_town == town))
+        rows = list(self.s.scalars(q.order_by(CaseView.deadline, CaseView.case_number)))
+        if department is not None:  # the JSON list is filtered here: portable across SQLite and PostgreSQL
+            rows = [r for r in rows if r.department == department or department in (r.departments or [])]
+        return rows
 
 
 class Events:

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.evaluation import domain
-from services.evaluation.models import CaseEvent, Events
+from services.evaluation.models import CaseEvent, CaseView, CaseViews, Events
 from shared import auth
+from shared.auth import town_of_case
 from shared.clock import Clock
 from shared.contracts import Message
 from shared.errors import NotPermitted, NotVisible
@@ -21,7 +22,29 @@ class Recorder:
             message_id=message.message_id, case_number=message.case_number, type=message.type,
             case_version=message.case_version, producer=message.producer, occurred_at=message.occurred_at,
             recorded_at=self.clock.now(), data=_jsonable(domain.kept(message.payload))))
+        self._update_case_view(tx, message)
         return "ok"
+
+    def _update_case_view(self, tx: Tx, message: Message) -> CaseView | None:
+        """Move the case read model forward (same transaction as the event's record)."""
+        views = CaseViews(tx.session)
+        view = views.get(message.case_number, for_update=True)
+        known = None if view is None else {"version": view.version, "paused_since": view.paused_since}
+        changes = domain.case_view_changes(message.type, message.payload, message.occurred_at,
+                                           message.case_version, known)
+        if changes is None:
+            return view
+        if view is None:
+            town = message.payload.get("accepting_town") or town_of_case(message.case_number)
+            if town is None:
+                return None
+            view = CaseView(case_number=message.case_number, accepting_town=town, departments=[], version=0,
+                            updated_at=self.clock.now())
+            views.add(view)
+        for name, value in changes.items():
+            setattr(view, name, value)
+        view.updated_at = self.clock.now()
+        return view
 
     def timeline(self, tx: Tx, principal: auth.Principal, case_number: str) -> list[dict]:
         """A case's events; a case the caller may not see is answered like one never heard of."""
