@@ -35,7 +35,8 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     "agent": {"events": ("station.submitted", "escalation.relayed", "escalation.returned"),
               "work": ("case.routed",)},
     "notify": {"events": ("notice.sent",)},
-    "evaluation": {},
+    # deadline supervision's warnings (督办)
+    "evaluation": {"events": ("supervision.warned",)},
 }
 # the logical instances of each kind, as they appear in queue names (shared.registry.instance_name)
 INSTANCES = {"intake": r"intake-[0-9]{9}", "approval": r"approval-[a-z][a-z0-9_]*", "agent": "agent",

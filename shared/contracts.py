@@ -25,6 +25,8 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     escalation.decided.<department>.<accepting town>         a city department decided relayed work: to the
                                                              town agent, not the ledger
     escalation.returned.<accepting town>                     the town agent brought the city's decision back
+    supervision.warned.<accepting town>                      evaluation's deadline supervision (电子监察) raised a
+                                                             yellow or red warning (督办) on an open case
 
 A consumer that gets a body it cannot read raises MalformedMessage: the message goes to the
 dead-letter queue at once instead of being retried.
@@ -392,6 +394,28 @@ class CaseTransferV1(Contract):
                                     validate=validate.Length(max=TRACKING_NUMBER_MAX))
 
 
+# --- deadline supervision (issue 10) ------------------------------------------------------------
+
+WARNING_COLOURS = ("yellow", "red")
+RULE_MAX = 60  # supervision_warnings.rule
+
+
+class SupervisionWarnedV1(Contract):
+    """督办: evaluation's watcher found an open case close to (yellow) or past (red) its deadline. Raised once per
+    case, colour and deadline; the case version is the one evaluation had seen."""
+
+    warning_id = fields.Integer(required=True)
+    colour = fields.String(required=True, validate=validate.OneOf(WARNING_COLOURS))
+    rule = fields.String(required=True, validate=validate.Length(1, RULE_MAX))
+    accepting_town = fields.String(required=True, validate=TOWN)
+    handling_town = fields.String(load_default=None, allow_none=True, validate=HANDLING)
+    department = fields.String(load_default=None, allow_none=True, validate=DEPT)
+    first_responder = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=STAFF_MAX))
+    deadline = fields.Date(required=True)
+    working_days_left = fields.Integer(required=True)  # negative: working days overdue
+    raised_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
@@ -410,6 +434,7 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("escalation.relayed", 1): EscalationRelayedV1,
     ("escalation.decided", 1): CaseDecidedV1,  # a city department's decision, on its way through the town agent
     ("escalation.returned", 1): EscalationReturnedV1,
+    ("supervision.warned", 1): SupervisionWarnedV1,
 }
 
 # the version make_message sends of each type: raised to N only once every consumer knows (type, N)
@@ -486,6 +511,10 @@ def rk_escalation_decided(department: str, accepting_town: str) -> str:
 
 def rk_escalation_returned(accepting_town: str) -> str:
     return f"escalation.returned.{accepting_town}"
+
+
+def rk_supervision_warned(accepting_town: str) -> str:
+    return f"supervision.warned.{accepting_town}"
 
 
 # --- the envelope ----------------------------------------------------------------------------------

@@ -67,7 +67,9 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     # the town agents: escalated work to relay, and the city departments' decisions to bring back
     Subscription("agent", "escalations", lambda _: [rk_escalated("*"), rk_escalation_decided("*", "*")]),
     Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
-    Subscription("evaluation", "events", lambda _: ["case.#", "notice.#"]),
+    # every case event and notice; and supervision's own warnings (督办), which go on the case's timeline (and
+    # so are routable before any other service consumes them)
+    Subscription("evaluation", "events", lambda _: ["case.#", "notice.#", "supervision.#"]),
 )
 
 

@@ -18,3 +18,103 @@ class CaseEventsSchema(Schema):
 
 class EvaluationStatsSchema(Schema):
     cases_by_event = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+# --- deadline supervision (电子监察), the board and the breach forecast ---------------------------------
+
+class BoardCaseSchema(Schema):
+    case_number = fields.String(required=True)
+    item_code = fields.String(allow_none=True)
+    item_name = fields.String(allow_none=True)
+    kind = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    accepting_town = fields.String(required=True)
+    handling_town = fields.String(allow_none=True)
+    department = fields.String(allow_none=True, metadata={"description": "the lead department"})
+    first_responder = fields.String(allow_none=True)
+    deadline = fields.Date(allow_none=True)
+    working_days_left = fields.Integer(allow_none=True, metadata={"description": "negative: working days overdue"})
+    colour = fields.String(required=True, metadata={"description": "red, yellow or green"})
+    paused = fields.Boolean(required=True, metadata={"description": "the clock stands still (paused, materials)"})
+
+
+class ForecastBreachSchema(Schema):
+    case_number = fields.String(required=True)
+    deadline = fields.Date(required=True)
+    position = fields.Integer(required=True, metadata={"description": "in the office's queue, 1 = decided first"})
+    working_days_available = fields.Integer(required=True)
+    expected_decision = fields.Date(allow_none=True, metadata={"description": "at the recent rate"})
+
+
+class OfficeForecastSchema(Schema):
+    town = fields.String(required=True, metadata={"description": "the office's town, or city for a city bureau"})
+    department = fields.String(required=True)
+    open_cases = fields.Integer(required=True)
+    overdue = fields.Integer(required=True)
+    decisions = fields.Integer(required=True, metadata={"description": "decisions by people in the window"})
+    window_days = fields.Integer(required=True)
+    horizon_days = fields.Integer(required=True)
+    rate = fields.Float(required=True, metadata={"description": "decisions per working day"})
+    breaches = fields.Integer(required=True)
+    needed_rate = fields.Float(required=True)
+    needed_per_day = fields.Integer(required=True)
+    extra_per_day = fields.Float(required=True)
+    first_breaches = fields.List(fields.Nested(ForecastBreachSchema))
+
+
+class ForecastSummarySchema(Schema):
+    horizon_days = fields.Integer(required=True)
+    window_days = fields.Integer(required=True)
+    breaches = fields.Integer(required=True)
+    offices = fields.List(fields.Nested(OfficeForecastSchema), required=True)
+
+
+class BoardSchema(Schema):
+    as_of = fields.Date(required=True)
+    town = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    cases = fields.List(fields.Nested(BoardCaseSchema), required=True)
+    forecast = fields.Nested(ForecastSummarySchema, required=True)
+
+
+class ForecastSchema(ForecastSummarySchema):
+    as_of = fields.Date(required=True)
+
+
+class WarningSchema(Schema):
+    id = fields.Integer(required=True)
+    case_number = fields.String(required=True)
+    colour = fields.String(required=True)
+    rule = fields.String(required=True)
+    deadline = fields.Date(required=True)
+    working_days_left = fields.Integer(required=True)
+    accepting_town = fields.String(required=True)
+    handling_town = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    first_responder = fields.String(allow_none=True, metadata={"description": "首问负责人"})
+    item_name = fields.String(allow_none=True)
+    raised_at = fields.DateTime(required=True)
+    resolved_at = fields.DateTime(allow_none=True)
+    resolution = fields.String(allow_none=True)
+
+
+class WarningsSchema(Schema):
+    warnings = fields.List(fields.Nested(WarningSchema), required=True)
+
+
+class SupervisionNoticeSchema(Schema):
+    id = fields.Integer(required=True)
+    warning_id = fields.Integer(required=True)
+    case_number = fields.String(required=True)
+    accepting_town = fields.String(required=True)
+    handling_town = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    department_head = fields.String(allow_none=True, metadata={"description": "addressed to: department:<code>[@town]"})
+    supervisor = fields.String(required=True, metadata={"description": "addressed to: town:<code> or city"})
+    text = fields.String(required=True)
+    issued_at = fields.DateTime(required=True)
+
+
+class SupervisionNoticesSchema(Schema):
+    notices = fields.List(fields.Nested(SupervisionNoticeSchema), required=True)
