@@ -191,7 +191,8 @@ class Rectifications:
         late = sa.or_(sa.and_(Rectification.state == RectState.OPEN, Rectification.callback_due < today),
                       sa.and_(Rectification.state.in_([RectState.OPEN, RectState.CALLED_BACK]),
                               Rectification.rectify_due < today))
-        q = (sa.select(Rating.town, sa.func.count()).join(Rating, Rating.id == Rectification.rating_id)
+        q = (sa.select(Rating.town, sa.func.count()).select_from(Rectification)
+             .join(Rating, Rating.id == Rectification.rating_id)
              .where(late).group_by(Rating.town))
         return {t: n for t, n in self.s.execute(q).all()}
 
