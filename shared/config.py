@@ -22,6 +22,12 @@ BUS_PASSWORD_VARIABLES = {"intake": "TONGBAN_BUS_PASSWORD_INTAKE", "approval": "
 #: service refuses to start with the published development secrets (or none): tokens signed with a secret
 #: anyone can read would be accepted, and the broker passwords derived from one would be known.
 DEV_MODE_VARIABLE = "TONGBAN_DEV"
+# what one service kind alone reads, as text in Settings.extra (the service checks it when it starts)
+EXTRA_VARIABLES = {
+    "waybill_ranges": "TONGBAN_WAYBILL_RANGES",  # intake: the EMS waybill ranges (shared.s10.parse_ranges)
+    "rectify_days": "TONGBAN_RECTIFY_DAYS",  # evaluation: a bad rating's 整改 due, working days (5-15; 15)
+    "complaint_days": "TONGBAN_COMPLAINT_DAYS",  # evaluation: a complaint's due, working days (5)
+}
 
 
 def development_mode(env=None) -> bool:
@@ -227,8 +233,7 @@ class Settings:
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
             outbox_retention_days=_env_float("TONGBAN_RETENTION_DAYS", 7.0),
-            # intake: the EMS waybill number ranges EMS assigned the centre (shared.s10.parse_ranges)
-            extra={"waybill_ranges": env["TONGBAN_WAYBILL_RANGES"]} if env.get("TONGBAN_WAYBILL_RANGES") else {},
+            extra={key: env[name] for key, name in EXTRA_VARIABLES.items() if env.get(name)},
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):

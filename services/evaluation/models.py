@@ -102,4 +102,11 @@ class Events:
             q = q.where(CaseEvent.case_number.startswith(f"{town}-", autoescape=True))
         rows = self.s.execute(q).all()
         return {t: n for t, n in rows}
-from services.evaluation import models_supervision  # noqa: E402,F401 (deadline supervision's tables)
+
+
+# each part of evaluation keeps its tables in a module of its own, on this Base (好差评 and complaints;
+# deadline supervision): imported here, so that the metadata holds every table
+from services.evaluation import (  # noqa: E402, I001
+    models_ratings,  # noqa: F401
+    models_supervision,  # noqa: F401
+)

@@ -5,6 +5,11 @@ from pathlib import Path
 
 from nameko.timer import timer
 
+from services.evaluation import rating_rules
+from services.evaluation import rating_schemas as rs
+from services.evaluation.complaints import ComplaintDesk
+from services.evaluation.rating_metrics import RatingMetrics
+from services.evaluation.ratings import RatingDesk
 from services.evaluation.schemas import (
     BoardSchema,
     CaseEventsSchema,
@@ -21,24 +26,54 @@ from shared.contracts import Message
 from shared.logging import get_logger
 from shared.platform import Platform, consume
 from shared.reference import Reference
-from shared.web import ApiCall, PlatformEndpoints, api
+from shared.web import ApiCall, BadRequest, PlatformEndpoints, api
 
 log = get_logger(__name__)
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+IDEMPOTENCY_KEY_MAX = 200
+# 好差评 and complaints: who records, who reads, who acts (see ratings.py and complaints.py for the why)
+RATERS = ("service", "clerk")  # a service for the applicant (any channel); the window's rating device
+RATING_READERS = ("clerk", "approver", "department_head", "supervisor", "city_admin", "service")
+OVERSEERS = ("supervisor", "department_head", "city_admin", "service")
+COMPLAINT_TAKERS = ("clerk", "supervisor", "service")
+COMPLAINT_READERS = ("clerk", "approver", "department_head", "supervisor", "city_admin", "service")
+
+
+def _days(settings: Settings, name: str, default: int, low: int, high: int) -> int:
+    raw = settings.extra.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = raw
+    return rating_rules.check_days(name, value, low, high)
+
+
+def _idempotency_key(call: ApiCall) -> str | None:
+    key = call.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise BadRequest(f"an Idempotency-Key header has 1-{IDEMPOTENCY_KEY_MAX} characters")
+    return key
 
 
 def build_service(settings: Settings, clock: Clock | None = None):
-    recorder = Recorder(clock=clock or Clock())
-    # the calendar (working days of supervision and the forecast): every year from the reference stream
+    clock = clock or Clock()
+    recorder = Recorder(clock=clock)
+    # the calendar (working days of supervision, the forecast, callbacks, rectifications and complaints):
+    # every year from the reference stream
     reference = Reference(settings, needs_catalog=False)
     config = SupervisionConfig.of(settings)
-    supervisor = Supervisor(clock=recorder.clock, calendar=reference.calendar, config=config,
-                            instance=settings.instance)
+    supervisor = Supervisor(clock=clock, calendar=reference.calendar, config=config, instance=settings.instance)
+    ratings = RatingDesk(clock=clock, calendar=reference.calendar,
+                         rectify_days=_days(settings, "rectify_days", rating_rules.RECTIFY_DAYS,
+                                            *rating_rules.RECTIFY_DAYS_RANGE))
+    complaints = ComplaintDesk(clock=clock, calendar=reference.calendar,
+                               days=_days(settings, "complaint_days", rating_rules.COMPLAINT_DAYS, 1, 60))
 
     class EvaluationService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS, reference=reference)
+        rating_metrics = RatingMetrics(ratings, clock)
 
         @consume(settings, "events")
         def on_event(self, tx, message: Message):
@@ -97,5 +132,129 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """Supervision notices (督办通知) of red warnings, for the department head and the supervisor."""
             with self.platform.store.transaction() as tx:
                 return SupervisionNoticesSchema().dump(supervisor.notices(tx, call.principal, call.query))
+
+        # --- 好差评 ratings, rectifications (整改), appeals (申诉复核) ----------------------------------
+
+        @api("POST", "/ratings", roles=RATERS, schema=rs.RateSchema, response=rs.RatingViewSchema)
+        def rate(self, call: ApiCall):
+            """A rating of a case at acceptance or completion (201; the same Idempotency-Key again: 200)."""
+            view, created = ratings.rate(self.platform.store, call.principal, call.body, _idempotency_key(call))
+            return (201 if created else 200), rs.RatingViewSchema().dump(view)
+
+        @api("GET", "/ratings", roles=RATING_READERS, response=rs.RatingsListSchema)
+        def list_ratings(self, call: ApiCall):
+            """Ratings the caller may see, newest first: ?case_number=&town=&department=&level=&limit=. Only a
+            supervisor sees who rated (the phone masked)."""
+            with self.platform.store.transaction() as tx:
+                return rs.RatingsListSchema().dump({"ratings": ratings.ratings(tx, call.principal, call.query)})
+
+        @api("GET", "/ratings/<int:rating_id>", roles=RATING_READERS, response=rs.RatingViewSchema)
+        def get_rating(self, call: ApiCall):
+            """One rating, with its rectification's and appeal's state."""
+            with self.platform.store.transaction() as tx:
+                return rs.RatingViewSchema().dump(ratings.rating(tx, call.principal, call.params["rating_id"]))
+
+        @api("POST", "/ratings/<int:rating_id>/follow-up", roles=(*RATERS, "supervisor"), schema=rs.FollowUpSchema,
+             response=rs.RatingViewSchema)
+        def follow_up(self, call: ApiCall):
+            """The rater's one follow-up rating after the rectification (a second: 409); closes it."""
+            view, created = ratings.follow_up(self.platform.store, call.principal, call.params["rating_id"],
+                                              call.body, _idempotency_key(call))
+            return (201 if created else 200), rs.RatingViewSchema().dump(view)
+
+        @api("POST", "/ratings/<int:rating_id>/appeal", roles=("department_head", "supervisor"),
+             schema=rs.AppealSchema, response=rs.AppealViewSchema)
+        def appeal_rating(self, call: ApiCall):
+            """申诉复核: the staff's department head or the town's supervisor appeals a bad rating, once."""
+            return 201, rs.AppealViewSchema().dump(ratings.appeal(self.platform.store, call.principal,
+                                                                  call.params["rating_id"], call.body))
+
+        @api("GET", "/appeals", roles=OVERSEERS, response=rs.AppealsListSchema)
+        def list_appeals(self, call: ApiCall):
+            """Appeals, oldest first: ?status=pending (default) | upheld | rejected | all."""
+            with self.platform.store.transaction() as tx:
+                return rs.AppealsListSchema().dump({"appeals": ratings.appeals(tx, call.principal, call.query)})
+
+        @api("POST", "/appeals/<int:appeal_id>/decision", roles=("supervisor",), schema=rs.AppealDecisionSchema,
+             response=rs.AppealViewSchema)
+        def decide_appeal(self, call: ApiCall):
+            """A supervisor decides an appeal: upheld voids the rating and closes its rectification."""
+            with self.platform.store.transaction() as tx:
+                return rs.AppealViewSchema().dump(ratings.decide_appeal(tx, call.principal,
+                                                                        call.params["appeal_id"], call.body))
+
+        @api("GET", "/rectifications", roles=OVERSEERS, response=rs.RectificationsListSchema)
+        def list_rectifications(self, call: ApiCall):
+            """Rectifications of bad ratings, overdue first; ?state= (default: not closed; `all`)."""
+            with self.platform.store.transaction() as tx:
+                return rs.RectificationsListSchema().dump(ratings.rectifications(tx, call.principal, call.query))
+
+        @api("POST", "/rectifications/<int:rect_id>/callback", roles=("supervisor", "department_head"),
+             schema=rs.CallbackSchema, response=rs.RectificationViewSchema)
+        def rectification_callback(self, call: ApiCall):
+            """回访: the rater was called back (due within 1 working day)."""
+            with self.platform.store.transaction() as tx:
+                return rs.RectificationViewSchema().dump(ratings.callback(tx, call.principal, call.params["rect_id"],
+                                                                          call.body))
+
+        @api("POST", "/rectifications/<int:rect_id>/rectify", roles=("supervisor", "department_head"),
+             schema=rs.RectifySchema, response=rs.RectificationViewSchema)
+        def rectify(self, call: ApiCall):
+            """整改: the measures taken, after the callback; the rater's follow-up is awaited."""
+            with self.platform.store.transaction() as tx:
+                return rs.RectificationViewSchema().dump(ratings.rectify(tx, call.principal, call.params["rect_id"],
+                                                                         call.body))
+
+        @api("POST", "/rectifications/<int:rect_id>/close", roles=("supervisor", "department_head"),
+             schema=rs.CloseRectificationSchema, response=rs.RectificationViewSchema)
+        def close_rectification(self, call: ApiCall):
+            """The rater declined a follow-up rating: closed after the rectification."""
+            with self.platform.store.transaction() as tx:
+                return rs.RectificationViewSchema().dump(ratings.close_declined(tx, call.principal,
+                                                                                call.params["rect_id"], call.body))
+
+        # --- 有诉即办 complaints ------------------------------------------------------------------------
+
+        @api("POST", "/complaints", roles=COMPLAINT_TAKERS, schema=rs.FileComplaintSchema,
+             response=rs.ComplaintViewSchema)
+        def file_complaint(self, call: ApiCall):
+            """A complaint, accepted at once: 201 with its number and due date (the same Idempotency-Key: 200)."""
+            view, created = complaints.file(self.platform.store, call.principal, call.body, _idempotency_key(call))
+            return (201 if created else 200), rs.ComplaintViewSchema().dump(view)
+
+        @api("GET", "/complaints", roles=COMPLAINT_READERS, response=rs.ComplaintsListSchema)
+        def list_complaints(self, call: ApiCall):
+            """Complaints, overdue first: ?status= (default: open; `all`), ?town=, ?overdue=1."""
+            with self.platform.store.transaction() as tx:
+                return rs.ComplaintsListSchema().dump(complaints.complaints(tx, call.principal, call.query))
+
+        @api("GET", "/complaints/<string:number>", roles=COMPLAINT_READERS, response=rs.ComplaintViewSchema)
+        def get_complaint(self, call: ApiCall):
+            """One complaint (its complainant for the window, supervisors and services; the phone masked)."""
+            with self.platform.store.transaction() as tx:
+                return rs.ComplaintViewSchema().dump(complaints.complaint(tx, call.principal, call.params["number"]))
+
+        @api("POST", "/complaints/<string:number>/acknowledge", roles=COMPLAINT_TAKERS,
+             response=rs.ComplaintViewSchema)
+        def acknowledge_complaint(self, call: ApiCall):
+            """The complainant is told the complaint is being handled."""
+            with self.platform.store.transaction() as tx:
+                return rs.ComplaintViewSchema().dump(complaints.acknowledge(tx, call.principal, call.params["number"]))
+
+        @api("POST", "/complaints/<string:number>/assign", roles=COMPLAINT_TAKERS, schema=rs.AssignComplaintSchema,
+             response=rs.ComplaintViewSchema)
+        def assign_complaint(self, call: ApiCall):
+            """To the person (and department) who answers for it; again to hand it on."""
+            with self.platform.store.transaction() as tx:
+                return rs.ComplaintViewSchema().dump(complaints.assign(tx, call.principal, call.params["number"],
+                                                                       call.body))
+
+        @api("POST", "/complaints/<string:number>/resolve", roles=COMPLAINT_READERS,
+             schema=rs.ResolveComplaintSchema, response=rs.ComplaintViewSchema)
+        def resolve_complaint(self, call: ApiCall):
+            """Resolved, by its assignee, a department head or a supervisor."""
+            with self.platform.store.transaction() as tx:
+                return rs.ComplaintViewSchema().dump(complaints.resolve(tx, call.principal, call.params["number"],
+                                                                        call.body))
 
     return EvaluationService

@@ -95,8 +95,18 @@ def _make_records(city) -> dict:
                   {"content": "咨询", "solution": "已解答", "applicant": {"name": "张三", "phone": VALID_PHONE}},
                   headers={"Idempotency-Key": "walk-1"})
     assert r.status_code == 201, r.text
+    station_record = r.json()["number"]
+    # evaluation's 好差评 and 有诉即办 records: a bad rating (with its rectification) and a complaint
+    r = city.call("POST", "evaluation", "/ratings", ops, {"case_number": instant, "level": 5, "channel": "online",
+                                                          "stage": "completion"})
+    assert r.status_code == 201, r.text
+    rating_id = r.json()["id"]
+    r = city.call("POST", "evaluation", "/complaints", ops, {
+        "subject": "等候太久", "text": "排队两小时", "town": TOWN_A, "channel": "hotline", "case_number": instant,
+        "complainant": {"name": "张三", "phone": VALID_PHONE}})
+    assert r.status_code == 201, r.text
     return {"instant": instant, "promised": promised, "notice_id": notice_id, "items": items,
-            "station_record": r.json()["number"]}
+            "station_record": station_record, "rating_id": rating_id, "complaint": r.json()["number"]}
 
 
 def test_every_get_route_answers_a_foreign_caller_as_for_a_missing_record(city):
@@ -118,10 +128,13 @@ def test_every_get_route_answers_a_foreign_caller_as_for_a_missing_record(city):
     walked = 0
     for instance in instances:
         items = records["items"].get(instance.removeprefix("approval-"), [])
+        complaints = instance == "evaluation"  # its <number> is a complaint's, the agent's a station record's
         real = {"case_number": records["instant"], "notice_id": records["notice_id"], "office": TOWN_A,
-                "item_id": items[0]["id"] if items else 1, "code": "MZ-0001", "number": records["station_record"]}
+                "item_id": items[0]["id"] if items else 1, "code": "MZ-0001", "rating_id": records["rating_id"],
+                "number": records["complaint"] if complaints else records["station_record"]}
         missing = {"case_number": missing_case, "notice_id": 999999, "office": "320583199", "item_id": 999999,
-                   "code": "ZZ-9999", "number": f"V{TOWN_A}001-{some_day}-9999"}
+                   "code": "ZZ-9999", "rating_id": 999999,
+                   "number": f"TS-{TOWN_A}-{some_day}-9999" if complaints else f"V{TOWN_A}001-{some_day}-9999"}
         for path in routes[instance]:
             if path.startswith(REFERENCE_DATA):
                 continue

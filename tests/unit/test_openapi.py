@@ -22,6 +22,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 
 from services.agent.schemas import HelpApplicantSchema
+from services.evaluation.rating_schemas import ComplainantSchema, RaterSchema
 from shared.config import Settings
 from shared.metrics import ServiceMetrics
 from shared.openapi import build_openapi, convert_path
@@ -57,6 +58,8 @@ CUSTOM_VALIDATED = {
         "统一社会信用代码 with a right GB 32100 check character, everyone a mainland mobile number",
         _valid_identity),
     (HelpApplicantSchema, "@validates_schema"): ("a mainland mobile number", _valid_phone),
+    (ComplainantSchema, "@validates_schema"): ("a mainland mobile number", _valid_phone),
+    (RaterSchema, "@validates_schema"): ("a mainland mobile number, if any", _valid_phone),
 }
 # validators apispec's marshmallow plugin turns into JSON Schema keywords (Email: the field's own `format: email`)
 EXPRESSIBLE = (validate.OneOf, validate.Length, validate.Regexp, validate.Range, validate.Email)
