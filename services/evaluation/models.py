@@ -102,3 +102,6 @@ class Events:
             q = q.where(CaseEvent.case_number.startswith(f"{town}-", autoescape=True))
         rows = self.s.execute(q).all()
         return {t: n for t, n in rows}
+
+
+from services.evaluation import models_figures  # noqa: E402, F401 (the monthly figures' tables, on this Base)
