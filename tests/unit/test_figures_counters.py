@@ -193,3 +193,26 @@ def test_the_files_match_the_json(store):
     assert ws["A1"].value == "便民服务月度统计表（2026年11月）" and ws.freeze_panes == "A4"
     cells = next([c.value for c in r] for r in ws.iter_rows(min_row=4) if r[0].value == A)
     assert cells[3:] == [expected[k] for k in figures.rules.COLUMNS]
+
+
+def test_notices_heard_and_ratings_are_counted_once_committed(store):
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    counted = figures.Figures(
+        notices=Counter("notices_heard", "x", ["channel", "outcome"], registry=registry),
+        ratings=Counter("ratings", "x", ["level"], registry=registry),
+        ratings_voided=Counter("ratings_voided", "x", ["level"], registry=registry))
+    rec = Recorder(clock=ManualClock(at(30)), figures=counted)
+    sent = make_message("notice.sent", n(1), 3, {"accepting_town": A, "notice_kind": "result", "channel": "sms",
+                                                  "delivery_id": 7}, "notify", occurred_at=at(6))
+    with store.transaction() as tx:
+        rec.record(tx, sent)
+        assert registry.get_sample_value("notices_heard_total", {"channel": "sms", "outcome": "sent"}) is None
+    assert registry.get_sample_value("notices_heard_total", {"channel": "sms", "outcome": "sent"}) == 1.0
+    with store.transaction() as tx:
+        counted.on_rating(tx, RatingFacts("m-1", 4, at(9), case_number=n(2)))
+        counted.on_rating_voided(tx, "m-1")
+    assert registry.get_sample_value("ratings_total", {"level": "4"}) == 1.0
+    assert registry.get_sample_value("ratings_voided_total", {"level": "4"}) == 1.0
+    assert _report(store)["window"][A]["ratings"] == 3, "counted and taken back"
