@@ -18,12 +18,8 @@ What each column counts (of the services served in the month, unless said otherw
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -32,6 +28,7 @@ from services.agent.models import Reply, StationService
 from shared import auth
 from shared.catalog import CATEGORIES, Catalog
 from shared.errors import NotPermitted, RuleViolation
+from shared.tables import FORMATS, Month, XlsxBook, csv_bytes, parse_format, parse_month  # noqa: F401 (FORMATS: the route)
 
 TITLE = "村(社区)便民服务办理情况统计表"
 COLUMNS: dict[str, str] = {
@@ -48,49 +45,9 @@ UNCLASSIFIED = "未分类"  # a reply whose station service is not in the log (m
 SUBTOTAL, TOWN_TOTAL, CITY_TOTAL = "小计", "合计", "全市合计"
 # a relayed submission keeps its station status as the town's case moves on
 RELAYED_STATUSES = ("relayed", "accepted", "completed", "rejected")
-FORMATS: dict[str, str] = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 REPORT_ROLES = ("clerk", "town_agent", "agent", "supervisor", "city_admin", "service")
 
-_MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 _TOWN_RE = re.compile(r"\d{9}")
-
-
-@dataclass(frozen=True)
-class Month:
-    """A calendar month of Asia/Shanghai dates: [first, end)."""
-
-    year: int
-    month: int
-
-    @property
-    def first(self) -> date:
-        return date(self.year, self.month, 1)
-
-    @property
-    def end(self) -> date:
-        return date(self.year + self.month // 12, self.month % 12 + 1, 1)
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
-
-
-def parse_month(text: str | None) -> Month:
-    m = _MONTH_RE.fullmatch((text or "").strip())
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 1900:
-        raise RuleViolation(f"month must be YYYY-MM (e.g. 2026-11), not {text!r}",
-                            {"month": ["a month as YYYY-MM"]})
-    return Month(int(m.group(1)), int(m.group(2)))
-
-
-def parse_format(text: str | None) -> str:
-    fmt = (text or "json").strip().lower()
-    if fmt not in FORMATS:
-        raise RuleViolation(f"format must be one of {', '.join(FORMATS)}, not {text!r}", {"format": list(FORMATS)})
-    return fmt
 
 
 def report_scope(principal: auth.Principal, town: str | None) -> tuple[str | None, str | None]:
@@ -259,90 +216,33 @@ def table_rows(report: dict) -> list[list]:
 
 def render_csv(report: dict) -> bytes:
     """UTF-8 with a byte-order mark: Excel opens the Chinese headings right only with it."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_HEADINGS)
-    writer.writerows(table_rows(report))
-    return buf.getvalue().encode("utf-8-sig")
-
-
-def _sheet_title(name: str, taken: set[str]) -> str:
-    # Excel: at most 31 characters, none of []:*?/\ , unique in the workbook
-    base = re.sub(r"[\[\]:*?/\\]", "_", name)[:31] or "sheet"
-    title, n = base, 2
-    while title in taken:
-        suffix = f"({n})"
-        title, n = base[:31 - len(suffix)] + suffix, n + 1
-    taken.add(title)
-    return title
+    return csv_bytes(CSV_HEADINGS, table_rows(report))
 
 
 def render_xlsx(report: dict) -> bytes:
     """One sheet per town (named after it): the title row with the month, the headings (bold, frozen),
     per village its categories and a 小计, and the 合计 row; for the city, a last sheet 全市合计 with
     each town's total."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-
-    bold = Font(bold=True)
-    head_fill = PatternFill("solid", fgColor="DDEBF7")
-    total_fill = PatternFill("solid", fgColor="FFF2CC")
-    thin = Side(style="thin", color="999999")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    center = Alignment(horizontal="center", vertical="center")
     year, month = report["month"].split("-")
-    title = f"{TITLE}（{int(year)}年{int(month)}月）"
-
-    def sheet(wb, name, taken, subtitle, headings, widths):
-        ws = wb.create_sheet(_sheet_title(name, taken))
-        ws.append([title])
-        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headings))
-        ws.cell(1, 1).font = Font(bold=True, size=14)
-        ws.cell(1, 1).alignment = center
-        ws.row_dimensions[1].height = 24
-        ws.append([subtitle])
-        ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=len(headings))
-        ws.append(list(headings))
-        for col, width in enumerate(widths, start=1):
-            cell = ws.cell(3, col)
-            cell.font, cell.fill, cell.border, cell.alignment = bold, head_fill, border, center
-            ws.column_dimensions[get_column_letter(col)].width = width
-        ws.freeze_panes = "A4"  # the title and the headings stay while scrolling
-        return ws
-
-    def add(ws, row, emphasis=None):
-        ws.append(row)
-        for cell in ws[ws.max_row]:
-            cell.border = border
-            if emphasis is not None:
-                cell.font = bold
-                if emphasis == "total":
-                    cell.fill = total_fill
-
+    book = XlsxBook(f"{TITLE}（{int(year)}年{int(month)}月）")
     counts_headings = list(COLUMNS.values())
-    wb = Workbook()
-    wb.remove(wb.active)
-    taken: set[str] = set()
     for t in report["towns"]:
-        ws = sheet(wb, t["name"], taken,
-                   f"镇(街道)：{t['name']}（{t['town']}）    统计月份：{report['month']}    "
-                   f"事项目录版本：{report['catalog_version']}",
-                   ["村(社区)", "村(社区)代码", "事项类别", *counts_headings], [16, 15, 11] + [10] * len(COLUMNS))
+        ws = book.sheet(t["name"],
+                        f"镇(街道)：{t['name']}（{t['town']}）    统计月份：{report['month']}    "
+                        f"事项目录版本：{report['catalog_version']}",
+                        ["村(社区)", "村(社区)代码", "事项类别", *counts_headings], [16, 15, 11] + [10] * len(COLUMNS))
         for v in t["villages"]:
             for row in v["categories"]:
-                add(ws, [v["name"], v["village"], row["category"], *(row[k] for k in COLUMNS)])
-            add(ws, [v["name"], v["village"], SUBTOTAL, *(v["subtotal"][k] for k in COLUMNS)], "subtotal")
-        add(ws, [TOWN_TOTAL, "", "", *(t["total"][k] for k in COLUMNS)], "total")
+                book.add(ws, [v["name"], v["village"], row["category"], *(row[k] for k in COLUMNS)])
+            book.add(ws, [v["name"], v["village"], SUBTOTAL, *(v["subtotal"][k] for k in COLUMNS)], "subtotal")
+        book.add(ws, [TOWN_TOTAL, "", "", *(t["total"][k] for k in COLUMNS)], "total")
     if report["total"] is not None:
-        ws = sheet(wb, CITY_TOTAL, taken, f"统计月份：{report['month']}    事项目录版本：{report['catalog_version']}",
-                   ["镇(街道)", "镇(街道)代码", *counts_headings], [16, 13] + [10] * len(COLUMNS))
+        ws = book.sheet(CITY_TOTAL, f"统计月份：{report['month']}    事项目录版本：{report['catalog_version']}",
+                        ["镇(街道)", "镇(街道)代码", *counts_headings], [16, 13] + [10] * len(COLUMNS))
         for t in report["towns"]:
-            add(ws, [t["name"], t["town"], *(t["total"][k] for k in COLUMNS)])
-        add(ws, [CITY_TOTAL, "", *(report["total"][k] for k in COLUMNS)], "total")
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+            book.add(ws, [t["name"], t["town"], *(t["total"][k] for k in COLUMNS)])
+        book.add(ws, [CITY_TOTAL, "", *(report["total"][k] for k in COLUMNS)], "total")
+    return book.save()
 
 
 def render(report: dict, fmt: str) -> bytes:

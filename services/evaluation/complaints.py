@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.evaluation import rating_rules as rules
+from services.evaluation.figures import ComplaintFacts, Figures
 from services.evaluation.models import CaseViews
 from services.evaluation.models_ratings import Complaint, Complaints
 from services.evaluation.rating_rules import ComplaintStatus
@@ -40,6 +41,7 @@ class ComplaintDesk:
     clock: Clock
     calendar: WorkingCalendar
     days: int = rules.COMPLAINT_DAYS
+    figures: Figures | None = None  # the monthly figures, kept in the same transaction as each complaint
 
     def file(self, store: Store, principal: auth.Principal, body: dict, key: str | None) -> tuple[dict, bool]:
         """Accepted at once: its number and due date. The same Idempotency-Key again answers with it."""
@@ -70,6 +72,10 @@ class ComplaintDesk:
                 status=ComplaintStatus.RECEIVED, recorded_by=principal.subject, received_at=now, received_on=today,
                 due=rules.complaint_due(today, self.calendar, self.days))
             complaints.add(c)  # two at one moment may take one number: the loser runs again with the next
+            if self.figures is not None:
+                self.figures.on_complaint(tx, ComplaintFacts(
+                    complaint_id=c.number, received_at=now, case_number=number, staff=c.staff, town=town,
+                    department=department, department_town=office_town or ("city" if department else None)))
             bind_context(complaint=c.number, town=town, case_number=number)
             log.info("complaint.received", channel=c.channel, due=c.due.isoformat())
             return complaint_view(c, today, self.calendar, principal), True

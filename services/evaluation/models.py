@@ -105,8 +105,9 @@ class Events:
 
 
 # each part of evaluation keeps its tables in a module of its own, on this Base (好差评 and complaints;
-# deadline supervision): imported here, so that the metadata holds every table
+# deadline supervision; the monthly figures): imported here, so that the metadata holds every table
 from services.evaluation import (  # noqa: E402, I001
+    models_figures,  # noqa: F401
     models_ratings,  # noqa: F401
     models_supervision,  # noqa: F401
 )

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 
 from services.evaluation import rating_rules as rules
+from services.evaluation.figures import Figures, RatingFacts
 from services.evaluation.models import CaseView, CaseViews
 from services.evaluation.models_ratings import (
     Appeal,
@@ -86,6 +87,7 @@ class RatingDesk:
     calendar: WorkingCalendar  # the city's working days (the reference stream's, updated in place)
     rectify_days: int = rules.RECTIFY_DAYS
     rated: Counter | None = field(default=None, repr=False)
+    figures: Figures | None = None  # the monthly figures, kept in the same transaction as each rating
 
     def bind_metrics(self, registry) -> None:
         self.rated = Counter("tongban_ratings_total", "Ratings recorded (好差评), by level (1 非常满意 … "
@@ -113,6 +115,9 @@ class RatingDesk:
             ratings.add(rating)
             if rating.bad:
                 self._open_rectification(tx, rating)
+            if self.figures is not None:
+                self.figures.on_rating(tx, RatingFacts(rating_id=str(rating.id), level=rating.level,
+                                                       rated_at=rating.rated_at, case_number=rating.case_number))
             tx.after_commit(lambda: self._count(rating))
             log.info("rating.recorded", level=rating.level, channel=rating.channel, stage=rating.stage,
                      bad=rating.bad)
@@ -166,6 +171,10 @@ class RatingDesk:
             rating.follow_up_level, rating.follow_up_channel = body["level"], body["channel"]
             rating.followed_up_at, rating.follow_up_key = now, request_key
             rect.state, rect.closed_at, rect.closed_reason = to, now, CloseReason.FOLLOW_UP
+            if self.figures is not None:  # counted apart: out of the satisfaction rate
+                self.figures.on_rating(tx, RatingFacts(rating_id=f"{rating.id}-follow-up", level=body["level"],
+                                                       rated_at=now, case_number=rating.case_number,
+                                                       follow_up=True))
             log.info("rating.followed_up", level=body["level"], first_level=rating.level)
             return self.rating_view(tx, principal, rating), True
 
@@ -256,6 +265,8 @@ class RatingDesk:
         rect, rating = self._rect(tx, principal, rect_id)
         rect.state = rules.rect_step(rect.state, "rectify")
         rect.measures, rect.rectified_at, rect.rectified_by = body["measures"], self.clock.now(), principal.subject
+        if self.figures is not None:  # the bad rating's rectification rate counts it in the rating's month
+            self.figures.on_rectification_closed(tx, str(rating.id), rectified=True)
         log.info("rectification.rectified", on_time=self.clock.today() <= rect.rectify_due)
         return rect_view(rect, rating, self.clock.today(), self.calendar)
 
@@ -299,6 +310,8 @@ class RatingDesk:
         appeal.decided_by, appeal.decided_at = principal.subject, now
         if appeal.status == AppealStatus.UPHELD:
             rating.void, rating.voided_at, rating.void_reason = True, now, body["reason"]
+            if self.figures is not None:
+                self.figures.on_rating_voided(tx, str(rating.id))
             rect = Rectifications(tx.session).of_rating(rating.id, for_update=True)
             if rect is not None and rect.state != RectState.CLOSED:
                 rect.state = rules.rect_step(rect.state, "void")

@@ -118,3 +118,51 @@ class SupervisionNoticeSchema(Schema):
 
 class SupervisionNoticesSchema(Schema):
     notices = fields.List(fields.Nested(SupervisionNoticeSchema), required=True)
+
+
+class MonthlyRowSchema(Schema):
+    key = fields.String(required=True, metadata={"description": "village or town code, staff id, or dept@town|city"})
+    name = fields.String(required=True)
+    town = fields.String(required=True, metadata={"description": "the town the row belongs to ('city': a bureau)"})
+    town_name = fields.String(required=True)
+    received = fields.Integer(required=True)
+    instant = fields.Integer(required=True)
+    promised = fields.Integer(required=True)
+    supplement = fields.Integer(required=True)
+    joint = fields.Integer(required=True)
+    returned = fields.Integer(required=True)
+    escalated = fields.Integer(required=True)
+    consultation = fields.Integer(required=True)
+    review = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    on_time = fields.Integer(required=True)
+    late = fields.Integer(required=True)
+    on_time_rate = fields.Float(required=True, allow_none=True, metadata={"description": "percent, 2 decimals"})
+    avg_days = fields.Float(required=True, allow_none=True, metadata={"description": "working days, 2 decimals"})
+    ratings = fields.Integer(required=True)
+    satisfied = fields.Integer(required=True)
+    bad = fields.Integer(required=True)
+    satisfaction_rate = fields.Float(required=True, allow_none=True)
+    rectified = fields.Integer(required=True)
+    rectification_rate = fields.Float(required=True, allow_none=True)
+    complaints = fields.Integer(required=True)
+
+
+class MonthlyDimensionSchema(Schema):
+    dimension = fields.String(required=True)
+    heading = fields.String(required=True)
+    rows = fields.List(fields.Nested(MonthlyRowSchema), required=True)
+
+
+class MonthlyColumnSchema(Schema):
+    key = fields.String(required=True)
+    heading = fields.String(required=True)
+
+
+class MonthlyReportSchema(Schema):
+    title = fields.String(required=True)
+    month = fields.String(required=True)
+    town = fields.String(required=True, allow_none=True)
+    department = fields.String(required=True, allow_none=True)
+    columns = fields.List(fields.Nested(MonthlyColumnSchema), required=True)
+    dimensions = fields.List(fields.Nested(MonthlyDimensionSchema), required=True)

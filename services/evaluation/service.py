@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from nameko.timer import timer
+from werkzeug.wrappers import Response
 
-from services.evaluation import rating_rules
+from services.evaluation import figures, rating_rules
 from services.evaluation import rating_schemas as rs
 from services.evaluation.complaints import ComplaintDesk
+from services.evaluation.figures_rules import REPORT_ROLES
 from services.evaluation.rating_metrics import RatingMetrics
 from services.evaluation.ratings import RatingDesk
 from services.evaluation.schemas import (
@@ -15,6 +17,7 @@ from services.evaluation.schemas import (
     CaseEventsSchema,
     EvaluationStatsSchema,
     ForecastSchema,
+    MonthlyReportSchema,
     SupervisionNoticesSchema,
     WarningsSchema,
 )
@@ -58,22 +61,25 @@ def _idempotency_key(call: ApiCall) -> str | None:
 
 def build_service(settings: Settings, clock: Clock | None = None):
     clock = clock or Clock()
-    recorder = Recorder(clock=clock)
     # the calendar (working days of supervision, the forecast, callbacks, rectifications and complaints):
     # every year from the reference stream
     reference = Reference(settings, needs_catalog=False)
+    monthly = figures.Figures(calendar=reference.calendar)  # updated in place when a year's holidays arrive
+    recorder = Recorder(clock=clock, figures=monthly)
     config = SupervisionConfig.of(settings)
     supervisor = Supervisor(clock=clock, calendar=reference.calendar, config=config, instance=settings.instance)
     ratings = RatingDesk(clock=clock, calendar=reference.calendar,
                          rectify_days=_days(settings, "rectify_days", rating_rules.RECTIFY_DAYS,
-                                            *rating_rules.RECTIFY_DAYS_RANGE))
+                                            *rating_rules.RECTIFY_DAYS_RANGE), figures=monthly)
     complaints = ComplaintDesk(clock=clock, calendar=reference.calendar,
-                               days=_days(settings, "complaint_days", rating_rules.COMPLAINT_DAYS, 1, 60))
+                               days=_days(settings, "complaint_days", rating_rules.COMPLAINT_DAYS, 1, 60),
+                               figures=monthly)
 
     class EvaluationService(PlatformEndpoints):
         name = settings.instance
         platform = Platform(settings, VERSIONS, reference=reference)
         rating_metrics = RatingMetrics(ratings, clock)
+        figures_metrics = figures.FiguresMetrics(monthly)
 
         @consume(settings, "events")
         def on_event(self, tx, message: Message):
@@ -256,5 +262,25 @@ def build_service(settings: Settings, clock: Clock | None = None):
             with self.platform.store.transaction() as tx:
                 return rs.ComplaintViewSchema().dump(complaints.resolve(tx, call.principal, call.params["number"],
                                                                         call.body))
+
+        # --- monthly figures and operators' metrics (月度统计) -------------------------------------------
+
+        @api("GET", "/reports/monthly", roles=REPORT_ROLES, response=MonthlyReportSchema)
+        def monthly_report(self, call: ApiCall):
+            """The month's figures per village, window, staff, town and department: `month=YYYY-MM`,
+            `town=CODE`, `dept=CODE[@TOWN|@city]`, `format=json|csv|xlsx`. The city any; a town's supervisor
+            their town; a department head their office."""
+            names = figures.names_from(reference.catalogs.active() if reference.catalogs.ready else None)
+            with self.platform.store.transaction() as tx:
+                report, fmt = figures.monthly_for(tx.session, call.principal, call.query, names)
+            if fmt == "json":
+                return MonthlyReportSchema().dump(report)
+            return Response(figures.render(report, fmt), status=200, mimetype=figures.FORMATS[fmt],
+                            headers={"Content-Disposition": f'attachment; filename="{figures.filename(report, fmt)}"'})
+
+        @timer(interval=float(settings.extra.get("figures_refresh_seconds", 15)), eager=True)
+        def refresh_figures_metrics(self):
+            """Open cases by status, town and department, from the case read model."""
+            self.figures_metrics.refresh()
 
     return EvaluationService

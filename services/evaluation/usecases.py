@@ -1,9 +1,10 @@
 """Evaluation's use cases: record every case event (the base of supervision and statistics)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.evaluation import domain
+from services.evaluation.figures import Figures
 from services.evaluation.models import CaseEvent, CaseView, CaseViews, Events
 from shared import auth
 from shared.auth import town_of_case
@@ -16,13 +17,15 @@ from shared.store import Tx
 @dataclass
 class Recorder:
     clock: Clock
+    figures: Figures = field(default_factory=Figures)  # the monthly counters (figures.py)
 
     def record(self, tx: Tx, message: Message) -> str:
         Events(tx.session).add(CaseEvent(
             message_id=message.message_id, case_number=message.case_number, type=message.type,
             case_version=message.case_version, producer=message.producer, occurred_at=message.occurred_at,
             recorded_at=self.clock.now(), data=_jsonable(domain.kept(message.payload))))
-        self._update_case_view(tx, message)
+        view = self._update_case_view(tx, message)
+        self.figures.on_event(tx, message, view)
         return "ok"
 
     def _update_case_view(self, tx: Tx, message: Message) -> CaseView | None:
