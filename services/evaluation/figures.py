@@ -98,8 +98,7 @@ class FiguresMetrics(DependencyProvider):
         self.figures.notices = PromCounter(
             "tongban_notices_heard_total", "Notices evaluation heard were sent (notice.sent), by channel and outcome",
             ["channel", "outcome"], registry=r)
-        self.figures.ratings = PromCounter("tongban_ratings_total", "Ratings (好差评) counted, by level (1-5)",
-                                           ["level"], registry=r)
+        # ratings by level and channel: tongban_ratings_total, counted where they are recorded (ratings.py)
         self.figures.ratings_voided = PromCounter(
             "tongban_ratings_voided_total", "Ratings voided on appeal (申诉复核), by level", ["level"], registry=r)
 
