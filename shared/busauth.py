@@ -34,7 +34,7 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     # (only to a city department's queue: see TOPIC_WRITE) and bring their decisions back
     "agent": {"events": ("station.submitted", "escalation.relayed", "escalation.returned"),
               "work": ("case.routed",)},
-    "notify": {"events": ("notice.sent",)},
+    "notify": {"events": ("notice.sent", "notice.fallback")},
     "evaluation": {},
 }
 # the logical instances of each kind, as they appear in queue names (shared.registry.instance_name)
