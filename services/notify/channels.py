@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -177,7 +178,7 @@ class SmtpMail:
         msg["Date"] = formatdate(localtime=True)
         msg["Message-ID"] = f"<notice-{out.idempotency_key}.{out.case_number}@{domain}>"
         msg["X-Tongban-Delivery"] = out.idempotency_key
-        msg.set_content(out.text)
+        msg.set_content(out.text, cte="base64")  # Chinese: 8bit lines may exceed SMTP's 1000 octets
         msg.add_attachment(pdf, maintype="application", subtype="pdf",
                            filename=f"{out.case_number}-{out.notice_kind}.pdf")
         return msg
@@ -209,7 +210,7 @@ class SmtpMail:
                 raise NotSent(f"SMTP refused before the message: {type(exc).__name__}: {exc}") from None
             # from here on, a broken connection leaves it unknown whether the server took the message
             try:
-                code, answer = smtp.data(msg.as_bytes())
+                code, answer = smtp.data(msg.as_bytes(policy=policy.SMTP))
             except smtplib.SMTPDataError as exc:  # refused before the message was sent (no 354)
                 raise NotSent(f"SMTP refused the message: {exc.smtp_code}", permanent=exc.smtp_code >= 500) from None
             if code != 250:
