@@ -156,6 +156,28 @@ class LocalOutlets:
         self._procs.clear()
 
 
+def for_up(layout: list, data_dir: Path, env=None) -> tuple[list, LocalOutlets | None, list[str]]:
+    """`tongban up`: where no real SMS gateway (TONGBAN_SMS_URL) or SMTP server (TONGBAN_SMTP_HOST) is
+    configured, ours run beside the instances and notify uses them. Returns the layout (notify's settings
+    completed), the running outlets (None when both are real) and the lines that say where notices land."""
+    env = os.environ if env is None else env
+    if env.get("TONGBAN_SMS_URL") and env.get("TONGBAN_SMTP_HOST"):
+        return layout, None, []
+    outlets = LocalOutlets(Path(data_dir) / "outlets").start()
+    extra = outlets.notify_extra()
+    lines = []
+    if env.get("TONGBAN_SMS_URL"):
+        extra = {k: v for k, v in extra.items() if not k.startswith("sms_")}
+    else:
+        lines.append(f"  SMS (our gateway, {outlets.sms_url}/sms/send) land in {outlets.sms_file}")
+    if env.get("TONGBAN_SMTP_HOST"):
+        extra = {k: v for k, v in extra.items() if not k.startswith("smtp_")}
+    else:
+        lines.append(f"  e-mail (local SMTP server, 127.0.0.1:{outlets.smtp_port}) lands in {outlets.mail_dir}/")
+    layout = [s.with_(extra={**s.extra, **extra}) if s.service == "notify" else s for s in layout]
+    return layout, outlets, lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tongban.local_outlets")
     sub = p.add_subparsers(dest="what", required=True)
