@@ -13,6 +13,7 @@ from functools import partial
 from amqp.exceptions import ChannelError
 from kombu import Connection, Exchange, Queue, binding
 from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
 
 from shared.config import DEFAULT_RETRY_DELAYS
@@ -281,6 +282,19 @@ class WorkConsumer(Consumer):
             hook = getattr(dependency, "on_settled", None)
             if hook:
                 hook(queue, outcome)
+
+
+class MessageAttempt(DependencyProvider):
+    """`self.<attribute>` in a consumer's worker: how many times a handler failed on this message before
+    (0 the first time; the ATTEMPT header). A handler is on its last try when it equals the number of retry
+    delays: if it fails now, the Settler dead-letters the message. Notify uses it to record a delivery as
+    failed for good and to try the next channel, instead of leaving it `failed` in the dead-letter queue."""
+
+    def get_dependency(self, worker_ctx):
+        try:
+            return int((worker_ctx.context_data or {}).get(ATTEMPT, 0))
+        except (TypeError, ValueError):
+            return 0
 
 
 def consumer(queue: Queue, settler: Settler | None = None):

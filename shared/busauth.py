@@ -34,7 +34,7 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     # (only to a city department's queue: see TOPIC_WRITE) and bring their decisions back
     "agent": {"events": ("station.submitted", "escalation.relayed", "escalation.returned"),
               "work": ("case.routed",)},
-    "notify": {"events": ("notice.sent",)},
+    "notify": {"events": ("notice.sent", "notice.fallback")},
     # deadline supervision's warnings (督办)
     "evaluation": {"events": ("supervision.warned",)},
 }

@@ -64,6 +64,17 @@ def check_secrets(settings: Settings, env=None) -> None:
                                f"or {DEV_MODE_VARIABLE}=1 for development on this machine only.")
 
 
+#: notify's channels, templates and fallbacks (read from `Settings.extra` by services/notify/config.py)
+NOTIFY_VARIABLES = {
+    "TONGBAN_SMS_URL": "sms_url", "TONGBAN_SMS_ACCOUNT": "sms_account", "TONGBAN_SMS_KEY": "sms_key",
+    "TONGBAN_SMS_SIGN": "sms_sign", "TONGBAN_SMS_TEMPLATES": "sms_templates", "TONGBAN_SMS_TIMEOUT": "sms_timeout",
+    "TONGBAN_SMTP_HOST": "smtp_host", "TONGBAN_SMTP_PORT": "smtp_port", "TONGBAN_SMTP_FROM": "smtp_from",
+    "TONGBAN_SMTP_USER": "smtp_user", "TONGBAN_SMTP_PASSWORD": "smtp_password",
+    "TONGBAN_SMTP_STARTTLS": "smtp_starttls", "TONGBAN_SMTP_TIMEOUT": "smtp_timeout",
+    "TONGBAN_NOTIFY_TEMPLATES": "notify_templates", "TONGBAN_NOTIFY_FALLBACK": "notify_fallback",
+    "TONGBAN_NOTIFY_INTAKE_URLS": "intake_urls",
+}
+
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -233,7 +244,8 @@ class Settings:
             outbox_max_age=_env_float("TONGBAN_OUTBOX_MAX_AGE", 60.0),
             health_interval=_env_float("TONGBAN_HEALTH_INTERVAL", 1.0),
             outbox_retention_days=_env_float("TONGBAN_RETENTION_DAYS", 7.0),
-            extra={key: env[name] for key, name in EXTRA_VARIABLES.items() if env.get(name)},
+            extra={**{key: env[name] for key, name in EXTRA_VARIABLES.items() if env.get(name)},
+                   **{key: env[name] for name, key in NOTIFY_VARIABLES.items() if env.get(name)}},
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["bus_users"] == "" or (not env.get("TONGBAN_BUS_USERS") and "bus_users" not in overrides):

@@ -14,6 +14,8 @@ A message is a fact about one case. Routing keys carry what consumers filter on:
     case.completed.<accepting town>                          the ledger closed the case (agent, evaluation)
     notice.issued.<accepting town>                           the centre issued a notice (文书): notify delivers it
     notice.sent.<accepting town>                             notify delivered a notice
+    notice.fallback.<accepting town>                         notify: a channel failed for good, the next one is
+                                                             to be tried (to notify's own queue: retried apart)
     case.escalated.<accepting town>                          初审 passed: the town agent relays the work (agent)
     case.transfer.<handling town>                            全城通办: the accepting centre's record of a case
                                                              another town's office handles (its intake keeps it)
@@ -294,6 +296,18 @@ class NoticeSentV1(Contract):
     delivery_id = fields.Integer(required=True)
 
 
+class NoticeFallbackV1(Contract):
+    """A delivery failed for good on one channel: `delivery_id` is the new delivery on the next channel.
+    Its own message, so that the next channel gets every wait of the bus's retries afresh."""
+
+    accepting_town = fields.String(required=True, validate=TOWN)
+    notice_id = fields.Integer(required=True)
+    notice_kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
+    channel = fields.String(required=True, validate=validate.Length(max=CHANNEL_MAX))
+    delivery_id = fields.Integer(required=True)
+    fallback_of = fields.Integer(required=True)
+
+
 # --- village stations, town agents, 全城通办 (issue 9) --------------------------------------------
 
 class AuthorisationSchema(Contract):
@@ -427,6 +441,7 @@ PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("case.completed", 1): CaseCompletedV1,
     ("notice.issued", 1): NoticeIssuedV1,
     ("notice.sent", 1): NoticeSentV1,
+    ("notice.fallback", 1): NoticeFallbackV1,
     ("case.escalated", 1): CaseEscalatedV1,
     ("case.transfer", 1): CaseTransferV1,
     ("station.submitted", 1): StationSubmittedV1,
@@ -483,6 +498,10 @@ def rk_completed(accepting_town: str) -> str:
 
 def rk_notice_sent(accepting_town: str) -> str:
     return f"notice.sent.{accepting_town}"
+
+
+def rk_notice_fallback(accepting_town: str) -> str:
+    return f"notice.fallback.{accepting_town}"
 
 
 def rk_escalated(accepting_town: str) -> str:

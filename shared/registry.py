@@ -22,6 +22,7 @@ from shared.contracts import (
     rk_escalation_decided,
     rk_escalation_relayed,
     rk_escalation_returned,
+    rk_notice_fallback,
     rk_notice_issued,
     rk_routed,
     rk_station_refused,
@@ -66,7 +67,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
                                                 rk_station_refused("*")]),
     # the town agents: escalated work to relay, and the city departments' decisions to bring back
     Subscription("agent", "escalations", lambda _: [rk_escalated("*"), rk_escalation_decided("*", "*")]),
-    Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*")]),
+    # notify: the cases it may send for, their notices, the EMS waybills of completed cases, and its own
+    # fallbacks (a channel that failed for good: the next one, with retries of its own)
+    Subscription("notify", "notices", lambda _: [rk_accepted("*"), rk_updated("*"), rk_notice_issued("*"),
+                                                 rk_completed("*"), rk_notice_fallback("*")]),
     # every case event and notice; and supervision's own warnings (督办), which go on the case's timeline (and
     # so are routable before any other service consumes them)
     Subscription("evaluation", "events", lambda _: ["case.#", "notice.#", "supervision.#"]),

@@ -64,11 +64,17 @@ def cmd_up(args) -> int:
         return 2
     departments = args.departments or _catalogue_departments(base)
     layout = host_layout(base, towns=args.towns, departments=departments, first_port=args.port)
+    from tongban import local_outlets
+
+    # our SMS gateway and SMTP server where no real ones are configured: notices land in files
+    layout, outlets, landing = local_outlets.for_up(layout, base.data_dir)
     cluster = Cluster()
     try:
         cluster.start_all(layout)
         for settings in layout:
             print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
+        for line in landing:
+            print(line, flush=True)
         print(f"tongban is up: {len(layout)} instances, data in {base.data_dir}, broker {_safe(base.amqp_url)}. "
               "Ctrl-C stops it.", flush=True)
         wait_for_stop_signal()
@@ -77,6 +83,8 @@ def cmd_up(args) -> int:
         print("\nstopping…", flush=True)
     finally:
         cluster.stop()
+        if outlets is not None:
+            outlets.stop()
     print("stopped.")
     return 0
 

@@ -47,7 +47,10 @@ def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTM
     layout = [base.with_(service="intake", instance=f"intake-{t}", town=t) for t in towns]
     layout += [base.with_(service="approval", instance=f"approval-{d}", department=d) for d in departments]
     layout += [base.with_(service=s, instance=s) for s in ("agent", "notify", "evaluation")]
-    return [s.with_(http_port=first_port + i) for i, s in enumerate(layout)]
+    layout = [s.with_(http_port=first_port + i) for i, s in enumerate(layout)]
+    # notify fetches a notice's PDF (for the e-mail) from the centre that issued it
+    urls = {s.town: s.base_url for s in layout if s.service == "intake"}
+    return [s.with_(extra={"intake_urls": urls, **s.extra}) if s.service == "notify" else s for s in layout]
 
 
 @dataclass

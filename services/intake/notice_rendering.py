@@ -109,6 +109,9 @@ PUBLIC_ELEMENTS: dict[str, tuple[str, ...]] = {
 #: Kinds whose PDF lists the item's materials in a table.
 _MATERIALS_TABLE_KINDS = frozenset({"acceptance", "one_time_notice", "promise"})
 
+#: How a material is handed in, as the printed notice says it (the catalogue's `form`).
+MATERIAL_FORMS: dict[str, str] = {"original": "原件", "copy": "复印件", "both": "原件及复印件"}
+
 PROVISIONAL_NOTE = "（暂定，待节假日安排公布后确认）"
 SMS_PREFIX = "【全城通办】"
 SMS_MAX_CHARS = 300
@@ -179,6 +182,9 @@ class NoticeData:
     pickup_hours: str | None = None  # e.g. "工作日 9:00—12:00、13:30—17:00"; default 工作日办公时间
     delivery: str | None = None  # how the result comes back: pickup (at the accepting centre) | mail (EMS)
     tracking_number: str | None = None  # the EMS waybill of a result sent by mail (EMS运单号)
+    # the first responder's name, where known (the staff directory comes with issue 11); their staff number
+    # (工号) is `responsible_person`, the token's subject
+    responsible_person_name: str | None = None
 
     def __post_init__(self) -> None:
         # Freeze the sequences so a frozen notice really does not change.
@@ -250,6 +256,13 @@ class NoticeData:
     @property
     def hours_text(self) -> str:
         return (self.pickup_hours or "").strip() or DEFAULT_PICKUP_HOURS
+
+    @property
+    def responsible_text(self) -> str:
+        """首问责任人 as printed: 张三（工号 clerk-1）, or the staff number alone."""
+        number = self.responsible_person.strip()
+        name = (self.responsible_person_name or "").strip()
+        return f"{name}（工号 {number}）" if name else f"工号 {number}"
 
     @property
     def refused(self) -> bool:
@@ -561,7 +574,7 @@ def _public_rows(data: NoticeData) -> list[tuple[str, str]]:
         elif element == "window":
             rows.append(("受理窗口", f"{data.accepting_centre}{data.window}"))
         elif element == "responsible_person":
-            rows.append(("首问责任人", data.responsible_person))
+            rows.append(("首问责任人", data.responsible_text))
         elif element == "supervision_phone":
             rows.append(("监督电话", data.supervision_phone))
     return rows
@@ -624,7 +637,8 @@ def render_pdf(data: NoticeData) -> bytes:
         rows: list[list[Paragraph]] = [[para(h, "cellc") for h in header]]
         for i, material in enumerate(data.materials, 1):
             name = str(material.get("name", "")).strip()
-            row = [para(i, "cellc"), para(name, "cell"), para(material.get("form") or "—", "cellc"),
+            form = material.get("form")
+            row = [para(i, "cellc"), para(name, "cell"), para(MATERIAL_FORMS.get(form, form or "—"), "cellc"),
                    para("是" if _material_required(material) else "否", "cellc")]
             if data.kind == "one_time_notice":
                 row.append(para("是" if name in missing else "", "cellc"))

@@ -136,7 +136,8 @@ class Window:
             self._publish_update(tx, case, opening.action)
         if opening.routes:
             self._route(tx, case, item)
-        self._issue_all(tx, case, item, opening.notices)
+        # the e-mail address goes to notify with the notices issued now, and is kept only there (not here)
+        self._issue_all(tx, case, item, opening.notices, email=applicant.get("email"))
         log.info("case.opened", action=opening.action, item=item["code"], kind=case.kind, status=case.status,
                  deadline=case.deadline.isoformat() if case.deadline else None)
         return case, True
@@ -615,11 +616,11 @@ class Window:
         """The notices (文书) each step owes the applicant (the rule is the domain's)."""
         self._issue_all(tx, case, item, domain.notices_owed(action, case.kind, case.contact_channel, case.outcome))
 
-    def _issue_all(self, tx: Tx, case: Case, item: dict, kinds) -> None:
+    def _issue_all(self, tx: Tx, case: Case, item: dict, kinds, email: str | None = None) -> None:
         for kind in kinds:
-            self._issue(tx, case, item, kind)
+            self._issue(tx, case, item, kind, email)
 
-    def _issue(self, tx: Tx, case: Case, item: dict, kind: str) -> None:
+    def _issue(self, tx: Tx, case: Case, item: dict, kind: str, email: str | None = None) -> None:
         catalog = self.catalog_of(case)
         town = catalog.towns.get(self.town, {"name": self.town})
         data = notice_rendering.NoticeData(
@@ -646,7 +647,8 @@ class Window:
             "accepting_town": self.town, "notice_id": notice.id, "notice_kind": kind,
             "title": notice_rendering.TITLES[kind], "sms_text": notice.sms_text,
             "contact": {"name": case.applicant_name, "phone": case.applicant_phone,
-                        "channel": "sms" if case.contact_channel in ("pickup", "mail") else case.contact_channel}}),
+                        "channel": "sms" if case.contact_channel in ("pickup", "mail") else case.contact_channel,
+                        **({"email": email} if email else {})}}),
             rk_notice_issued(self.town))
 
     # --- 全城通办: the result by EMS, the handling town's centre, each centre's share ----------------------

@@ -41,9 +41,11 @@ class KnownCase(Base):
 
 
 class Delivery(Base):
-    """One notice to one applicant, sent at most once.
+    """One notice to one applicant on one channel, sent at most once.
 
-    status: queued -> sending -> sent | in_doubt, or sending -> failed (the channel did not send) -> sending …
+    status: queued -> sending -> sent | in_doubt, or sending -> failed (the channel did not send) -> sending …,
+    or -> dead_lettered (failed for good: on the last retry, or refused for good) and a new row on the next
+    channel (`fallback_of` names the row it replaces); an EMS waybill is `recorded` (nothing is sent).
     The row is committed as `sending` before the channel is called; its id is the channel's idempotency key.
     """
 
@@ -66,8 +68,14 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     channel_status: Mapped[str | None] = mapped_column(sa.String(40))  # what the channel answered
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    title: Mapped[str | None] = mapped_column(sa.String(200))  # the notice's title (e-mail subject, templates)
+    fallback_of: Mapped[int | None] = mapped_column(sa.Integer)  # the delivery on the channel that failed for good
+    segments: Mapped[int | None] = mapped_column(sa.Integer)  # SMS: parts the operator bills
+    dead_letter_reason: Mapped[str | None] = mapped_column(sa.Text)  # why this channel failed for good
+    tracking_number: Mapped[str | None] = mapped_column(sa.String(20))  # EMS: the waybill (UPU S10)
 
-    __table_args__ = (sa.UniqueConstraint("case_number", "notice_id"),)
+    # one row per notice and channel: a notice is sent once per channel however often its event comes
+    __table_args__ = (sa.UniqueConstraint("case_number", "notice_id", "channel"),)
 
 
 def insert_ignoring_duplicates(session: Session, model, values: dict, key: list[str]) -> None:
@@ -108,10 +116,23 @@ class Deliveries:
         self.s.merge(contact)
 
     def find(self, case_number: str, notice_id: int, for_update: bool = False) -> Delivery | None:
-        q = sa.select(Delivery).where(Delivery.case_number == case_number, Delivery.notice_id == notice_id)
+        """The notice's first delivery (on the channel first chosen; fallbacks hang from it)."""
+        q = sa.select(Delivery).where(Delivery.case_number == case_number, Delivery.notice_id == notice_id,
+                                      Delivery.fallback_of.is_(None)).order_by(Delivery.id)
         if for_update:
             q = q.with_for_update()
         return self.s.scalars(q).first()
+
+    def chain(self, case_number: str, notice_id: int) -> list[Delivery]:
+        """Every delivery of one notice, first to last (each channel at most once)."""
+        return list(self.s.scalars(sa.select(Delivery).where(Delivery.case_number == case_number,
+                                                             Delivery.notice_id == notice_id)
+                                   .order_by(Delivery.id)))
+
+    def on_channel(self, case_number: str, notice_id: int, channel: str) -> Delivery | None:
+        return self.s.scalars(sa.select(Delivery).where(Delivery.case_number == case_number,
+                                                        Delivery.notice_id == notice_id,
+                                                        Delivery.channel == channel)).first()
 
     def get(self, delivery_id: int, for_update: bool = False) -> Delivery | None:
         return self.s.get(Delivery, delivery_id, with_for_update=for_update, populate_existing=True)
@@ -138,10 +159,17 @@ class Deliveries:
                                    .order_by(Delivery.id)))
 
     def counts(self, town: str | None = None) -> dict:
-        """Sent notices by kind, and every delivery by status; only a town's cases if given."""
+        """Sent notices by kind, every delivery by status, and by channel and status; only a town's cases if
+        given."""
         where = [] if town is None else [Delivery.accepting_town == town]
         sent = self.s.execute(sa.select(Delivery.notice_kind, sa.func.count())
                               .where(Delivery.status == "sent", *where).group_by(Delivery.notice_kind)).all()
         statuses = self.s.execute(sa.select(Delivery.status, sa.func.count()).where(*where)
                                   .group_by(Delivery.status)).all()
-        return {"by_kind": {kind: n for kind, n in sent}, "by_status": {status: n for status, n in statuses}}
+        channels = self.s.execute(sa.select(Delivery.channel, Delivery.status, sa.func.count()).where(*where)
+                                  .group_by(Delivery.channel, Delivery.status)).all()
+        by_channel: dict = {}
+        for channel, status, n in channels:
+            by_channel.setdefault(channel, {})[status] = n
+        return {"by_kind": {kind: n for kind, n in sent}, "by_status": {status: n for status, n in statuses},
+                "by_channel": by_channel}

@@ -8,10 +8,22 @@ class DeliverySchema(Schema):
     notice_id = fields.Integer(required=True)
     channel = fields.String(required=True)
     text = fields.String(required=True, metadata={"description": "the text sent, ID and phone numbers masked"})
-    status = fields.String(required=True, metadata={"description": "queued | sending | sent | failed | in_doubt"})
-    attempts = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={
+        "description": "queued | sending | sent | failed (tried again) | in_doubt (maybe sent, never again) | "
+                       "dead_lettered (failed for good; the next channel has a delivery of its own) | "
+                       "recorded (an EMS waybill)"})
+    attempts = fields.Integer(required=True, metadata={"description": "sends tried on this channel"})
     created_at = fields.DateTime(required=True)
     sent_at = fields.DateTime(required=True, allow_none=True)
+    segments = fields.Integer(allow_none=True, metadata={"description": "SMS: the parts the operator bills"})
+    fallback_of = fields.Integer(allow_none=True, metadata={
+        "description": "the delivery (on another channel) that failed for good before this one"})
+    recipient = fields.String(allow_none=True, metadata={
+        "description": "masked: 138****5678, z***@example.com, or the window that holds the notice"})
+    channel_status = fields.String(allow_none=True, metadata={"description": "what the channel answered"})
+    dead_letter_reason = fields.String(allow_none=True, metadata={"description": "why this channel failed for good"})
+    tracking_number = fields.String(allow_none=True, metadata={"description": "EMS: the waybill (channel ems)"})
+    last_error = fields.String(allow_none=True)
 
 
 class DeliveriesSchema(Schema):
@@ -25,3 +37,5 @@ class NotifyStatsSchema(Schema):
     total = fields.Integer(required=True)
     result = fields.Integer(required=True)
     by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    by_channel = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+                             metadata={"description": "deliveries by channel, then by status"})

@@ -30,8 +30,8 @@ class CountingChannel:
     def keys(self) -> list[str]:
         return [key for key, _phone, _text in self.calls]
 
-    def send(self, idempotency_key, recipient_phone, text):
-        self.calls.append((idempotency_key, recipient_phone, text))
+    def send(self, out):
+        self.calls.append((out.idempotency_key, out.phone, out.text))
         if not self.started.ready():
             self.started.send(True)
         if self.hang:
