@@ -98,6 +98,7 @@ DEFAULT_TTL_SECONDS = 8 * 3600
 #: Tokens longer than this are rejected before any decoding work.
 MAX_TOKEN_LENGTH = 4096
 MAX_SUBJECT_LENGTH = 64
+MAX_NAME_LENGTH = 50  # a person's name as it is printed on a notice
 
 # Reasons carried by InvalidToken.
 MALFORMED = "malformed token"
@@ -261,6 +262,11 @@ class Principal:
     scope: Scope
     expires_at: int
     issued_at: int
+    name: str | None = None  # the person's name (e.g. 首问负责人 on a notice), where the token carries one
+
+
+def _valid_name(name: object) -> bool:
+    return isinstance(name, str) and 1 <= len(name) <= MAX_NAME_LENGTH and name.isprintable() and name.strip() == name
 
 
 def _valid_subject(subject: object) -> bool:
@@ -313,8 +319,10 @@ def issue_token(
     scope: str,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     now: float | None = None,
+    name: str | None = None,
 ) -> str:
-    """Issue a ``tb1`` token; ``ValueError`` for any invalid argument.
+    """Issue a ``tb1`` token; ``ValueError`` for any invalid argument. ``name``: the person's name, for
+    what they sign (a notice's 首问负责人), optional.
 
     ``iat`` is ``int(now)`` and ``exp`` is ``iat + ttl_seconds``.
     """
@@ -336,6 +344,10 @@ def issue_token(
         "iat": issued_at,
         "exp": issued_at + ttl_seconds,
     }
+    if name is not None:
+        if not _valid_name(name):
+            raise ValueError(f"name must be 1-{MAX_NAME_LENGTH} printable characters, got {name!r}")
+        payload["name"] = name
     payload_json = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     payload_b64 = _b64encode(payload_json.encode("utf-8"))
     return f"{TOKEN_VERSION}.{payload_b64}.{_sign(key, payload_b64)}"
@@ -397,12 +409,16 @@ def verify_token(secret: str, token: str, now: float | None = None) -> Principal
         raise InvalidToken(BAD_SCOPE) from None
     if current >= expires_at:
         raise InvalidToken(EXPIRED)
+    name = payload.get("name")
+    if name is not None and not _valid_name(name):
+        raise InvalidToken(MALFORMED)
     return Principal(
         subject=subject,
         role=role,
         scope=scope,
         expires_at=expires_at,
         issued_at=issued_at,
+        name=name,
     )
 
 

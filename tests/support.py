@@ -203,8 +203,8 @@ class City:
 
     # --- tokens and HTTP --------------------------------------------------------------------------
 
-    def token(self, role: str, scope: str, subject: str = "tester") -> str:
-        return issue_token(self.base.secret, subject, role, scope)
+    def token(self, role: str, scope: str, subject: str = "tester", name: str | None = None) -> str:
+        return issue_token(self.base.secret, subject, role, scope, name=name)
 
     def call(self, method: str, instance: str, path: str, token: str | None = None, body=None,
              raw: bytes | None = None, headers: dict | None = None):

@@ -152,7 +152,8 @@ def cmd_token(args) -> int:
 
     settings = Settings.from_env("tongban", instance="tongban")
     try:
-        token = issue_token(settings.secret, args.subject, args.role, args.scope, ttl_seconds=args.ttl)
+        token = issue_token(settings.secret, args.subject, args.role, args.scope, ttl_seconds=args.ttl,
+                            name=args.name)
     except ValueError as exc:
         print(f"tongban token: {exc}", file=sys.stderr)
         return 2
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--subject", required=True, help="staff id or user name")
     token.add_argument("--role", required=True)
     token.add_argument("--scope", required=True, help="city | town:CODE | department:CODE[@TOWN] | village:CODE")
+    token.add_argument("--name", help="the person's name, as notices print it (首问负责人), e.g. 张敏")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
     token.set_defaults(func=cmd_token)
 

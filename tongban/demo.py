@@ -33,7 +33,9 @@ from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
 from shared.vocabulary import OPEN_CASE_STATUSES
+from shared.workdays import SHANGHAI
 from tongban import bus_cmd
+from tongban.local_outlets import LocalOutlets
 from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -43,6 +45,9 @@ DEMO_TOWNS = 3  # windows: the first towns of the catalogue; applicants come fro
 VILLAGE_SHARE = 0.2  # of the applicants, those who go to their village station instead of a town window
 IN_FLIGHT = ("awaiting_relay", "relayed", "decided")  # an escalation the town agent still has to move
 OPEN_STATUSES = tuple(str(s) for s in OPEN_CASE_STATUSES)
+
+
+CLERK_NAMES = ("张敏", "李娜", "王磊", "陈静", "刘洋", "周婷")
 
 
 def fake_resident_id(rng: random.Random) -> str:
@@ -57,7 +62,7 @@ def fake_applicant(rng: random.Random, towns: list[str]) -> dict:
     return {"name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
             "id_number": fake_resident_id(rng),
             "phone": f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}",
-            "channel": rng.choice(["sms", "sms", "pickup"]), "town": rng.choice(towns)}
+            "channel": rng.choice(["sms", "sms", "sms", "email", "pickup"]), "town": rng.choice(towns)}
 
 
 class Progress:
@@ -113,6 +118,11 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         f"{len(catalog.items)} items; {cases} applicants at {len(towns)} windows")
     cluster = Cluster()
     started = time.monotonic()
+    # notices reach real servers of ours: the SMS gateway and an SMTP server (tongban/local_outlets.py)
+    outlets = LocalOutlets(data_dir / "outlets").start()
+    layout = [s.with_(extra={**s.extra, **outlets.notify_extra()}) if s.service == "notify"
+              else s.with_(extra={**s.extra, "supervision_interval": 1, "figures_refresh_seconds": 1})
+              if s.service == "evaluation" else s for s in layout]
     try:
         bus_cmd.prepare(base)  # the services' broker users, every queue of the registry, the policy
         cluster.start_all(layout)
@@ -122,8 +132,12 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         city.submit_all(cases, Progress("submit", cases, as_json))
         city.work_until_closed(Progress("close", cases, as_json), timeout)
         summary = city.reconcile(layout)
+        say("rating, complaining, supervising …")
+        summary.update(city.how_the_city_serves(outlets))
+        summary["reconciled"] = summary["reconciled"] and _served_balanced(summary["service_books"])
     finally:
         cluster.stop()
+        outlets.stop()
         if not keep:
             try:
                 remove_bus(base.amqp_url, base.bus_prefix, layout)
@@ -145,7 +159,9 @@ class DemoCity:
         self.catalog, self.rng, self.http = catalog, rng, Http()
         self.ops = issue_token(secret, "demo-supervisor", "service", "city")
         self.supervisor = issue_token(secret, "demo-supervisor", "supervisor", "city")
-        self.clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}") for t in towns}
+        # the window clerks sign the notices as 首问负责人 by name and staff number
+        self.clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}",
+                                      name=CLERK_NAMES[i % len(CLERK_NAMES)]) for i, t in enumerate(towns)}
         self.town_agents = {t: issue_token(secret, f"town-agent-{t[-3:]}", "town_agent", f"town:{t}") for t in towns}
         self.villages = [v["code"] for t in towns for v in catalog.towns[t]["villages"]]
         self.village_agents = {v: issue_token(secret, f"agent-{v[-6:]}", "agent", f"village:{v}")
@@ -208,6 +224,8 @@ class DemoCity:
                                              else list(self.catalog.towns))) if elsewhere else town
         if applicant["channel"] == "pickup":
             applicant["channel"] = "sms"  # the result's way back is `delivery`; notices go by SMS
+        if applicant["channel"] == "email":  # notices by e-mail, with the PDF attached
+            applicant["email"] = f"applicant{k}@example.com"
         required = [m["code"] for m in item["materials"] if m["required"]]
         body = {"item_code": item["code"], "applicant": applicant, "materials": required}
         if "mail" in item["delivery"] and self.rng.random() < (0.6 if applicant["town"] != town else 0.15):
@@ -470,6 +488,155 @@ class DemoCity:
                           "mailed_by_ems": books["city_wide_cases"]["waybills"]},
         }
 
+    # --- how the city serves: ratings, complaints, supervision, forecast, monthly figures, deliveries --------
+
+    def how_the_city_serves(self, outlets) -> dict:
+        """After the day's cases: applicants rate them (好差评) and a few complain (有诉即办); bad ratings go
+        through callback, rectification and the follow-up, one through an appeal; a backlog nobody works
+        shows the board's warnings and the breach forecast; the month's figures; deliveries by channel,
+        counted at our SMS gateway and SMTP server too."""
+        ratings = self._rate()
+        complaints = self._complain()
+        supervision = self._backlog_and_board()
+        monthly = self._monthly()
+        deliveries = self._deliveries(outlets)
+        books = {
+            "ratings": {"posted_by_demo": ratings["posted"],
+                        "at_evaluation": len(self._all(f"{self.urls['evaluation']}/ratings", "ratings"))},
+            "rectifications": {"opened": ratings["bad"],
+                               "closed": ratings["followed_up"] + ratings["appeals_upheld"]},
+            "monthly_figures": {"completed_at_intakes": self._completed_count(),
+                                "completed_in_report": monthly["completed"],
+                                "ratings_in_report": monthly["ratings"] + ratings["appeals_upheld"],
+                                "ratings_posted": ratings["posted"]},
+            "deliveries": {"sms_sent": deliveries["sms_sent"], "sms_at_gateway": deliveries["sms_at_gateway"],
+                           "email_sent": deliveries["email_sent"], "mail_at_smtp": deliveries["mail_at_smtp"]},
+        }
+        return {"ratings": ratings, "complaints": complaints, "supervision": supervision, "monthly": monthly,
+                "deliveries": deliveries, "service_books": books}
+
+    def _completed_cases(self) -> list[dict]:
+        return [c for t in self.towns
+                for c in self._all(f"{self.urls['intake-' + t]}/cases?status=completed", "cases")]
+
+    def _completed_count(self) -> int:
+        return sum(self._intake_stats(t)["completed"] for t in self.towns)
+
+    def _rate(self) -> dict:
+        ev = self.urls["evaluation"]
+        posted, levels, bad_ids = 0, Counter(), []
+        for case in self._completed_cases():
+            if self.rng.random() > 0.7:
+                continue  # not everyone rates
+            stages = ["completion"] if case["kind"] in ("instant", "consultation") else ["acceptance", "completion"]
+            for stage in stages:
+                level = self.rng.choices([1, 2, 3, 4, 5], weights=[50, 25, 12, 8, 5])[0]
+                channel = self.rng.choice(["window_device", "qr_code", "sms_link", "online", "phone"])
+                r = self.http("POST", f"{ev}/ratings", self.ops, {"case_number": case["case_number"], "level": level,
+                                                                  "channel": channel, "stage": stage})
+                posted += 1
+                levels[level] += 1
+                if r["bad"]:
+                    bad_ids.append((r["id"], r["town"]))
+        followed, upheld = 0, 0
+        rects = {r["rating_id"]: r for r in self.http("GET", f"{ev}/rectifications", self.supervisor,
+                                                      state="all", limit=500)["rectifications"]}
+        for i, (rating_id, town) in enumerate(bad_ids):
+            rect = rects[rating_id]
+            if i == 0:  # 申诉复核: the town's supervisor appeals a malicious rating, the city's upholds it
+                town_supervisor = issue_token(self.secret, f"supervisor-{town[-3:]}", "supervisor", f"town:{town}")
+                appeal = self.http("POST", f"{ev}/ratings/{rating_id}/appeal", town_supervisor,
+                                   {"reason": "评价人与本件无关，系恶意差评"})
+                self.http("POST", f"{ev}/appeals/{appeal['id']}/decision", self.supervisor,
+                          {"outcome": "upheld", "reason": "核实为误评"})
+                upheld += 1
+                continue
+            self.http("POST", f"{ev}/rectifications/{rect['id']}/callback", self.supervisor,
+                      {"by": "回访专员", "notes": "已电话回访，了解不满意原因"})
+            self.http("POST", f"{ev}/rectifications/{rect['id']}/rectify", self.supervisor,
+                      {"measures": "窗口人员服务规范培训，一次性告知材料清单"})
+            self.http("POST", f"{ev}/ratings/{rating_id}/follow-up", self.ops,
+                      {"level": self.rng.choice([1, 2, 3]), "channel": "phone"})
+            followed += 1
+        return {"posted": posted, "by_level": {str(k): levels[k] for k in sorted(levels)}, "bad": len(bad_ids),
+                "followed_up": followed, "appeals_upheld": upheld}
+
+    def _complain(self) -> dict:
+        ev, filed, resolved = self.urls["evaluation"], 0, 0
+        for i, town in enumerate(self.towns):
+            c = self.http("POST", f"{ev}/complaints", self.ops, {
+                "subject": "窗口等候时间过长", "text": "上午排队一个多小时才办理", "town": town, "channel": "hotline",
+                "complainant": {"name": "王先生", "phone": f"139{self.rng.randint(0, 99999999):08d}"}})
+            filed += 1
+            if i == len(self.towns) - 1:
+                continue  # one stays open, within its deadline
+            self.http("POST", f"{ev}/complaints/{c['number']}/acknowledge", self.supervisor)
+            self.http("POST", f"{ev}/complaints/{c['number']}/assign", self.supervisor, {"to": f"clerk-{town[-3:]}"})
+            self.http("POST", f"{ev}/complaints/{c['number']}/resolve", self.supervisor,
+                      {"resolution": "增开综合窗口，高峰时段预约分流"})
+            resolved += 1
+        return {"filed": filed, "resolved": resolved, "open": filed - resolved}
+
+    def _backlog_and_board(self) -> dict:
+        """A few promised cases at the first window that nobody works today: those due tomorrow go yellow."""
+        town = self.towns[0]
+        items = sorted((i for i in self.catalog.items.values() if i["kind"] == "promised" and not i["in_person"]
+                        and i["promised_days"] <= 5 and i["level"] == "town"), key=lambda i: i["promised_days"])
+        numbers = []
+        for item in items[:8]:
+            body = {"item_code": item["code"], "applicant": {**fake_applicant(self.rng, self.towns), "town": town,
+                                                            "channel": "sms"},
+                    "materials": [m["code"] for m in item["materials"] if m["required"]]}
+            numbers.append(self.http("POST", f"{self.urls['intake-' + town]}/cases", self.clerks[town],
+                                     body)["case_number"])
+        ev = self.urls["evaluation"]
+        board, warnings = {}, []
+        for _ in range(100):  # the watcher runs every second in the demo: wait for its records of the board
+            board = self.http("GET", f"{ev}/board", self.supervisor)
+            warnings = self.http("GET", f"{ev}/supervision/warnings", self.supervisor, open=1)["warnings"]
+            seen = {c["case_number"] for c in board["cases"]}
+            warned = {(w["case_number"], w["colour"]) for w in warnings}
+            if set(numbers) <= seen and all((c["case_number"], c["colour"]) in warned
+                                            for c in board["cases"] if c["colour"] != "green"):
+                break
+            eventlet.sleep(0.2)
+        forecast = self.http("GET", f"{ev}/forecast", self.supervisor, days=5)
+        return {"backlog": len(numbers), "board": board.get("counts", {}),
+                "warnings": dict(Counter(w["colour"] for w in warnings)),
+                "forecast": {"horizon_days": forecast["horizon_days"], "breaches": forecast["breaches"],
+                             "offices": [{k: o[k] for k in ("department", "town", "open_cases", "rate", "breaches",
+                                                            "needed_per_day")}
+                                         for o in forecast["offices"] if o["open_cases"]]}}
+
+    def _monthly(self) -> dict:
+        month = datetime.now(SHANGHAI).strftime("%Y-%m")
+        report = self.http("GET", f"{self.urls['evaluation']}/reports/monthly", self.supervisor, month=month)
+        rows = next(d["rows"] for d in report["dimensions"] if d["dimension"] == "window")
+        total = Counter()
+        for row in rows:
+            total.update({k: row[k] or 0 for k in ("received", "completed", "on_time", "ratings", "satisfied",
+                                                    "bad", "rectified", "complaints")})
+        def rate(part, whole):
+            return round(100 * part / whole, 1) if whole else None
+
+        return {"month": month, "windows": len(rows), **dict(total),
+                "on_time_rate": rate(total["on_time"], total["completed"]),
+                "satisfaction_rate": rate(total["satisfied"], total["ratings"]),
+                "rectification_rate": rate(total["rectified"], total["bad"])}
+
+    def _deliveries(self, outlets) -> dict:
+        for _ in range(100):  # the last notices may still be on their way
+            by_channel = self.http("GET", f"{self.urls['notify']}/stats", self.ops)["by_channel"]
+            sms_sent = by_channel.get("sms", {}).get("sent", 0)
+            email_sent = by_channel.get("email", {}).get("sent", 0)
+            at_gateway = len({m.get("idempotency_key") for m in outlets.sms()})
+            at_smtp = len(outlets.mail())
+            if sms_sent == at_gateway and email_sent == at_smtp:
+                break
+            eventlet.sleep(0.2)
+        return {"by_channel": by_channel, "sms_sent": sms_sent, "sms_at_gateway": at_gateway,
+                "email_sent": email_sent, "mail_at_smtp": at_smtp}
+
     def _village_books(self, intake: list[dict], agent: dict) -> dict:
         """Every relayed station record became one case at a town; every finished one owes a reply, made."""
         station = agent["station"]["by_status"]
@@ -544,6 +711,13 @@ def _balanced(b: dict) -> bool:
             and c["seen_in_another_state"] == 0 and c["mailed"] == c["waybills"])
 
 
+def _served_balanced(b: dict) -> bool:
+    r, m, d = b["rectifications"], b["monthly_figures"], b["deliveries"]
+    return (b["ratings"]["posted_by_demo"] == b["ratings"]["at_evaluation"] and r["opened"] == r["closed"]
+            and m["completed_at_intakes"] == m["completed_in_report"] and m["ratings_in_report"] == m["ratings_posted"]
+            and d["sms_sent"] == d["sms_at_gateway"] and d["email_sent"] == d["mail_at_smtp"])
+
+
 def _print_summary(s: dict) -> None:
     b = s["books"]
     print()
@@ -581,5 +755,31 @@ def _print_summary(s: dict) -> None:
     d = s["deadlines"]
     print(f"  deadlines           on time {d['on_time']}, late {d['late']}, provisional {d['provisional']}")
     print("  notices sent        " + ", ".join(f"{k} {v}" for k, v in sorted(s["notices"].items())))
+    dl = s["deliveries"]
+    print("  deliveries          " + "; ".join(f"{ch}: " + ", ".join(f"{k} {v}" for k, v in sorted(st.items()))
+                                           for ch, st in sorted(dl["by_channel"].items()))
+          + f"   (SMS at our gateway {dl['sms_at_gateway']}, e-mails at the SMTP server {dl['mail_at_smtp']})")
+    r, cp = s["ratings"], s["complaints"]
+    levels = ", ".join(f"level {k}: {v}" for k, v in r["by_level"].items())
+    print(f"  好差评              {r['posted']} ratings ({levels}"
+          + f"); {r['bad']} bad: {r['followed_up']} called back, rectified and rated again, "
+          f"{r['appeals_upheld']} voided on appeal")
+    print(f"  有诉即办            {cp['filed']} complaints: {cp['resolved']} resolved, {cp['open']} open within "
+          "its deadline")
+    sv = s["supervision"]
+    fc = sv["forecast"]
+    print(f"  supervision         a backlog of {sv['backlog']} nobody works today: board "
+          + ", ".join(f"{k} {v}" for k, v in sorted(sv["board"].items())) + "; open warnings "
+          + (", ".join(f"{k} {v}" for k, v in sorted(sv["warnings"].items())) or "none"))
+    print(f"  forecast            {fc['breaches']} cases will miss their deadline in the next {fc['horizon_days']} "
+          "working days at the recent decision rates"
+          + "".join(f"; {o['department']}@{o['town']}: {o['open_cases']} open at {o['rate']}/day, "
+                    f"{o['breaches']} breaches, {o['needed_per_day']}/day would prevent them"
+                    for o in fc["offices"]))
+    m = s["monthly"]
+    print(f"  monthly figures     {m['month']}: {m['windows']} windows, received {m['received']}, completed "
+          f"{m['completed']} (on time {m['on_time_rate']}%), ratings {m['ratings']} (satisfied "
+          f"{m['satisfaction_rate']}%), bad {m['bad']} (rectified {m['rectification_rate']}%), complaints "
+          f"{m['complaints']}")
     verdict = "RECONCILED: every service's books agree" if s["reconciled"] else "NOT RECONCILED"
     print(f"  {verdict}   ({s['elapsed_seconds']} s)")

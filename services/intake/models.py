@@ -57,6 +57,7 @@ class Case(Base):
     applicant_phone: Mapped[str] = mapped_column(sa.String(20), nullable=False)
     contact_channel: Mapped[str] = mapped_column(sa.String(10), nullable=False)
     first_responder: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    first_responder_name: Mapped[str | None] = mapped_column(sa.String(50))  # as the notices print it
     via_agent: Mapped[str | None] = mapped_column(sa.String(64))
     accepted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
     accepted_on: Mapped[date] = mapped_column(sa.Date, nullable=False)

@@ -43,7 +43,9 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             if "tongban is up" in line:
                 break
         assert "DEVELOPMENT MODE" in lines[0], "tongban up says plainly that it runs in development mode"
-        urls = re.findall(r"(http://127\.0\.0\.1:\d+)", "".join(lines))
+        urls = re.findall(r"(http://127\.0\.0\.1:\d+)   \(/health", "".join(lines))
+        # no real SMS gateway or SMTP server configured: ours run beside the instances, and it says where
+        assert any("sms.jsonl" in line for line in lines) and any("outlets/mail" in line for line in lines)
         departments = len(load_catalog().departments)
         assert len(urls) == 2 + departments + 3, "".join(lines)  # two windows, every department, three more
         assert "approval-minzheng" in "".join(lines) and "approval-zhujian" in "".join(lines)
@@ -105,6 +107,23 @@ def test_demo_reconciles_and_prints_json(tmp_path):
     city_wide = books["city_wide_cases"]
     assert city_wide["expected_at_handling_centres"] == city_wide["seen_by_handling_centres"] > 0
     assert city_wide["mailed"] == city_wide["waybills"] == summary["city_wide"]["mailed_by_ems"]
+    # how the city serves: notices counted at our SMS gateway and SMTP server, ratings through their
+    # rectifications, complaints, the board's warnings and the forecast, the month's figures
+    served = summary["service_books"]
+    deliveries = summary["deliveries"]
+    assert deliveries["sms_sent"] == deliveries["sms_at_gateway"] > 0
+    assert deliveries["email_sent"] == deliveries["mail_at_smtp"] > 0
+    ratings = summary["ratings"]
+    assert ratings["posted"] == served["ratings"]["at_evaluation"] > 0
+    assert ratings["bad"] == ratings["followed_up"] + ratings["appeals_upheld"]
+    assert summary["complaints"]["filed"] == summary["complaints"]["resolved"] + summary["complaints"]["open"] > 0
+    supervision = summary["supervision"]
+    assert supervision["backlog"] > 0 and sum(supervision["board"].values()) >= supervision["backlog"]
+    assert sum(supervision["warnings"].values()) == supervision["board"]["yellow"] + supervision["board"]["red"]
+    assert supervision["forecast"]["horizon_days"] == 5 and supervision["forecast"]["breaches"] >= 0
+    monthly = summary["monthly"]
+    assert monthly["completed"] == books["completed"]["intake"] and monthly["ratings"] > 0
+    assert monthly["received"] >= books["completed"]["intake"]
 
 
 def test_token_is_minted_for_a_role_and_scope(tmp_path):

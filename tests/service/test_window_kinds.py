@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.clock import ManualClock
-from tests.support import TOWN_A, City, wait_for
+from tests.support import TOWN_A, VALID_ID, VALID_PHONE, City, wait_for
 
 
 @pytest.fixture
@@ -165,7 +165,11 @@ def test_pause_resume_and_one_extension_move_the_deadline(city):
 
 def test_notice_pdf_is_served_and_the_ledger_verifies(city):
     city.start("intake-320583101")
-    case = city.submit("RS-0001", materials=[]).json()
+    # the clerk's token carries her name: the notice names the first responder (首问负责人) by name and number
+    body = {"item_code": "RS-0001", "materials": [],
+            "applicant": {"name": "张三", "id_number": VALID_ID, "phone": VALID_PHONE}}
+    case = city.call("POST", "intake-320583101", "/cases",
+                     city.token("clerk", f"town:{TOWN_A}", "clerk-9", name="张敏"), body).json()
     number = case["case_number"]
     notice_id = city.case(number)["notices"][0]["id"]
     r = city.call("GET", "intake-320583101", f"/cases/{number}/notices/{notice_id}.pdf",
@@ -173,6 +177,8 @@ def test_notice_pdf_is_served_and_the_ledger_verifies(city):
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/pdf"
     text = subprocess.run(["pdftotext", "-", "-"], input=r.content, capture_output=True, check=True).stdout.decode()
     assert "一次性告知书" in text and number in text
+    assert "张敏（工号 clerk-9）" in text.replace("\n", ""), text
+    assert "原件" in text and "original" not in text  # the materials as a clerk hands them over
     assert city.call("GET", "intake-320583101", f"/cases/{number}/notices/999.pdf",
                      city.token("clerk", f"town:{TOWN_A}")).status_code == 404
 

@@ -667,3 +667,12 @@ def test_require_role_forbids_other_roles():
 def test_require_role_rejects_bad_role_lists(roles):
     with pytest.raises(ValueError):
         require_role(principal("clerk", "city"), *roles)
+
+
+def test_a_token_may_carry_the_persons_name_for_what_they_sign():
+    token = issue_token(SECRET, "clerk-9", "clerk", "town:320583101", name="张敏")
+    assert verify_token(SECRET, token).name == "张敏"
+    assert verify_token(SECRET, issue_token(SECRET, "clerk-9", "clerk", "town:320583101")).name is None
+    for bad in ("", " 张敏", "x" * 51, "张\n敏"):
+        with pytest.raises(ValueError, match="name"):
+            issue_token(SECRET, "clerk-9", "clerk", "town:320583101", name=bad)
