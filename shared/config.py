@@ -27,6 +27,12 @@ EXTRA_VARIABLES = {
     "waybill_ranges": "TONGBAN_WAYBILL_RANGES",  # intake: the EMS waybill ranges (shared.s10.parse_ranges)
     "rectify_days": "TONGBAN_RECTIFY_DAYS",  # evaluation: a bad rating's 整改 due, working days (5-15; 15)
     "complaint_days": "TONGBAN_COMPLAINT_DAYS",  # evaluation: a complaint's due, working days (5)
+    # evaluation's deadline supervision: seconds between the watcher's passes; the yellow threshold; the
+    # forecast's horizon and decision-rate window (working days)
+    "supervision_interval": "TONGBAN_SUPERVISION_INTERVAL",
+    "yellow_days": "TONGBAN_YELLOW_DAYS",
+    "forecast_days": "TONGBAN_FORECAST_DAYS",
+    "forecast_window_days": "TONGBAN_FORECAST_WINDOW_DAYS",
 }
 
 

@@ -8,7 +8,6 @@ warnings that are over, and sets the metrics. The rules are in supervision_rules
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -44,9 +43,8 @@ MAX_HORIZON_DAYS = 60
 
 
 def _setting(settings, key: str, env: str, default, cast):
-    raw = settings.extra.get(key)
-    if raw is None:
-        raw = os.environ.get(env) or default
+    """A number from the settings' extras (where Settings.from_env puts `env`: shared.config.EXTRA_VARIABLES)."""
+    raw = settings.extra.get(key, default)
     try:
         value = cast(raw)
     except (TypeError, ValueError):
