@@ -13,7 +13,7 @@ from services.evaluation.figures import ComplaintFacts, Figures
 from services.evaluation.models import CaseViews
 from services.evaluation.models_ratings import Complaint, Complaints
 from services.evaluation.rating_rules import ComplaintStatus
-from services.evaluation.ratings import as_utc, once, scoped_key
+from services.evaluation.ratings import as_utc, once, records_for, scoped_key
 from shared import auth
 from shared.auth import town_of_case
 from shared.clock import Clock
@@ -47,7 +47,7 @@ class ComplaintDesk:
         """Accepted at once: its number and due date. The same Idempotency-Key again answers with it."""
         request_key = scoped_key(principal, key)
         town = body["town"]
-        if principal.scope.kind != "city" and not (principal.scope.kind == "town" and principal.scope.town == town):
+        if not records_for(principal, town):
             raise NotPermitted(f"a complaint about town {town} is taken by that town's window or the city")
         number = body.get("case_number")
         if number is not None and town_of_case(number) is None:

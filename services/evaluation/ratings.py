@@ -77,8 +77,8 @@ def can_see_rating(principal: auth.Principal, r: Rating) -> bool:
 def records_for(principal: auth.Principal, accepting_town: str) -> bool:
     """May the caller record a rating for the applicant of a case accepted in `accepting_town`? A city-wide
     service any; a town's token (the window's device) only its own centre's cases."""
-    scope = principal.scope
-    return scope.kind == "city" or (scope.kind == "town" and scope.town == accepting_town)
+    sees_all_or_one, town = auth.visible_town(principal)
+    return sees_all_or_one and town in (None, accepting_town)
 
 
 @dataclass
