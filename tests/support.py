@@ -216,6 +216,15 @@ class City:
             return self.session.request(method, self.url(instance) + path, data=raw, headers=h, timeout=30)
         return self.session.request(method, self.url(instance) + path, json=body, headers=h, timeout=30)
 
+    def listed(self, instance: str, path: str, key: str, token: str | None = None) -> list:
+        """The list under `key` of a GET, or [] while the service has not heard of the record yet (404:
+        read models fill from the bus, so a record may be unknown for a moment after it is made)."""
+        r = self.call("GET", instance, path, token or self.ops)
+        if r.status_code == 404:
+            return []
+        assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
+        return r.json()[key]
+
     @property
     def ops(self) -> str:
         return self.token("service", "city", "ops")

@@ -78,12 +78,12 @@ def test_a_case_accepted_in_one_town_is_decided_in_the_household_town_and_mailed
     pdf = city.call("GET", f"intake-{TOWN_A}", f"/cases/{number}/notices/{result['id']}.pdf",
                     city.token("clerk", f"town:{TOWN_A}"))
     assert pdf.status_code == 200 and f"EMS运单号{tracking}" in squeeze(pdf_text(pdf.content, tmp_path))
-    events = wait_for(lambda: [e for e in city.call("GET", "evaluation", f"/cases/{number}/events", city.ops)
-                               .json()["events"] if e["type"] == "case.completed"], what="case.completed heard")
+    events = wait_for(lambda: [e for e in city.listed("evaluation", f"/cases/{number}/events", "events")
+                               if e["type"] == "case.completed"], what="case.completed heard")
     assert events[0]["data"]["tracking_number"] == tracking and events[0]["data"]["delivery"] == "mail"
     # notify records the mailing in the case's delivery log (EMS: nothing sent by notify, the waybill kept)
-    ems = wait_for(lambda: [d for d in city.call("GET", "notify", f"/cases/{number}/deliveries", city.ops)
-                            .json()["deliveries"] if d["channel"] == "ems"], what="the EMS delivery recorded")
+    ems = wait_for(lambda: [d for d in city.listed("notify", f"/cases/{number}/deliveries", "deliveries")
+                            if d["channel"] == "ems"], what="the EMS delivery recorded")
     assert len(ems) == 1 and ems[0]["status"] == "recorded" and ems[0]["tracking_number"] == tracking
 
     # pickup: the pickup notice (and the result) name town A's centre, where the result waits

@@ -21,15 +21,14 @@ def test_instant_case_is_decided_by_rule_and_reaches_every_service(any_city):
     assert done["history"][1]["actor"] == "rule:instant"
     assert done["completed_on"] == done["deadline"], "an instant case finishes the same working day"
 
-    deliveries = wait_for(lambda: len(d := city.call("GET", "notify", f"/cases/{number}/deliveries",
-                                                     city.ops).json()["deliveries"]) == 2 and d,
+    deliveries = wait_for(lambda: len(d := city.listed("notify", f"/cases/{number}/deliveries", "deliveries")) == 2
+                          and d,
                           what="two notices")
     assert {d["notice_kind"] for d in deliveries} == {"acceptance", "result"}
     assert all(number in d["text"] for d in deliveries)
     assert [n["kind"] for n in done["notices"]] == ["acceptance", "result"]
 
-    events = wait_for(lambda: len(e := city.call("GET", "evaluation", f"/cases/{number}/events",
-                                                 city.ops).json()["events"]) >= 8 and e,
+    events = wait_for(lambda: len(e := city.listed("evaluation", f"/cases/{number}/events", "events")) >= 8 and e,
                       what="every case event recorded")
     assert {e["type"] for e in events} == {"case.accepted", "case.decided", "case.updated", "case.completed",
                                            "notice.issued", "notice.sent"}
