@@ -271,7 +271,7 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
     import requests
     from requests.adapters import HTTPAdapter
 
-    from shared.auth import issue_token
+    from shared import tokens
     from shared.config import Settings
     from tongban.demo import fake_resident_id
     from tongban.runtime import free_port_block, host_layout, remove_bus
@@ -310,8 +310,9 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
         say(f"load: {sum(map(len, process_groups))} instances up in {len(procs)} processes on bus prefix {prefix}; "
             f"{rate:g} cases/s for {duration:g} s into {intake.instance}")
 
-        clerk = issue_token(base.secret, "bench-clerk", "clerk", f"town:{TOWN}")
-        ops = issue_token(base.secret, "bench-ops", "service", "city")
+        key = base.with_(service="cli").signing_key()
+        clerk = tokens.issue(key, "bench-clerk", "clerk", f"town:{TOWN}")
+        ops = tokens.issue(key, "bench-ops", "service", "city")
         http = requests.Session()
         http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=400))
         rng = random.Random(20261125)

@@ -37,10 +37,12 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     "notify": {"events": ("notice.sent", "notice.fallback")},
     # deadline supervision's warnings (督办)
     "evaluation": {"events": ("supervision.warned",)},
+    # the staff directory's token revocations, routed into the reference stream (shared.reference)
+    "portal": {"events": ("staff.revocations",)},
 }
 # the logical instances of each kind, as they appear in queue names (shared.registry.instance_name)
 INSTANCES = {"intake": r"intake-[0-9]{9}", "approval": r"approval-[a-z][a-z0-9_]*", "agent": "agent",
-             "notify": "notify", "evaluation": "evaluation"}
+             "notify": "notify", "evaluation": "evaluation", "portal": "portal"}
 KINDS = tuple(PUBLISHES)
 # narrower topic permissions than "the types' routing keys" where a kind may publish a type only to some
 TOPIC_WRITE: dict[tuple[str, str], str] = {
@@ -65,7 +67,7 @@ def permissions(kind: str, prefix: str) -> tuple[dict, list[dict]]:
     p, inst = re.escape(prefix), INSTANCES[kind]
     publishes = PUBLISHES[kind]
     # requeue: declaring its retry queues (whose dead-letter exchange it is) needs write on it
-    written = sorted(publishes) + ["retry", "dlx", "requeue"]
+    written = sorted(publishes) + ["retry", "dlx", "requeue"] + (["reference"] if kind == "portal" else [])
     queues = rf"^{p}\.[^.]+\.[^.]+(\.dlq)?$"  # binding a queue needs write on it; consuming needs read
     regular = {
         "configure": rf"^{p}\.",

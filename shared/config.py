@@ -11,16 +11,16 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-DEV_SECRET = "tongban-dev-secret-change-me"
 DEV_BUS_SECRET = "tongban-dev-bus-secret-change-me"
 # a kind's broker password given outright (a pod of that kind gets only its own)
 BUS_PASSWORD_VARIABLES = {"intake": "TONGBAN_BUS_PASSWORD_INTAKE", "approval": "TONGBAN_BUS_PASSWORD_APPROVAL",
                           "agent": "TONGBAN_BUS_PASSWORD_AGENT", "notify": "TONGBAN_BUS_PASSWORD_NOTIFY",
-                          "evaluation": "TONGBAN_BUS_PASSWORD_EVALUATION"}
+                          "evaluation": "TONGBAN_BUS_PASSWORD_EVALUATION", "portal": "TONGBAN_BUS_PASSWORD_PORTAL"}
 
 #: Development mode must be asked for: `tongban up`, `tongban demo` and the tests set it. Outside it a
-#: service refuses to start with the published development secrets (or none): tokens signed with a secret
-#: anyone can read would be accepted, and the broker passwords derived from one would be known.
+#: service refuses to start with the published development bus secret (or none), or without the token keys
+#: it is to trust: the broker passwords derived from a published secret would be known, and a development
+#: key pair (kept in the data folder) could sign any token.
 DEV_MODE_VARIABLE = "TONGBAN_DEV"
 # what one service kind alone reads, as text in Settings.extra (the service checks it when it starts)
 EXTRA_VARIABLES = {
@@ -50,8 +50,10 @@ def secret_problems(settings: Settings, env=None) -> list[str]:
     if development_mode(env):
         return []
     problems = []
-    if not settings.secret or settings.secret == DEV_SECRET:
-        problems.append("TONGBAN_SECRET is unset or the published development secret")
+    if not settings.token_public_keys:
+        problems.append("TONGBAN_TOKEN_PUBLIC_KEYS (the portal's public key set, JWKS) is unset")
+    if settings.service == "portal" and not settings.token_private_key:
+        problems.append("TONGBAN_TOKEN_PRIVATE_KEY (the portal's Ed25519 signing key, PEM) is unset")
     from shared import busauth
 
     # the kind's broker password is derived from the bus secret unless given outright (or users are off)
@@ -79,6 +81,8 @@ NOTIFY_VARIABLES = {
     "TONGBAN_SMTP_STARTTLS": "smtp_starttls", "TONGBAN_SMTP_TIMEOUT": "smtp_timeout",
     "TONGBAN_NOTIFY_TEMPLATES": "notify_templates", "TONGBAN_NOTIFY_FALLBACK": "notify_fallback",
     "TONGBAN_NOTIFY_INTAKE_URLS": "intake_urls",
+    # notify's own API token (role service), minted by city IT with `tongban token`: to fetch a notice's PDF
+    "TONGBAN_NOTIFY_TOKEN": "notify_token",
 }
 
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -106,6 +110,17 @@ def _bus_users(env) -> str | None:
     if raw is None or raw == "":
         return ""
     return None if raw.lower() in ("off", "no", "0", "false") else raw
+
+
+def _text_or_file(name: str) -> str:
+    """A variable holding either the text itself (a JWKS, a PEM key) or the path of a file with it."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw or raw.startswith(("{", "-----")):
+        return raw
+    try:
+        return Path(raw).read_text()
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {raw}: {exc.strerror}") from None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -141,7 +156,10 @@ class Settings:
     bus_prefix: str = "tongban"  # exchange and queue names start with it (tests isolate by it)
     data_dir: Path = Path("var")
     database_url: str | None = None  # default: one SQLite file per instance under data_dir
-    secret: str = DEV_SECRET
+    # API tokens (shared.tokens): the public key set every service checks tokens with (JWKS text), and the
+    # private key that signs them, which only the portal (and city IT's `tongban token`) holds
+    token_public_keys: str = ""
+    token_private_key: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     town: str | None = None  # intake: the centre's town code (9 digits)
@@ -209,6 +227,38 @@ class Settings:
         return self.bus_passwords.get(kind) or busauth.password_for(self.bus_secret,
                                                                     busauth.user_name(self.bus_users, kind))
 
+    def signing_key(self):
+        """The token signing key (shared.tokens.SigningKey): the configured one, or in development mode the
+        data folder's development key; None where this instance may not sign."""
+        from shared import tokens
+
+        if self.token_private_key:
+            return tokens.SigningKey.from_pem(self.token_private_key)
+        if development_mode() and self.service in ("portal", "cli"):
+            return tokens.dev_keys(Path(self.data_dir) / "keys")
+        return None
+
+    def public_keys(self) -> str:
+        """The JWKS tokens are checked against: the configured set, or in development mode the data folder's
+        development key's public half."""
+        from shared import tokens
+
+        if self.token_public_keys:
+            return self.token_public_keys
+        if development_mode():
+            return tokens.jwks_text(tokens.dev_keys(Path(self.data_dir) / "keys"))
+        return ""
+
+    def with_dev_keys(self) -> Settings:
+        """In development mode, the settings with the data folder's development keys filled in where unset
+        (what `tongban up` hands each instance; secret_problems then sees them set)."""
+        if not development_mode() or self.token_public_keys:
+            return self
+        changes = {"token_public_keys": self.public_keys()}
+        if self.service in ("portal", "cli") and not self.token_private_key:
+            changes["token_private_key"] = self.signing_key().to_pem()
+        return self.with_(**changes)
+
     @property
     def web_address(self) -> str:
         return f"{self.http_host}:{self.http_port}"
@@ -231,7 +281,9 @@ class Settings:
             bus_prefix=env.get("TONGBAN_BUS_PREFIX") or "tongban",
             data_dir=Path(env.get("TONGBAN_DATA_DIR") or "var"),
             database_url=env.get("TONGBAN_DATABASE_URL") or None,
-            secret=env.get("TONGBAN_SECRET") or DEV_SECRET,
+            token_public_keys=_text_or_file("TONGBAN_TOKEN_PUBLIC_KEYS"),
+            # nobody but the portal (and the CLI, which signs `tongban token`) reads the signing key
+            token_private_key=_text_or_file("TONGBAN_TOKEN_PRIVATE_KEY") if service in ("portal", "cli") else "",
             http_host=env.get("TONGBAN_HTTP_HOST") or "127.0.0.1",
             http_port=_env_int("TONGBAN_HTTP_PORT", 8000),
             town=env.get("TONGBAN_TOWN") or None,

@@ -430,7 +430,23 @@ class SupervisionWarnedV1(Contract):
     raised_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
+# --- the staff directory (issue 11) ----------------------------------------------------------------
+
+class StaffRevocationsV1(Contract):
+    """The portal's token revocations as a reference record (shared.reference, kind "staff"): routed from the
+    events exchange into the reference stream (bound on `staff.revocations.#`), which every service follows.
+    The envelope's case_number is "staff" (no case)."""
+
+    kind = fields.String(required=True, validate=validate.Equal("staff"))
+    version = fields.String(required=True, validate=validate.Length(1, 64))
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    text = fields.String(required=True)
+    loaded_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    loaded_by = fields.String(load_default="portal")
+
+
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {
+    ("staff.revocations", 1): StaffRevocationsV1,
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
     ("case.decided", 1): CaseDecidedV1,
@@ -530,6 +546,9 @@ def rk_escalation_decided(department: str, accepting_town: str) -> str:
 
 def rk_escalation_returned(accepting_town: str) -> str:
     return f"escalation.returned.{accepting_town}"
+
+
+RK_STAFF_REVOCATIONS = "staff.revocations.city"
 
 
 def rk_supervision_warned(accepting_town: str) -> str:

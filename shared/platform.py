@@ -28,9 +28,10 @@ from shared.config import Settings, check_secrets
 from shared.contracts import DeadLetterNow, MalformedMessage
 from shared.logging import bind_context, clear_context, get_logger
 from shared.metrics import ServiceMetrics
-from shared.reference import Reference, StreamClient
+from shared.reference import Reference
 from shared.relay import BrokerProbe, OutboxRelay
 from shared.store import Store
+from shared.tokens import TokenVerifier
 
 log = get_logger(__name__)
 
@@ -42,7 +43,9 @@ class Platform(DependencyProvider):
 
     def __init__(self, settings: Settings, versions_dir: Path, reference: Reference | None = None):
         self.settings = settings
-        self.reference = reference  # the service's copy of the reference stream, if it needs one
+        # the service's copy of the reference stream: the catalogue and calendar where it needs them, and
+        # for every service the staff directory's token revocations
+        self.reference = reference or Reference(settings, needs_catalog=False)
         self._reference_thread = None
         self.versions_dir = Path(versions_dir)
         self.topology = Topology.of(settings)
@@ -64,7 +67,8 @@ class Platform(DependencyProvider):
 
     def setup(self):
         s = self.settings
-        check_secrets(s)  # never serve tokens signed with the published development secret in production
+        check_secrets(s)  # never run on published development secrets, nor without the keys to check tokens
+        self.tokens = TokenVerifier(s.public_keys(), revocations=self.reference.revocations)
         self.metrics = ServiceMetrics(s.instance)
         self.metrics.info.labels(instance=s.instance, service=s.service).set(1)
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
@@ -74,12 +78,8 @@ class Platform(DependencyProvider):
         # has never run yet waits in its queue instead of being routed nowhere
         # the active catalogue comes first (caught up from the reference stream), so that its departments
         # get their queues
-        if self.reference is not None:
-            self.reference.catch_up(self.store)
-            catalogs = self.reference.catalogs
-        else:
-            catalogs = StreamClient(s.service_amqp_url, s.bus_prefix,
-                                    idle=float(s.extra.get("reference_idle", 0.5))).catalogs()
+        self.reference.catch_up(self.store)
+        catalogs = self.reference.catalogs
         towns, departments = registry.catalogue_scope(catalogs)
         towns += [s.town] if s.town else []
         departments += [s.department] if s.department else []

@@ -45,13 +45,25 @@ from shared.workdays import HolidayFileError, WorkingCalendar, YearCalendar, par
 
 log = get_logger(__name__)
 
-CATALOG, CALENDAR = "catalog", "calendar"
-KINDS = (CATALOG, CALENDAR)
+CATALOG, CALENDAR, STAFF = "catalog", "calendar", "staff"
+# staff: the portal's token revocations (shared.tokens.Revocations as text), the last record in force
+KINDS = (CATALOG, CALENDAR, STAFF)
 OFFSET_HEADER = "x-stream-offset"
 
 
 def stream_name(prefix: str) -> str:
     return f"{prefix}.reference"
+
+
+def bind_staff_records(conn, prefix: str) -> None:
+    """Route the portal's staff records (published through its outbox on the events exchange) into the
+    stream. Declared by the bus set-up and by the portal, whose broker user alone may bind it."""
+    from kombu import Exchange
+
+    channel = conn.default_channel
+    stream_queue(prefix)(channel).declare()
+    Exchange(f"{prefix}.events", "topic", durable=True)(channel).declare()
+    channel.queue_bind(stream_name(prefix), f"{prefix}.events", "staff.revocations.#")
 
 
 def stream_queue(prefix: str, offset="first"):
@@ -110,6 +122,11 @@ def make_record(kind: str, text: str, loaded_by: str | None = None, now: datetim
         version = parse_catalog(text).version
     elif kind == CALENDAR:
         version = str(parse_holiday_text(text).year)
+    elif kind == STAFF:
+        from shared.tokens import Revocations
+
+        Revocations.from_text(text)  # readable, or ValueError here rather than in every reader
+        version = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%f")
     else:
         raise ValueError(f"unknown kind {kind!r}")
     return Record(kind, version, sha256_of(text), text, now or datetime.now(UTC),
@@ -119,6 +136,8 @@ def make_record(kind: str, text: str, loaded_by: str | None = None, now: datetim
 def decode(body, offset: int | None = None) -> Record:
     try:
         raw = json.loads(body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body)
+        if isinstance(raw, dict) and raw.get("type") == "staff.revocations":  # the portal's, via its outbox
+            raw = raw.get("payload")
         data = RecordSchema().load(raw)
     except (ValueError, TypeError, ValidationError) as exc:
         raise RecordError(f"not a reference record: {exc}") from None
@@ -385,6 +404,20 @@ class Reference:
         self.calendar = WorkingCalendar()
         self.next_offset: int | None = None
         self._lock = threading.Lock()
+        self._revocations = None
+
+    def revocations(self):
+        """The token revocations in force (shared.tokens.Revocations): the stream's last staff record."""
+        from shared.tokens import Revocations
+
+        if self._revocations is None:
+            staff = self.book.of(STAFF)
+            try:
+                self._revocations = Revocations.from_text(staff[-1].text) if staff else Revocations()
+            except (ValueError, TypeError, AttributeError):
+                log.warning("reference.staff_unreadable", version=staff[-1].version)
+                self._revocations = Revocations()
+        return self._revocations
 
     @property
     def book(self) -> Book:
@@ -397,6 +430,7 @@ class Reference:
         records, self.next_offset = load_reference(store.engine)
         for r in records:
             self.book.add(r)
+        self._revocations = None
         calendar_of(self.book, self.calendar)
 
     def _take(self, store, record: Record, offset: int) -> bool:
@@ -408,6 +442,8 @@ class Reference:
             self.next_offset = offset + 1
             if not self.book.add(record):
                 return False
+            if record.kind == STAFF:
+                self._revocations = None  # read again on the next check
             if record.kind == CALENDAR:
                 calendar_of(Book([record]), self.calendar)
             log.info("reference.record", kind=record.kind, version=record.version, offset=offset,

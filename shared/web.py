@@ -212,7 +212,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
                 if not public:
                     try:
                         token = auth.parse_bearer(request.headers.get("Authorization"))
-                        principal = auth.verify_token(platform.settings.secret, token)
+                        principal = platform.tokens.verify(token)
                     except auth.InvalidToken as exc:
                         raise Unauthorized(exc.reason) from None
                     if roles and principal.role not in roles:

@@ -13,8 +13,7 @@ import eventlet
 import requests
 from kombu import Connection, Exchange, Producer
 
-from shared import busauth
-from shared.auth import issue_token
+from shared import busauth, tokens
 from shared.config import Settings
 from shared.contracts import Message
 from shared.deadletters import management_url
@@ -31,6 +30,14 @@ from tongban.runtime import (
 TOWN_A, TOWN_B = "320583101", "320583102"
 VALID_ID = "11010519491231002X"
 VALID_PHONE = "13812345678"
+# the tests' portal key: every city of the session trusts it (as a deployment trusts its portal's)
+SIGNING_KEY = tokens.SigningKey.generate()
+PUBLIC_KEYS = tokens.jwks_text(SIGNING_KEY)
+
+
+def issue_token(subject: str, role: str, scope: str, **kwargs) -> str:
+    """A token signed by the tests' portal key (shared.tokens.issue)."""
+    return tokens.issue(SIGNING_KEY, subject, role, scope, **kwargs)
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
@@ -78,7 +85,7 @@ class City:
             self.prefix, self._preparing = _PREPARED.take(
                 (self.amqp_url, self.delivery_limit, tuple(self.retry_delays)), self._bus_settings)
         self.base = self._bus_settings(self.prefix)
-        n = 2 + len(self.departments) + 3
+        n = 1 + 2 + len(self.departments) + 3
         self.layout = host_layout(self.base, departments=self.departments, first_port=_free_port_block(n))
         self.session = requests.Session()
 
@@ -95,8 +102,9 @@ class City:
         return s.with_(**changes) if changes else s
 
     def start(self, *instances: str, build: dict | None = None, **changes):
-        """Start instances (all by default); `build` goes to the service factory (e.g. a clock)."""
-        names = instances or [s.instance for s in self.layout]
+        """Start instances (all but the portal by default: most tests call the services' APIs themselves);
+        `build` goes to the service factory (e.g. a clock)."""
+        names = instances or [s.instance for s in self.layout if s.service != "portal"]
         self.ensure_users()
         self.cluster.start_all([self.settings(name, **changes) for name in names], **(build or {}))
 
@@ -105,6 +113,7 @@ class City:
         return Settings(service="test", instance="test", amqp_url=self.amqp_url, bus_prefix=prefix,
                         data_dir=self.data_dir, delivery_limit=self.delivery_limit, relay_interval=0.1,
                         retry_delays=self.retry_delays, bus_users=prefix, bus_secret="test-bus-secret",
+                        token_public_keys=PUBLIC_KEYS, token_private_key=SIGNING_KEY.to_pem(),
                         # the reference stream here is local and small: a catch-up ends after a short quiet
                         extra={"reference_idle": 0.15})
 
@@ -204,7 +213,7 @@ class City:
     # --- tokens and HTTP --------------------------------------------------------------------------
 
     def token(self, role: str, scope: str, subject: str = "tester", name: str | None = None) -> str:
-        return issue_token(self.base.secret, subject, role, scope, name=name)
+        return issue_token(subject, role, scope, name=name)
 
     def call(self, method: str, instance: str, path: str, token: str | None = None, body=None,
              raw: bytes | None = None, headers: dict | None = None):

@@ -50,6 +50,12 @@ def declare(settings: Settings, management: str | None = None) -> dict:
     topology = Topology.of(settings)
     names = registry.declare_deployment(settings.amqp_url, topology, towns, departments,
                                         retry_kinds=busauth.KINDS)
+    from kombu import Connection
+
+    from shared.reference import bind_staff_records
+
+    with Connection(settings.amqp_url, connect_timeout=10) as conn:
+        bind_staff_records(conn, settings.bus_prefix)
     policy = busauth.apply_policy(settings.amqp_url, topology, management)
     return {"queues": names, "towns": towns, "departments": departments, "policy": policy,
             "catalog": catalogs.active_version(), "sample_published": sample is not None,

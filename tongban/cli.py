@@ -9,6 +9,8 @@ import warnings
 
 # eventlet warns on import that it is deprecated; nameko 2.14 needs it (see DESIGN.md), users need not see it
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+# eventlet imports dnspython, which names DSA keys; cryptography (for the token keys) warns that DSA goes
+warnings.filterwarnings("ignore", message="DSA is deprecated")
 
 
 def _eventlet():
@@ -31,11 +33,12 @@ def _base_settings(args):
     overrides = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
-    return Settings.from_env("tongban", instance="tongban", **overrides)
+    return Settings.from_env("cli", instance="tongban", **overrides)
 
 
 DEV_MODE_NOTICE = ("{command} runs in DEVELOPMENT MODE (TONGBAN_DEV=1): every instance on this machine, "
-                   "development secrets accepted when TONGBAN_SECRET / TONGBAN_BUS_SECRET are unset. "
+                   "development keys and secrets (in the data folder) used when TONGBAN_TOKEN_* / "
+                   "TONGBAN_BUS_SECRET are unset. "
                    "Not for real applicants' data.")
 
 
@@ -69,8 +72,14 @@ def cmd_up(args) -> int:
     # our SMS gateway and SMTP server where no real ones are configured: notices land in files
     layout, outlets, landing = local_outlets.for_up(layout, base.data_dir)
     cluster = Cluster()
+    first_user = _first_city_it_user(base)
     try:
         cluster.start_all(layout)
+        portal = next(s for s in layout if s.service == "portal")
+        print(f"portal: {portal.base_url}/   (sign in there)", flush=True)
+        if first_user:
+            print(f"  first city IT user: {first_user[0]}  password: {first_user[1]}  (shown once; "
+                  "add people with `tongban user add`)", flush=True)
         for settings in layout:
             print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
         for line in landing:
@@ -87,6 +96,26 @@ def cmd_up(args) -> int:
             outlets.stop()
     print("stopped.")
     return 0
+
+
+def _first_city_it_user(base) -> tuple[str, str] | None:
+    """On a directory with nobody in it, city IT's first account (its password printed once)."""
+    import argparse
+
+    from services.portal import directory
+    from services.portal.directory_rules import new_password
+    from tongban.user_cmd import portal_store
+
+    store = portal_store(argparse.Namespace(data_dir=base.data_dir, database_url=None))
+    try:
+        with store.transaction() as tx:
+            if directory.count_users(tx):
+                return None
+            password = new_password()
+            directory.add_user(tx, "admin", "市信息中心管理员", "city_admin", "city", password, "tongban up")
+            return "admin", password
+    finally:
+        store.dispose()
 
 
 def _catalogue_departments(base) -> list[str]:
@@ -147,13 +176,18 @@ def cmd_demo(args) -> int:
 
 
 def cmd_token(args) -> int:
-    from shared.auth import issue_token
+    """A token for scripts, signed with the portal's key (TONGBAN_TOKEN_PRIVATE_KEY; in development mode the
+    data folder's development key): city IT's tool, on the host that keeps the key."""
+    from shared import tokens
     from shared.config import Settings
 
-    settings = Settings.from_env("tongban", instance="tongban")
     try:
-        token = issue_token(settings.secret, args.subject, args.role, args.scope, ttl_seconds=args.ttl,
-                            name=args.name)
+        key = Settings.from_env("cli", instance="tongban").signing_key()
+        if key is None:
+            print("tongban token: no signing key: set TONGBAN_TOKEN_PRIVATE_KEY to the portal's key (a file), "
+                  "or TONGBAN_DEV=1 on a development machine", file=sys.stderr)
+            return 2
+        token = tokens.issue(key, args.subject, args.role, args.scope, ttl_seconds=args.ttl, name=args.name)
     except ValueError as exc:
         print(f"tongban token: {exc}", file=sys.stderr)
         return 2
@@ -261,12 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--towns", nargs="+", default=list(DEFAULT_TOWNS))
     up.add_argument("--departments", nargs="+", default=None,
                     help="approval instances to run (default: every department of the catalogue)")
-    up.add_argument("--port", type=int, default=8101, help="first HTTP port (default 8101)")
+    up.add_argument("--port", type=int, default=8100, help="first HTTP port, the portal's (default 8100)")
     up.add_argument("--data-dir", help="where the SQLite files live (default $TONGBAN_DATA_DIR or ./var)")
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run one service instance (containers, k8s)")
-    serve.add_argument("service", choices=["intake", "approval", "agent", "notify", "evaluation"])
+    serve.add_argument("service", choices=["intake", "approval", "agent", "notify", "evaluation", "portal"])
     serve.add_argument("--town")
     serve.add_argument("--department")
     serve.add_argument("--instance")
@@ -303,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd, report_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd, report_cmd, user_cmd
 
+    user_cmd.register(sub)
     bus_cmd.register(sub)
     catalog_cmd.register(sub)
     calendar_cmd.register(sub)

@@ -27,8 +27,7 @@ from pathlib import Path
 import eventlet
 import requests
 
-from shared import busauth
-from shared.auth import issue_token
+from shared import busauth, tokens
 from shared.catalog import load_catalog
 from shared.config import Settings
 from shared.logging import configure_logging
@@ -112,7 +111,7 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
     towns = list(catalog.towns)[:DEMO_TOWNS]
     departments = sorted(catalog.departments)
     layout = host_layout(base, towns=towns, departments=departments,
-                         first_port=free_port_block(len(towns) + len(departments) + 3))
+                         first_port=free_port_block(1 + len(towns) + len(departments) + 3))
     say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(f"tongban demo: a simulated city of {len(catalog.towns)} towns, {len(catalog.departments)} departments, "
         f"{len(catalog.items)} items; {cases} applicants at {len(towns)} windows")
@@ -127,7 +126,8 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         bus_cmd.prepare(base)  # the services' broker users, every queue of the registry, the policy
         cluster.start_all(layout)
         say(f"started {len(layout)} instances on bus prefix {base.bus_prefix}")
-        city = DemoCity(base.secret, {s.instance: s.base_url for s in layout}, towns, departments, catalog, rng)
+        city = DemoCity(base.with_(service="cli").signing_key(), {s.instance: s.base_url for s in layout}, towns,
+                        departments, catalog, rng)
         city.staff_posts()
         city.submit_all(cases, Progress("submit", cases, as_json))
         city.work_until_closed(Progress("close", cases, as_json), timeout)
@@ -154,17 +154,17 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
 
 
 class DemoCity:
-    def __init__(self, secret, urls, towns, departments, catalog, rng):
-        self.secret, self.urls, self.towns, self.departments = secret, urls, towns, departments
+    def __init__(self, key, urls, towns, departments, catalog, rng):
+        self.key, self.urls, self.towns, self.departments = key, urls, towns, departments
         self.catalog, self.rng, self.http = catalog, rng, Http()
-        self.ops = issue_token(secret, "demo-supervisor", "service", "city")
-        self.supervisor = issue_token(secret, "demo-supervisor", "supervisor", "city")
+        self.ops = tokens.issue(key, "demo-supervisor", "service", "city")
+        self.supervisor = tokens.issue(key, "demo-supervisor", "supervisor", "city")
         # the window clerks sign the notices as 首问负责人 by name and staff number
-        self.clerks = {t: issue_token(secret, f"clerk-{t[-3:]}", "clerk", f"town:{t}",
+        self.clerks = {t: tokens.issue(key, f"clerk-{t[-3:]}", "clerk", f"town:{t}",
                                       name=CLERK_NAMES[i % len(CLERK_NAMES)]) for i, t in enumerate(towns)}
-        self.town_agents = {t: issue_token(secret, f"town-agent-{t[-3:]}", "town_agent", f"town:{t}") for t in towns}
+        self.town_agents = {t: tokens.issue(key, f"town-agent-{t[-3:]}", "town_agent", f"town:{t}") for t in towns}
         self.villages = [v["code"] for t in towns for v in catalog.towns[t]["villages"]]
-        self.village_agents = {v: issue_token(secret, f"agent-{v[-6:]}", "agent", f"village:{v}")
+        self.village_agents = {v: tokens.issue(key, f"agent-{v[-6:]}", "agent", f"village:{v}")
                                for v in self.villages}
         self.opened: list[dict] = []  # (case view, town) of every case the windows opened
         self.actions = Counter()
@@ -176,11 +176,11 @@ class DemoCity:
         scope = f"department:{department}" if handling_town == "city" else f"department:{department}@{handling_town}"
         subject = holder or f"{department}-{handling_town[-3:]}-staff"
         role = "department_head" if subject.endswith("-head") else "approver"
-        return issue_token(self.secret, subject, role, scope)
+        return tokens.issue(self.key, subject, role, scope)
 
     def staff_posts(self) -> None:
         """AB岗: every office has an A and a B holder; some A holders are on leave, a few offices have both away."""
-        admin = issue_token(self.secret, "city-it", "city_admin", "city")
+        admin = tokens.issue(self.key, "city-it", "city_admin", "city")
         now = time.time()
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 86400))
         until = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now + 30 * 86400))
@@ -544,7 +544,7 @@ class DemoCity:
         for i, (rating_id, town) in enumerate(bad_ids):
             rect = rects[rating_id]
             if i == 0:  # 申诉复核: the town's supervisor appeals a malicious rating, the city's upholds it
-                town_supervisor = issue_token(self.secret, f"supervisor-{town[-3:]}", "supervisor", f"town:{town}")
+                town_supervisor = tokens.issue(self.key, f"supervisor-{town[-3:]}", "supervisor", f"town:{town}")
                 appeal = self.http("POST", f"{ev}/ratings/{rating_id}/appeal", town_supervisor,
                                    {"reason": "评价人与本件无关，系恶意差评"})
                 self.http("POST", f"{ev}/appeals/{appeal['id']}/decision", self.supervisor,

@@ -11,7 +11,7 @@ from nameko.runners import ServiceRunner
 
 from shared.config import Settings
 
-SERVICES = ("intake", "approval", "agent", "notify", "evaluation")
+SERVICES = ("intake", "approval", "agent", "notify", "evaluation", "portal")
 
 # the host layout of `tongban up`: two towns' windows, two departments, one of each other service
 DEFAULT_TOWNS = ("320583101", "320583102")
@@ -43,14 +43,37 @@ def free_port_block(n: int, start: int = 18100) -> int:
 
 def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTMENTS,
                 first_port: int = 8101) -> list[Settings]:
-    """Every instance `tongban up` runs, each with its own port and database."""
-    layout = [base.with_(service="intake", instance=f"intake-{t}", town=t) for t in towns]
+    """Every instance `tongban up` runs, each with its own port and database; the portal first.
+
+    The token keys: the portal alone gets the signing key (`base.token_private_key`, or the data folder's
+    development key in development mode); every instance the public key set; notify an API token of its
+    own (role service) to fetch notices' PDFs with."""
+    from shared import tokens
+
+    key = tokens.SigningKey.from_pem(base.token_private_key) if base.token_private_key else \
+        base.with_(service="cli").signing_key()
+    public = base.token_public_keys or (tokens.jwks_text(key) if key else "")
+    base = base.with_(token_public_keys=public, token_private_key="")
+    layout = [base.with_(service="portal", instance="portal", token_private_key=key.to_pem() if key else "")]
+    layout += [base.with_(service="intake", instance=f"intake-{t}", town=t) for t in towns]
     layout += [base.with_(service="approval", instance=f"approval-{d}", department=d) for d in departments]
     layout += [base.with_(service=s, instance=s) for s in ("agent", "notify", "evaluation")]
     layout = [s.with_(http_port=first_port + i) for i, s in enumerate(layout)]
     # notify fetches a notice's PDF (for the e-mail) from the centre that issued it
     urls = {s.town: s.base_url for s in layout if s.service == "intake"}
-    return [s.with_(extra={"intake_urls": urls, **s.extra}) if s.service == "notify" else s for s in layout]
+    notify_token = tokens.issue(key, "notify", "service", "city", ttl_seconds=365 * 86400) if key else None
+    # the portal calls every other instance's API on the signed-in person's behalf
+    upstreams = {s.instance: s.base_url for s in layout if s.service != "portal"}
+
+    def extra(s: Settings) -> Settings:
+        if s.service == "notify":
+            return s.with_(extra={"intake_urls": urls, **({"notify_token": notify_token} if notify_token else {}),
+                                  **s.extra})
+        if s.service == "portal":
+            return s.with_(extra={"upstreams": upstreams, **s.extra})
+        return s
+
+    return [extra(s) for s in layout]
 
 
 @dataclass
@@ -111,6 +134,13 @@ class Cluster:
             if isinstance(o, BaseException):
                 raise o
         return started
+
+    def platform(self, instance: str):
+        """The running instance's Platform (its store, its metrics): for tests and tools in this process."""
+        from shared.platform import Platform
+
+        (container,) = self.by_instance(instance).runner.containers
+        return next(d for d in container.dependencies if isinstance(d, Platform))
 
     def by_instance(self, instance: str) -> Running:
         return next(r for r in self.running if r.settings.instance == instance)

@@ -28,7 +28,6 @@ from email.utils import formatdate
 import requests
 
 from services.notify.domain import mask_email
-from shared import auth
 from shared.logging import get_logger
 from shared.pii import mask_phone
 
@@ -126,12 +125,12 @@ class SmsGateway:
 
 class PdfSource:
     """The notice's PDF from the centre that issued it (intake owns notices and renders them from the case's
-    catalogue version): GET <intake>/cases/<n>/notices/<id>.pdf with a short-lived service token for that
-    town only."""
+    catalogue version): GET <intake>/cases/<n>/notices/<id>.pdf with notify's own API token (role service,
+    signed by the portal's key: notify holds no key that could mint one)."""
 
-    def __init__(self, intake_urls, secret: str, timeout_seconds: float = 10.0):
+    def __init__(self, intake_urls, token: str | None, timeout_seconds: float = 10.0):
         self.intake_urls = intake_urls  # {town: base URL}, or a template with {town}
-        self.secret = secret
+        self.token = token
         self.timeout_seconds = timeout_seconds
         self._http = requests.Session()
 
@@ -145,10 +144,11 @@ class PdfSource:
         if not base:
             raise NotSent(f"no intake URL for town {town} (TONGBAN_NOTIFY_INTAKE_URLS): no PDF to attach",
                           permanent=True)
-        token = auth.issue_token(self.secret, "notify", "service", f"town:{town}", ttl_seconds=300)
+        if not self.token:
+            raise NotSent("notify has no API token (TONGBAN_NOTIFY_TOKEN): no PDF to attach", permanent=True)
         try:
             r = self._http.get(f"{base.rstrip('/')}/cases/{case_number}/notices/{notice_id}.pdf",
-                               headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout_seconds)
+                               headers={"Authorization": f"Bearer {self.token}"}, timeout=self.timeout_seconds)
         except requests.RequestException as exc:
             raise NotSent(f"the notice's PDF could not be fetched: {type(exc).__name__}") from None
         if r.status_code == 404:

@@ -67,7 +67,7 @@ def sms_channel(extra: dict) -> SmsGateway | None:
                                                                    10.0))
 
 
-def email_channel(extra: dict, secret: str) -> SmtpMail | None:
+def email_channel(extra: dict) -> SmtpMail | None:
     if not extra.get("smtp_host"):
         return None
     sender = extra.get("smtp_from") or ""
@@ -75,7 +75,8 @@ def email_channel(extra: dict, secret: str) -> SmtpMail | None:
         raise ConfigProblem("TONGBAN_SMTP_HOST is set: TONGBAN_SMTP_FROM must be the sender's address")
     port = int(_number(extra.get("smtp_port"), "TONGBAN_SMTP_PORT", 25))
     timeout = _number(extra.get("smtp_timeout"), "TONGBAN_SMTP_TIMEOUT", 20.0)
-    pdfs = PdfSource(intake_urls(extra.get("intake_urls")), secret, timeout_seconds=min(timeout, 10.0))
+    pdfs = PdfSource(intake_urls(extra.get("intake_urls")), extra.get("notify_token"),
+                     timeout_seconds=min(timeout, 10.0))
     starttls = str(extra.get("smtp_starttls", "")).lower() in ("1", "true", "yes", "on")
     # the PDF is fetched within the send: its time counts in the channel's timeout
     return SmtpMail(extra["smtp_host"], port, sender, pdfs, user=extra.get("smtp_user"),
@@ -90,7 +91,7 @@ def configured_channels(settings: Settings) -> dict:
     sms = sms_channel(extra)
     if sms is not None:
         channels["sms"] = sms
-    mail = email_channel(extra, settings.secret)
+    mail = email_channel(extra)
     if mail is not None:
         channels["email"] = mail
     return channels

@@ -12,9 +12,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared import busauth
-from shared.auth import verify_token
+from shared import tokens
 from shared.catalog import load_catalog
-from shared.config import DEV_SECRET, Settings
+from shared.config import Settings
 from tests.support import _free_port_block
 from tongban.runtime import host_layout, remove_bus
 
@@ -23,14 +23,14 @@ TONGBAN = [sys.executable, "-m", "tongban.cli"]
 
 def _env(tmp_path, prefix):
     env = dict(os.environ)
-    env.update(TONGBAN_BUS_PREFIX=prefix, TONGBAN_DATA_DIR=str(tmp_path / "data"), TONGBAN_SECRET=DEV_SECRET,
+    env.update(TONGBAN_BUS_PREFIX=prefix, TONGBAN_DATA_DIR=str(tmp_path / "data"), TONGBAN_DEV="1",
                PYTHONUNBUFFERED="1")
     return env
 
 
 def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
     prefix = f"up{uuid.uuid4().hex[:8]}"
-    port = _free_port_block(2 + len(load_catalog().departments) + 3)
+    port = _free_port_block(1 + 2 + len(load_catalog().departments) + 3)
     proc = subprocess.Popen([*TONGBAN, "up", "--port", str(port)], env=_env(tmp_path, prefix),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -43,11 +43,20 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             if "tongban is up" in line:
                 break
         assert "DEVELOPMENT MODE" in lines[0], "tongban up says plainly that it runs in development mode"
+        portal = next(i for i, line in enumerate(lines) if line.startswith("portal: http"))
+        assert portal == 1 + next(i for i, line in enumerate(lines) if "DEVELOPMENT MODE" in line), \
+            "the portal's URL comes first"
+        password = re.search(r"first city IT user: admin  password: (\S+)", "".join(lines)).group(1)
+        signed_in = requests.post(lines[portal].split()[1] + "login", data={"staff_number": "admin",
+                                                                            "password": password},
+                                  allow_redirects=False, timeout=10)
+        assert signed_in.status_code == 303 and "tongban_session=" in signed_in.headers["Set-Cookie"]
         urls = re.findall(r"(http://127\.0\.0\.1:\d+)   \(/health", "".join(lines))
         # no real SMS gateway or SMTP server configured: ours run beside the instances, and it says where
         assert any("sms.jsonl" in line for line in lines) and any("outlets/mail" in line for line in lines)
         departments = len(load_catalog().departments)
-        assert len(urls) == 2 + departments + 3, "".join(lines)  # two windows, every department, three more
+        # the portal, two windows, every department, three more
+        assert len(urls) == 1 + 2 + departments + 3, "".join(lines)
         assert "approval-minzheng" in "".join(lines) and "approval-zhujian" in "".join(lines)
         for url in urls:
             health = requests.get(f"{url}/health", timeout=10)
@@ -131,7 +140,9 @@ def test_token_is_minted_for_a_role_and_scope(tmp_path):
     r = subprocess.run([*TONGBAN, "token", "--subject", "wang.fang", "--role", "approver",
                         "--scope", "department:minzheng@320583101"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    principal = verify_token(DEV_SECRET, r.stdout.strip())
+    # signed with the data folder's development key: checked with its public half only
+    key = tokens.dev_keys(tmp_path / "data" / "keys")
+    principal = tokens.TokenVerifier(tokens.jwks_text(key)).verify(r.stdout.strip())
     assert (principal.subject, principal.role, str(principal.scope)) == \
         ("wang.fang", "approver", "department:minzheng@320583101")
     bad = subprocess.run([*TONGBAN, "token", "--subject", "x", "--role", "king", "--scope", "city"], env=env,

@@ -1,8 +1,8 @@
 """The HTTP APIs: clear 4xx for bad input and bad tokens, never a 500."""
 import pytest
 
-from shared.auth import issue_token
-from tests.support import TOWN_A, TOWN_B, VALID_ID, VALID_PHONE, wait_for
+from shared import tokens
+from tests.support import SIGNING_KEY, TOWN_A, TOWN_B, VALID_ID, VALID_PHONE, issue_token, wait_for
 
 
 @pytest.fixture
@@ -85,9 +85,13 @@ def test_tokens_are_required_and_checked(running):
     assert city.call("POST", "intake-320583101", "/cases", None, _body()).status_code == 401
     r = city.call("POST", "intake-320583101", "/cases", "not-a-token", _body())
     assert r.status_code == 401 and r.json()["message"] == "malformed token"
-    forged = issue_token("another-secret", "mallory", "clerk", f"town:{TOWN_A}")
+    # signed by another key under our key's id: a bad signature; under its own id: an unknown key
+    other = tokens.SigningKey.generate()
+    forged = tokens.issue(tokens.SigningKey(other.private, SIGNING_KEY.kid), "mallory", "clerk", f"town:{TOWN_A}")
     assert city.call("POST", "intake-320583101", "/cases", forged, _body()).json()["message"] == "bad signature"
-    expired = issue_token(city.base.secret, "clerk", "clerk", f"town:{TOWN_A}", ttl_seconds=1, now=1_000_000)
+    foreign = tokens.issue(other, "mallory", "clerk", f"town:{TOWN_A}")
+    assert city.call("POST", "intake-320583101", "/cases", foreign, _body()).status_code == 401
+    expired = issue_token("clerk", "clerk", f"town:{TOWN_A}", ttl_seconds=1, now=1_000_000)
     assert city.call("POST", "intake-320583101", "/cases", expired, _body()).json()["message"] == "token expired"
     # right signature, wrong role or wrong town
     agent = city.token("agent", f"village:{TOWN_A}001")

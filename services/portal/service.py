@@ -1,0 +1,119 @@
+"""Portal: the one front door for people (门户). Staff sign-in and the workbench pages, which call the
+other services' APIs on the signed-in person's behalf. Entrypoints only."""
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kombu import Connection
+from werkzeug.wrappers import Response
+
+from services.portal import directory
+from services.portal.pages import (
+    COOKIE,
+    HOME,
+    Page,
+    View,
+    clear_session_cookie,
+    page,
+    redirect,
+    remote_of,
+    render,
+    set_session_cookie,
+)
+from services.portal.upstream import Upstreams
+from shared.config import Settings
+from shared.platform import Platform
+from shared.reference import bind_staff_records
+from shared.web import PlatformEndpoints, http
+
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+STATIC = Path(__file__).parent / "static"
+# what /static serves: our stylesheet, and htmx from the npm package (services/portal/static/package.json)
+STATIC_FILES = {"portal.css": STATIC / "portal.css",
+                "htmx.min.js": STATIC / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"}
+
+
+class PortalPlatform(Platform):
+    """The platform, plus the binding that routes the portal's staff records into the reference stream
+    (only the portal's broker user may make it)."""
+
+    def setup(self):
+        super().setup()
+        with Connection(self.settings.service_amqp_url, connect_timeout=10) as conn:
+            bind_staff_records(conn, self.settings.bus_prefix)
+
+
+def _safe_next(target: str | None, fallback: str) -> str:
+    """Only a path on this site (no open redirect to another host)."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return fallback
+    return target
+
+
+def build_service(settings: Settings, clock=None):
+    upstreams = Upstreams(settings.extra.get("upstreams") or {}, settings.signing_key())
+
+    class PortalService(PlatformEndpoints):
+        name = settings.instance
+        platform = PortalPlatform(settings, VERSIONS)
+
+        # --- signing in -----------------------------------------------------------------------------
+
+        @page("GET", "/", public=True)
+        def home(self, view: View):
+            """Where each person starts: their workbench, or the sign-in page."""
+            if view.user is None:
+                return redirect("/login")
+            return redirect(HOME.get(view.user.role, "/login"))
+
+        @page("GET", "/login", public=True)
+        def login_form(self, view: View):
+            return Page("login.html.j2", {"next": _safe_next(view.query.get("next"), ""), "staff_number": ""})
+
+        @page("POST", "/login", public=True)
+        def login(self, view: View):
+            """Sign in: a session cookie (HttpOnly, SameSite=Lax, Secure over TLS); lockout after
+            MAX_FAILURES wrong passwords in a row; every attempt in the audit log."""
+            number = (view.form.get("staff_number") or "").strip()
+            with self.platform.store.transaction() as tx:
+                user, reason = directory.sign_in(tx, number, view.form.get("password") or "",
+                                                 remote_of(view.request))
+                if user is not None:
+                    token, _ = directory.open_session(tx, user)
+                    target = _safe_next(view.form.get("next"), HOME.get(user.role, "/"))
+            if user is None:
+                problem = ("连续输错密码次数过多，账号已锁定，请 15 分钟后再试或联系市信息中心。" if reason == "locked"
+                           else "工号或密码不正确。")
+                return 401, Page("login.html.j2", {"next": _safe_next(view.form.get("next"), ""),
+                                                   "staff_number": number[:64], "problem": problem})
+            response = redirect(target)
+            set_session_cookie(response, view.request, token)
+            return response
+
+        @page("POST", "/logout")
+        def logout(self, view: View):
+            with self.platform.store.transaction() as tx:
+                directory.close_session(tx, view.request.cookies.get(COOKIE))
+                directory.audit(tx, view.user.staff_number, "signout", view.user.staff_number,
+                                remote_of(view.request))
+            response = redirect("/login")
+            clear_session_cookie(response, view.request)
+            return response
+
+        @http("GET", "/static/<string:name>")
+        def static(self, request, name):
+            path = STATIC_FILES.get(name)
+            if path is None or not path.exists():
+                return Response("not found", status=404, mimetype="text/plain")
+            response = Response(path.read_bytes(), mimetype=mimetypes.guess_type(name)[0] or "text/plain")
+            response.headers["Cache-Control"] = "public, max-age=3600"
+            return response
+
+    PortalService.upstreams = upstreams
+    return PortalService
+
+
+def render_page(template: str, **context):  # re-exported for the workbench modules
+    return render(template, **context)
