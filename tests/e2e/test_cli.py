@@ -11,8 +11,7 @@ import uuid
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import busauth
-from shared import tokens
+from shared import busauth, tokens
 from shared.catalog import load_catalog
 from shared.config import Settings
 from tests.support import _free_port_block
