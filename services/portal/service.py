@@ -10,6 +10,12 @@ from kombu import Connection
 from werkzeug.wrappers import Response
 
 from services.portal import directory
+from services.portal.admin import AdminPages
+from services.portal.agents import AgentPages
+from services.portal.applicant import ApplicantPages
+from services.portal.backoffice import BackOfficePages
+from services.portal.clerk import ClerkPages
+from services.portal.open311 import Open311Api
 from services.portal.pages import (
     COOKIE,
     HOME,
@@ -19,9 +25,9 @@ from services.portal.pages import (
     page,
     redirect,
     remote_of,
-    render,
     set_session_cookie,
 )
+from services.portal.supervisor_pages import SupervisorPages
 from services.portal.upstream import Upstreams
 from shared.config import Settings
 from shared.platform import Platform
@@ -55,7 +61,8 @@ def _safe_next(target: str | None, fallback: str) -> str:
 def build_service(settings: Settings, clock=None):
     upstreams = Upstreams(settings.extra.get("upstreams") or {}, settings.signing_key())
 
-    class PortalService(PlatformEndpoints):
+    class PortalService(ClerkPages, BackOfficePages, AgentPages, SupervisorPages, AdminPages, ApplicantPages,
+                        Open311Api, PlatformEndpoints):
         name = settings.instance
         platform = PortalPlatform(settings, VERSIONS)
 
@@ -114,6 +121,3 @@ def build_service(settings: Settings, clock=None):
     PortalService.upstreams = upstreams
     return PortalService
 
-
-def render_page(template: str, **context):  # re-exported for the workbench modules
-    return render(template, **context)
