@@ -437,12 +437,12 @@ class StaffRevocationsV1(Contract):
     events exchange into the reference stream (bound on `staff.revocations.#`), which every service follows.
     The envelope's case_number is "staff" (no case)."""
 
-    kind = fields.String(required=True, validate=validate.Equal("staff"))
+    kind = fields.String(required=True, validate=[validate.Equal("staff"), validate.Length(max=10)])
     version = fields.String(required=True, validate=validate.Length(1, 64))
-    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    text = fields.String(required=True)
+    sha256 = fields.String(required=True, validate=[validate.Length(64, 64), validate.Regexp(r"^[0-9a-f]{64}$")])
+    text = fields.String(required=True, validate=validate.Length(max=4_000_000))  # the whole revocation set
     loaded_at = fields.AwareDateTime(required=True, default_timezone=UTC)
-    loaded_by = fields.String(load_default="portal")
+    loaded_by = fields.String(load_default="portal", validate=validate.Length(max=100))
 
 
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {

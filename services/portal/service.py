@@ -133,6 +133,8 @@ def build_service(settings: Settings, clock=None):
             response.headers["Cache-Control"] = "public, max-age=3600"
             return response
 
+        static.page_route = ("GET", "/static/<string:name>", None, True)  # a file, not an API operation
+
     PortalService.upstreams = upstreams
     return PortalService
 

@@ -59,6 +59,9 @@ NOT_STORED_IN: dict[str, set[str]] = {
     # how the villager signed the authorisation is kept in station_services.authorisation (JSON), not as the
     # way the agent replied (replies.method)
     "station.submitted.authorisation.method": {"replies.method"},
+    # the portal's revocation set goes whole into the reference stream (reference_records.text, Text), never
+    # into a complaint's or a supervision notice's text
+    "staff.revocations.text": {"complaints.text", "supervision_notices.text"},
 }
 
 

@@ -87,8 +87,9 @@ def api_routes(cls) -> dict[str, tuple]:
 
 
 def http_entrypoints(cls) -> dict[str, HttpEntrypoint]:
+    """Every HTTP entrypoint but the portal's pages and files (HTML for people, not API operations)."""
     return {name: ext for name in dir(cls) for ext in getattr(getattr(cls, name), "nameko_entrypoints", ())
-            if isinstance(ext, HttpEntrypoint)}
+            if isinstance(ext, HttpEntrypoint) and not hasattr(getattr(cls, name), "page_route")}
 
 
 def operations(doc: dict):
