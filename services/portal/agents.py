@@ -56,7 +56,9 @@ class AgentPages:
         form = form or {}
         key = form.get("request_key") if keep_key and form.get("request_key") else str(uuid.uuid4())
         return status, Page("agents/station.html.j2", {
-            "items": items, "item": item, "code": code or "", "request_key": key, "form": form,
+            # one key per form: the help form's is its own, so the two never answer for each other
+            "items": items, "item": item, "code": code or "", "request_key": key, "help_key": str(uuid.uuid4()),
+            "form": form,
             "chosen": set(form.get("material_codes", [])), "problem": problem, "problems": problems or {},
             "flash": flash, "served": served, "sign_methods": rules.SIGN_METHODS, **NAMES})
 

@@ -67,9 +67,10 @@ def test_approver_works_the_list_by_urgency_claims_and_decides(city):
     assert rows == ["red", "yellow", "green", "green"]
     assert "红牌·已超期" in page and "黄牌·临近期限" in page, "the colour is said in words too"
     clock.today_is = None
+    ids = {code: int(re.search(rf'href="/approver/items/(\d+)">{n}<', page).group(1)) for code, n in numbers.items()}
 
     # claim from the list, then refuse without a reason: kept on the page, nothing decided
-    item_id = int(re.search(rf'href="/approver/items/(\d+)">{numbers["RS-0001"]}<', page).group(1))
+    item_id = ids["RS-0001"]
     csrf = csrf_of(page)
     r = approver.post(portal + f"/approver/items/{item_id}/claim", data={"csrf_token": csrf})
     assert r.status_code == 200 and "已认领" in r.text and "approver-7" in r.text
@@ -93,7 +94,7 @@ def test_approver_works_the_list_by_urgency_claims_and_decides(city):
     assert r.status_code == 409 and 'role="alert"' in r.text
 
     # an extension: the approver asks, the department head approves
-    other = int(re.search(rf'href="/approver/items/(\d+)">{numbers["RS-0003"]}<', page).group(1))
+    other = ids["RS-0003"]
     r = approver.post(portal + f"/approver/items/{other}/extension",
                       data={"csrf_token": csrf, "days": "2", "reason": "需补充调查参保记录"})
     assert r.status_code == 200 and "待部门负责人批准" in r.text
@@ -103,6 +104,22 @@ def test_approver_works_the_list_by_urgency_claims_and_decides(city):
     assert "批准延期</button>" in page
     r = head.post(portal + f"/approver/items/{other}/extension/approve", data={"csrf_token": csrf_of(page)})
     assert r.status_code == 200 and "已批准，已报受理中心" in r.text
+
+    # a special procedure stops the clock and ends; then the materials, all at once, back to the window
+    third = ids["RS-0007"]
+    r = approver.post(portal + f"/approver/items/{third}/procedure",
+                      data={"csrf_token": csrf, "procedure": "现场勘察", "reason": "核实就业困难情况"})
+    assert r.status_code == 200 and "特别程序已启动" in r.text and "结束特别程序</button>" in r.text
+    r = approver.post(portal + f"/approver/items/{third}/procedure/end",
+                      data={"csrf_token": csrf, "reason": "勘察属实"})
+    assert r.status_code == 200 and "特别程序已结束" in r.text
+    r = approver.post(portal + f"/approver/items/{third}/materials",
+                      data={"csrf_token": csrf, "material": ["proof"], "other": "劳动合同解除证明",
+                            "reason": "证明不全"})
+    assert r.status_code == 200 and "已一次性告知补正材料" in r.text, r.text
+    assert "劳动合同解除证明" in r.text
+    wait_for(lambda: city.case(numbers["RS-0007"], TOWN_B)["status"] == "pending_materials",
+             what="the case back at the window for materials")
 
     # the AB posts page: the head sets the post and records an absence; an approver only reads
     r = head.post(portal + "/approver/posts", data={"csrf_token": csrf_of(page), "a": "approver-7", "b": "approver-8"})

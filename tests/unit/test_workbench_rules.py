@@ -80,12 +80,12 @@ def test_extension_procedure_absence_and_post_forms():
 
 def test_submission_carries_the_authorisation_with_shanghai_time_and_help_only_its_person():
     form = {"item_code": "RS-0001", "name": "李四", "id_number": "11010519491231002X", "phone": "13812345678",
-            "material_codes": ["idcard"], "auth_by": "李四", "auth_matters": "代为申请", "signed_at": "2026-03-10T09:30",
-            "auth_method": "手写签名", "fee_fen": ""}
+            "material_codes": ["idcard"], "auth_by": "李四", "auth_matters": "代为申请",
+            "signed_at": "2026-03-10T09:30", "auth_method": "手写签名", "fee_fen": ""}
     parsed = rules.submission_body(form, "320583101")
     assert parsed.ok
-    assert parsed.body["authorisation"] == {"by": "李四", "matters": "代为申请", "signed_at": "2026-03-10T09:30:00+08:00",
-                                            "method": "手写签名"}
+    assert parsed.body["authorisation"] == {"by": "李四", "matters": "代为申请",
+                                            "signed_at": "2026-03-10T09:30:00+08:00", "method": "手写签名"}
     assert parsed.body["applicant"]["town"] == "320583101" and parsed.body["fee_fen"] == 0
     assert set(rules.submission_body({}, "320583101").problems) >= {"name", "id_number", "phone", "signed_at",
                                                                    "auth_by", "item_code"}
