@@ -259,9 +259,16 @@ class CatalogItemSummarySchema(StrictSchema):
     city_wide = fields.Boolean(required=True)
 
 
+class TownRefSchema(StrictSchema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class CatalogSchema(StrictSchema):
     version = fields.String(required=True)
     items = fields.List(fields.Nested(CatalogItemSummarySchema), required=True)
+    towns = fields.List(fields.Nested(TownRefSchema), metadata={
+        "description": "the catalogue's towns (code, name): an applicant's household town for 全城通办"})
 
 
 class CatalogItemSchema(Schema):

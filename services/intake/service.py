@@ -167,7 +167,9 @@ def build_service(settings: Settings, clock: Clock | None = None):
                      if all(not q.get(k) or i[k] == q[k] for k in ("kind", "category", "department", "level"))]
             return {"version": c.version, "items": [{k: i[k] for k in (
                 "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
-                "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items]}
+                "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items],
+                    # the towns, for a form's household town (全城通办)
+                    "towns": [{"code": t["code"], "name": t["name"]} for t in c.data["towns"]]}
 
         @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema)
         def catalog_item(self, call: ApiCall):
