@@ -259,7 +259,9 @@ class CatalogItemSummarySchema(StrictSchema):
     city_wide = fields.Boolean(required=True)
 
 
-class TownRefSchema(StrictSchema):
+class NamedRefSchema(StrictSchema):
+    """A town or department of the catalogue: its code and name."""
+
     code = fields.String(required=True)
     name = fields.String(required=True)
 
@@ -267,8 +269,9 @@ class TownRefSchema(StrictSchema):
 class CatalogSchema(StrictSchema):
     version = fields.String(required=True)
     items = fields.List(fields.Nested(CatalogItemSummarySchema), required=True)
-    towns = fields.List(fields.Nested(TownRefSchema), metadata={
-        "description": "the catalogue's towns (code, name): an applicant's household town for 全城通办"})
+    towns = fields.List(fields.Nested(NamedRefSchema), metadata={
+        "description": "the catalogue's towns: an applicant's household town for 全城通办"})
+    departments = fields.List(fields.Nested(NamedRefSchema), metadata={"description": "the catalogue's departments"})
 
 
 class CatalogItemSchema(Schema):

@@ -168,8 +168,9 @@ def build_service(settings: Settings, clock: Clock | None = None):
             return {"version": c.version, "items": [{k: i[k] for k in (
                 "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
                 "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items],
-                    # the towns, for a form's household town (全城通办)
-                    "towns": [{"code": t["code"], "name": t["name"]} for t in c.data["towns"]]}
+                    # the towns and departments by name, for a form's household town (全城通办) and a case's page
+                    "towns": [{"code": t["code"], "name": t["name"]} for t in c.data["towns"]],
+                    "departments": [{"code": d["code"], "name": d["name"]} for d in c.data["departments"]]}
 
         @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema)
         def catalog_item(self, call: ApiCall):

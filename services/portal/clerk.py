@@ -75,7 +75,10 @@ class ClerkPages:
             return _not_found() if answer.status in (400, 403, 404) else (
                 502, Page("error.html.j2", {"title": "服务出错", "message": answer.message()}))
         case = answer.body
+        catalog, _ = self._catalog(view)
+        departments = {d["code"]: d["name"] for d in (catalog or {}).get("departments") or []}
         context = {"title": f"办件 {number}", "case": case, "flash": flash, "problem": problem,
+                   "department_names": departments,
                    "steps": rules.next_steps(case, _town(view)), "rules": rules,
                    "one_time": [n for n in case.get("notices") or [] if n["kind"] == "one_time_notice"]}
         return status, Page("clerk/case.html.j2", context)

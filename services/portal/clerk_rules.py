@@ -104,12 +104,6 @@ def materials_brought(item: dict, states: dict[str, str]) -> tuple[list[str], di
     return codes, problems
 
 
-def copies_not_enough(item: dict, states: dict[str, str]) -> list[str]:
-    """Names of materials brought only as a copy where the catalogue wants the original (they count as missing)."""
-    return [m["name"] for m in item.get("materials") or []
-            if states.get(m["code"]) == "copy" and m.get("form", "original") != "copy"]
-
-
 # --- checking what the clerk typed ---------------------------------------------------------------------------
 
 CHECKED_FIELDS = ("id_number", "credit_code", "phone", "email")

@@ -45,6 +45,8 @@ def test_clerk_accepts_prints_tells_what_is_missing_and_lists_today(city):
     assert r.status_code == 200 and 'href="/clerk/new/MZ-0001"' in r.text
     assert "MZ-0001" in browser.get(portal + "/clerk", params={"q": "mz-0001"}).text
     assert "没有找到" in browser.get(portal + "/clerk", params={"q": "没有这种事项"}).text
+    live = browser.get(portal + "/clerk", params={"q": "老年人", "partial": "1"}, headers={"HX-Request": "true"})
+    assert "MZ-0001" in live.text and "<html" not in live.text  # htmx: the results only
 
     # the form: every material with its states, the towns for 全城通办, the clerk's own town chosen
     form_page = browser.get(portal + "/clerk/new/MZ-0001")
@@ -75,7 +77,7 @@ def test_clerk_accepts_prints_tells_what_is_missing_and_lists_today(city):
     done = browser.post(portal + "/clerk/new/MZ-0001", data=application(html))
     assert done.status_code == 200 and "/clerk/cases/" in done.url, done.text
     complete_number = done.url.rsplit("/", 1)[1].split("?")[0]
-    assert "已受理" in done.text and "受理通知书" in done.text
+    assert "已受理" in done.text and "受理通知书" in done.text and "<td>民政</td>" in done.text
     pdf_link = re.search(rf'href="(/clerk/cases/{complete_number}/notices/\d+\.pdf)"', done.text).group(1)
     pdf = browser.get(portal + pdf_link)
     assert pdf.status_code == 200 and pdf.headers["Content-Type"].startswith("application/pdf")
