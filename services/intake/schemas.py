@@ -259,9 +259,19 @@ class CatalogItemSummarySchema(StrictSchema):
     city_wide = fields.Boolean(required=True)
 
 
+class NamedRefSchema(StrictSchema):
+    """A town or department of the catalogue: its code and name."""
+
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class CatalogSchema(StrictSchema):
     version = fields.String(required=True)
     items = fields.List(fields.Nested(CatalogItemSummarySchema), required=True)
+    towns = fields.List(fields.Nested(NamedRefSchema), metadata={
+        "description": "the catalogue's towns: an applicant's household town for 全城通办"})
+    departments = fields.List(fields.Nested(NamedRefSchema), metadata={"description": "the catalogue's departments"})
 
 
 class CatalogItemSchema(Schema):

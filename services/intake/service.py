@@ -167,7 +167,10 @@ def build_service(settings: Settings, clock: Clock | None = None):
                      if all(not q.get(k) or i[k] == q[k] for k in ("kind", "category", "department", "level"))]
             return {"version": c.version, "items": [{k: i[k] for k in (
                 "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
-                "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items]}
+                "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items],
+                    # the towns and departments by name, for a form's household town (全城通办) and a case's page
+                    "towns": [{"code": t["code"], "name": t["name"]} for t in c.data["towns"]],
+                    "departments": [{"code": d["code"], "name": d["name"]} for d in c.data["departments"]]}
 
         @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema)
         def catalog_item(self, call: ApiCall):
