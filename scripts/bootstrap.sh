@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up helper for ./run: Python 3.11 + .venv, RabbitMQ (with management and
-# prometheus plugins), PostgreSQL for the tests, fonts and poppler.
+# prometheus plugins), PostgreSQL for the tests, fonts and poppler, the portal's
+# htmx (npm), Chromium for the browser tests.
 #
 # Sourced by ./run, which then calls `bootstrap MODE` (MODE: app | tests).
 # Can also be run on its own: `bash scripts/bootstrap.sh [app|tests]`.
@@ -434,10 +435,55 @@ ensure_poppler() {
     fi
 }
 
+# ------------------------------------------------- 6. Chromium, portal htmx ---
+
+# The browser tests (tests/browser/) drive Debian's Chromium through Playwright; no browser download.
+CHROMIUM="${TONGBAN_CHROMIUM:-/usr/bin/chromium}"
+
+ensure_chromium() {
+    if [[ -x $CHROMIUM ]]; then
+        say "Chromium present ($CHROMIUM)"
+    elif apt_install chromium && [[ -x $CHROMIUM ]]; then
+        say "Chromium installed ($CHROMIUM)"
+    else
+        # Not fatal for the set-up; the browser tests fail saying what is missing.
+        warn "Chromium missing: the browser tests need it. As root: apt-get install -y chromium (or set TONGBAN_CHROMIUM)"
+    fi
+}
+
+# The portal serves htmx from its npm package (services/portal/static/package.json); the pages work
+# without it, so a failure here only warns. Reinstalled when package-lock.json changes.
+PORTAL_STATIC="$TB_ROOT/services/portal/static"
+PORTAL_NPM_STAMP="$PORTAL_STATIC/node_modules/.tongban-lock-sha256"
+
+ensure_portal_npm() {
+    local want have log
+    [[ -f $PORTAL_STATIC/package-lock.json ]] || return 0
+    want="$(sha256sum "$PORTAL_STATIC/package-lock.json" | cut -d' ' -f1)"
+    have="$(cat "$PORTAL_NPM_STAMP" 2>/dev/null || true)"
+    if [[ -d $PORTAL_STATIC/node_modules/htmx.org && $want == "$have" ]]; then
+        say "portal htmx installed (package-lock.json unchanged)"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1 && ! { apt_install npm && command -v npm >/dev/null 2>&1; }; then
+        warn "npm missing: the portal's pages work, without htmx. As root: apt-get install -y npm, then ./run setup"
+        return 0
+    fi
+    say "npm ci in services/portal/static (htmx)"
+    log="$(mktemp)"
+    if (cd "$PORTAL_STATIC" && npm ci --no-audit --no-fund) >"$log" 2>&1; then
+        printf '%s\n' "$want" >"$PORTAL_NPM_STAMP"
+    else
+        tail -n 15 "$log" >&2
+        warn "npm ci failed in services/portal/static: the portal's pages work, without htmx"
+    fi
+    rm -f "$log"
+}
+
 # ------------------------------------------------------------------ main ---
 
 # bootstrap app   : what `tongban demo/up/...` needs
-# bootstrap tests : that, plus PostgreSQL and poppler for the test suite
+# bootstrap tests : that, plus PostgreSQL, poppler and Chromium for the test suite
 bootstrap() {
     local mode="${1:-app}"
     ensure_venv
@@ -446,8 +492,10 @@ bootstrap() {
         ensure_postgres
     fi
     ensure_fonts
+    ensure_portal_npm
     if [[ $mode == tests ]]; then
         ensure_poppler
+        ensure_chromium
     fi
 }
 
