@@ -33,9 +33,6 @@ EXTRA_VARIABLES = {
     "yellow_days": "TONGBAN_YELLOW_DAYS",
     "forecast_days": "TONGBAN_FORECAST_DAYS",
     "forecast_window_days": "TONGBAN_FORECAST_WINDOW_DAYS",
-    # the portal: the instances whose APIs it calls for the signed-in person, `instance=url,…`
-    # (services.portal.upstream.parse_upstreams; `tongban up` gives it the host layout's)
-    "upstreams": "TONGBAN_PORTAL_UPSTREAMS",
 }
 
 

@@ -35,22 +35,9 @@ class UpstreamDown(Exception):
     """A service did not answer (the page says so rather than failing)."""
 
 
-def parse_upstreams(text: str) -> dict[str, str]:
-    """`instance=url,…` (TONGBAN_PORTAL_UPSTREAMS) as {instance: url}; ValueError naming a bad entry."""
-    urls = {}
-    for entry in (e.strip() for e in text.split(",")):
-        if not entry:
-            continue
-        instance, sep, url = (part.strip() for part in entry.partition("="))
-        if not sep or not instance or not url.startswith(("http://", "https://")):
-            raise ValueError(f"TONGBAN_PORTAL_UPSTREAMS: {entry!r} is not instance=http(s)://host:port")
-        urls[instance] = url
-    return urls
-
-
 class Upstreams:
-    def __init__(self, urls: dict[str, str] | str, key: tokens.SigningKey | None, timeout: float = 15.0):
-        self.urls = parse_upstreams(urls) if isinstance(urls, str) else dict(urls or {})
+    def __init__(self, urls: dict[str, str], key: tokens.SigningKey | None, timeout: float = 15.0):
+        self.urls = dict(urls or {})
         self.key = key
         self.timeout = timeout
         self.http = requests.Session()

@@ -60,13 +60,3 @@ def test_reference_lines_newest_first_with_the_active_one_marked():
     assert [(y.name, y.active) for y in years] == [("2026", True), ("2025", False)]
 
 
-
-def test_the_portals_upstreams_from_the_environment():
-    from services.portal.upstream import Upstreams, parse_upstreams
-
-    text = "intake-320583101=http://intake-320583101:8000, agent=http://agent:8000,"
-    assert parse_upstreams(text) == {"intake-320583101": "http://intake-320583101:8000", "agent": "http://agent:8000"}
-    assert Upstreams(text, None).instances("intake-") == ["intake-320583101"]
-    for bad in ("agent", "agent=", "=http://a", "agent=ftp://a"):
-        with pytest.raises(ValueError, match="TONGBAN_PORTAL_UPSTREAMS"):
-            parse_upstreams(bad)
