@@ -33,6 +33,8 @@ EXTRA_VARIABLES = {
     "yellow_days": "TONGBAN_YELLOW_DAYS",
     "forecast_days": "TONGBAN_FORECAST_DAYS",
     "forecast_window_days": "TONGBAN_FORECAST_WINDOW_DAYS",
+    # the portal: the other instances' API base URLs it calls on people's behalf, as JSON {instance: URL}
+    "upstreams": "TONGBAN_PORTAL_UPSTREAMS",
 }
 
 

@@ -35,7 +35,7 @@ from shared.vocabulary import OPEN_CASE_STATUSES
 from shared.workdays import SHANGHAI
 from tongban import bus_cmd
 from tongban.local_outlets import LocalOutlets
-from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus
+from tongban.runtime import Cluster, free_port_block, host_layout, remove_bus, wait_for_stop_signal
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -135,6 +135,21 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         say("rating, complaining, supervising …")
         summary.update(city.how_the_city_serves(outlets))
         summary["reconciled"] = summary["reconciled"] and _served_balanced(summary["service_books"])
+        if keep:  # the suite stays up to look around in, as the people the demo played
+            portal = next(s for s in layout if s.service == "portal")
+            summary["portal"] = {"url": f"{portal.base_url}/",
+                                 "sign_ins": city.sign_ins(cluster.platform("portal").store)}
+            if not as_json:
+                summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
+                _print_summary(summary)
+                _print_sign_ins(summary["portal"])
+                print("the suite keeps running for you to look around; Ctrl-C stops it (data and queues stay).",
+                      flush=True)
+                try:
+                    wait_for_stop_signal()
+                except KeyboardInterrupt:
+                    pass
+                summary["printed"] = True
     finally:
         cluster.stop()
         outlets.stop()
@@ -148,7 +163,7 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
             shutil.rmtree(data_dir, ignore_errors=True)
     summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
     summary["data_dir"] = str(data_dir) if keep else None
-    if not as_json:
+    if not as_json and not summary.pop("printed", False):
         _print_summary(summary)
     return summary
 
@@ -170,6 +185,29 @@ class DemoCity:
         self.actions = Counter()
         self.village = Counter()  # what the village stations did
         self.station_records: dict[str, dict] = {}  # number -> the station's record (one per service)
+
+    def sign_ins(self, store) -> list[dict]:
+        """The people the demo played, in the portal's directory with one password, to look around as them:
+        a clerk per window, an approver and a department head, a village agent, a town agent, the city's
+        supervisor and city IT."""
+        from services.portal import directory
+        from services.portal.directory_rules import new_password
+
+        town, dept = self.towns[0], self.departments[0]
+        office = f"{dept}-{town[-3:]}"
+        people = [(f"clerk-{t[-3:]}", CLERK_NAMES[i % len(CLERK_NAMES)], "clerk", f"town:{t}")
+                  for i, t in enumerate(self.towns)]
+        people += [(f"{office}-a", "赵刚", "approver", f"department:{dept}@{town}"),
+                   (f"{office}-head", "孙丽", "department_head", f"department:{dept}@{town}"),
+                   (f"agent-{self.villages[0][-6:]}", "吴强", "agent", f"village:{self.villages[0]}"),
+                   (f"town-agent-{town[-3:]}", "郑华", "town_agent", f"town:{town}"),
+                   ("demo-supervisor", "钱敏", "supervisor", "city"), ("city-it", "冯军", "city_admin", "city")]
+        password = new_password()
+        with store.transaction() as tx:
+            for number, name, role, scope in people:
+                directory.add_user(tx, number, name, role, scope, password, "tongban demo")
+        return [{"staff_number": n, "name": name, "role": r, "scope": sc, "password": password}
+                for n, name, r, sc in people]
 
     def _token_for(self, department: str, handling_town: str, holder: str | None = None) -> str:
         """The token of whoever holds the work (a post holder, the head), or of anyone in that office."""
@@ -716,6 +754,12 @@ def _served_balanced(b: dict) -> bool:
     return (b["ratings"]["posted_by_demo"] == b["ratings"]["at_evaluation"] and r["opened"] == r["closed"]
             and m["completed_at_intakes"] == m["completed_in_report"] and m["ratings_in_report"] == m["ratings_posted"]
             and d["sms_sent"] == d["sms_at_gateway"] and d["email_sent"] == d["mail_at_smtp"])
+
+
+def _print_sign_ins(portal: dict) -> None:
+    print(f"\nportal: {portal['url']}   sign in as (password {portal['sign_ins'][0]['password']} for all):")
+    for u in portal["sign_ins"]:
+        print(f"  {u['staff_number']:<24} {u['name']:<8} {u['role']:<16} {u['scope']}")
 
 
 def _print_summary(s: dict) -> None:

@@ -2,6 +2,7 @@
 other services' APIs on the signed-in person's behalf. Entrypoints only."""
 from __future__ import annotations
 
+import json
 import mimetypes
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,8 +59,22 @@ def _safe_next(target: str | None, fallback: str) -> str:
     return target
 
 
+def upstream_urls(settings: Settings) -> dict[str, str]:
+    """{instance: base URL} of the services the portal calls: a dict (tongban up) or JSON text (the
+    environment, TONGBAN_PORTAL_UPSTREAMS); a bad value stops the start with a clear message."""
+    raw = settings.extra.get("upstreams") or {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"TONGBAN_PORTAL_UPSTREAMS must be JSON {{instance: URL}}: {exc}") from None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ValueError("TONGBAN_PORTAL_UPSTREAMS must be a JSON object of instance names to URLs")
+    return raw
+
+
 def build_service(settings: Settings, clock=None):
-    upstreams = Upstreams(settings.extra.get("upstreams") or {}, settings.signing_key())
+    upstreams = Upstreams(upstream_urls(settings), settings.signing_key())
 
     class PortalService(ClerkPages, BackOfficePages, AgentPages, SupervisorPages, AdminPages, ApplicantPages,
                         Open311Api, PlatformEndpoints):
