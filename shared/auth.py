@@ -1,47 +1,31 @@
-"""Bearer tokens and authorisation predicates shared by every Tongban service.
+"""Scopes, principals and authorisation predicates shared by every Tongban service.
 
 Every HTTP API of the suite requires ``Authorization: Bearer <token>``.  A
 token names a *subject* (staff id or user name), a *role* (one of
 :data:`ROLES`) and a *scope* (where that role applies: the whole city, one
 town, one department office, or one village).
 
-Token format (version ``tb1``)::
-
-    tb1.<payload_b64>.<signature_b64>
-
-    payload_b64   = base64url(JSON object {"sub", "role", "scope", "iat", "exp"})
-    signature_b64 = base64url(HMAC-SHA256(secret, "tb1." + payload_b64))
-
-base64url is used without ``=`` padding; ``iat``/``exp`` are unix seconds.
-
-Why HMAC rather than JWT: every service of a deployment is operated by the
-same party and shares one secret (environment variable ``TONGBAN_SECRET``),
-so asymmetric keys, key ids and algorithm negotiation buy nothing, while a
-JWT library would be an extra dependency and ``alg`` header handling is a
-classic source of bugs.  The fixed ``tb1.`` prefix is part of the signed
-input, so a future format can change it without old tokens being
-reinterpreted.
+The tokens themselves are JWTs signed by the portal's private key and checked
+with public keys only: see :mod:`shared.tokens` (``issue``, ``TokenVerifier``).
+This module holds what does not depend on the token format: the roles, the
+:class:`Scope` grammar, the :class:`Principal` a verified token yields, the
+reasons an :class:`InvalidToken` carries, the argument checks (``_valid_*``)
+:mod:`shared.tokens` shares, :func:`parse_bearer`, and the predicates every
+service's read and write rules are made of.
 
 This module is pure: no I/O, no environment access, standard library only.
-Reading ``TONGBAN_SECRET`` is the caller's job.
 
 Failures:
 
-* :func:`verify_token` and :func:`parse_bearer` raise only
-  :class:`InvalidToken` for bad client input, whatever the string; its
-  ``reason`` is short English text suitable for a 401 response body.
-* :func:`issue_token` and :func:`parse_scope` raise ``ValueError`` for bad
-  arguments (programming or configuration errors).
+* :func:`parse_bearer` raises only :class:`InvalidToken` for bad client
+  input, whatever the string; its ``reason`` is short English text suitable
+  for a 401 response body.
+* :func:`parse_scope` raises ``ValueError`` for bad arguments.
 * :func:`require_role` raises :class:`Forbidden` (map to 403).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import math
 import re
 import time
@@ -50,16 +34,12 @@ from dataclasses import dataclass
 __all__ = [
     "ROLES",
     "SCOPE_KINDS",
-    "SECRET_ENV_VAR",
-    "TOKEN_VERSION",
     "DEFAULT_TTL_SECONDS",
     "Scope",
     "Principal",
     "InvalidToken",
     "Forbidden",
     "parse_scope",
-    "issue_token",
-    "verify_token",
     "parse_bearer",
     "can_see_town",
     "can_act_for_department",
@@ -88,11 +68,6 @@ ROLES: tuple[str, ...] = (
 
 SCOPE_KINDS: tuple[str, ...] = ("city", "town", "department", "village")
 
-#: Name of the environment variable holding the deployment's shared secret
-#: (read by callers, never by this module).
-SECRET_ENV_VAR = "TONGBAN_SECRET"
-
-TOKEN_VERSION = "tb1"
 DEFAULT_TTL_SECONDS = 8 * 3600
 
 #: Tokens longer than this are rejected before any decoding work.
@@ -112,7 +87,6 @@ MISSING_BEARER = "missing bearer token"
 _TOWN_RE = re.compile(r"[0-9]{9}")
 _VILLAGE_RE = re.compile(r"[0-9]{12}")
 _DEPT_RE = re.compile(r"[a-z0-9_]{1,32}")
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class InvalidToken(Exception):
@@ -255,7 +229,7 @@ def parse_scope(text: str) -> Scope:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller, as established by :func:`verify_token`."""
+    """The authenticated caller, as established by :meth:`shared.tokens.TokenVerifier.verify`."""
 
     subject: str
     role: str
@@ -282,144 +256,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    """Strict unpadded base64url; raises ValueError."""
-    if _B64URL_RE.fullmatch(text) is None or len(text) % 4 == 1:
-        raise ValueError("not unpadded base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _check_secret(secret: object) -> bytes:
-    if not isinstance(secret, str) or not secret:
-        raise ValueError("secret must be a non-empty string")
-    return secret.encode("utf-8")
-
-
 def _now(now: float | None) -> float:
     if now is None:
         return time.time()
     if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
         raise ValueError(f"now must be a finite number of unix seconds, got {now!r}")
     return float(now)
-
-
-def _sign(key: bytes, payload_b64: str) -> str:
-    signing_input = f"{TOKEN_VERSION}.{payload_b64}".encode("ascii")
-    return _b64encode(hmac.new(key, signing_input, hashlib.sha256).digest())
-
-
-def issue_token(
-    secret: str,
-    subject: str,
-    role: str,
-    scope: str,
-    ttl_seconds: int = DEFAULT_TTL_SECONDS,
-    now: float | None = None,
-    name: str | None = None,
-) -> str:
-    """Issue a ``tb1`` token; ``ValueError`` for any invalid argument. ``name``: the person's name, for
-    what they sign (a notice's 首问负责人), optional.
-
-    ``iat`` is ``int(now)`` and ``exp`` is ``iat + ttl_seconds``.
-    """
-    key = _check_secret(secret)
-    if not _valid_subject(subject):
-        raise ValueError(
-            f"subject must be 1-{MAX_SUBJECT_LENGTH} printable characters without whitespace, got {subject!r}"
-        )
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-    parsed = Scope.parse(scope)
-    if not _is_int(ttl_seconds) or ttl_seconds <= 0:
-        raise ValueError(f"ttl_seconds must be a positive integer, got {ttl_seconds!r}")
-    issued_at = int(_now(now))
-    payload = {
-        "sub": subject,
-        "role": role,
-        "scope": str(parsed),
-        "iat": issued_at,
-        "exp": issued_at + ttl_seconds,
-    }
-    if name is not None:
-        if not _valid_name(name):
-            raise ValueError(f"name must be 1-{MAX_NAME_LENGTH} printable characters, got {name!r}")
-        payload["name"] = name
-    payload_json = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    payload_b64 = _b64encode(payload_json.encode("utf-8"))
-    return f"{TOKEN_VERSION}.{payload_b64}.{_sign(key, payload_b64)}"
-
-
-def verify_token(secret: str, token: str, now: float | None = None) -> Principal:
-    """Check a token's signature and expiry and return its :class:`Principal`.
-
-    Raises :class:`InvalidToken` -- and nothing else -- for any ``token``
-    value.  (A bad ``secret`` or ``now`` is a configuration error and raises
-    ``ValueError``.)  Unknown payload keys are ignored.
-    """
-    key = _check_secret(secret)
-    current = _now(now)
-
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-        raise InvalidToken(MALFORMED)
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
-        raise InvalidToken(MALFORMED)
-    _, payload_b64, signature_b64 = parts
-    if _B64URL_RE.fullmatch(payload_b64) is None or _B64URL_RE.fullmatch(signature_b64) is None:
-        raise InvalidToken(MALFORMED)
-
-    # Authenticate before decoding anything further.  Comparing the canonical
-    # encodings (ASCII bytes) also rejects non-canonical base64 signatures.
-    expected = _sign(key, payload_b64)
-    if not hmac.compare_digest(expected.encode("ascii"), signature_b64.encode("ascii")):
-        raise InvalidToken(BAD_SIGNATURE)
-
-    try:
-        payload = json.loads(_b64decode(payload_b64).decode("utf-8"))
-    except (ValueError, binascii.Error, RecursionError):
-        raise InvalidToken(MALFORMED) from None
-    if not isinstance(payload, dict):
-        raise InvalidToken(MALFORMED)
-    try:
-        subject = payload["sub"]
-        role = payload["role"]
-        scope_text = payload["scope"]
-        issued_at = payload["iat"]
-        expires_at = payload["exp"]
-    except KeyError:
-        raise InvalidToken(MALFORMED) from None
-    if (
-        not _valid_subject(subject)
-        or not isinstance(role, str)
-        or not isinstance(scope_text, str)
-        or not _is_int(issued_at)
-        or not _is_int(expires_at)
-        or expires_at <= issued_at
-    ):
-        raise InvalidToken(MALFORMED)
-    if role not in ROLES:
-        raise InvalidToken(UNKNOWN_ROLE)
-    try:
-        scope = Scope.parse(scope_text)
-    except ValueError:
-        raise InvalidToken(BAD_SCOPE) from None
-    if current >= expires_at:
-        raise InvalidToken(EXPIRED)
-    name = payload.get("name")
-    if name is not None and not _valid_name(name):
-        raise InvalidToken(MALFORMED)
-    return Principal(
-        subject=subject,
-        role=role,
-        scope=scope,
-        expires_at=expires_at,
-        issued_at=issued_at,
-        name=name,
-    )
 
 
 def parse_bearer(header_value: str | None) -> str:

@@ -133,7 +133,10 @@ class TokenVerifier:
         data = json.loads(jwks) if isinstance(jwks, str) else jwks
         self.keys: dict[str, Ed25519PublicKey] = {}
         for jwk in (data or {}).get("keys", []):
-            public = OKPAlgorithm.from_jwk(json.dumps(jwk))
+            try:
+                public = OKPAlgorithm.from_jwk(json.dumps(jwk))
+            except jwt.PyJWTError as exc:  # an RSA or EC key, a broken one: a configuration error, said as such
+                raise ValueError(f"key {jwk.get('kid')!r}: only Ed25519 public keys are accepted ({exc})") from None
             if not isinstance(public, Ed25519PublicKey):
                 raise ValueError(f"key {jwk.get('kid')!r}: only Ed25519 public keys are accepted")
             self.keys[jwk.get("kid") or _rfc7638(jwk)] = public

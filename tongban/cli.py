@@ -337,13 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd, report_cmd, user_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd, keys_cmd, report_cmd, user_cmd
 
     user_cmd.register(sub)
     bus_cmd.register(sub)
     catalog_cmd.register(sub)
     calendar_cmd.register(sub)
     report_cmd.register(sub)
+    keys_cmd.register(sub)
     return p
 
 

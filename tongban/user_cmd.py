@@ -27,17 +27,18 @@ def portal_store(args):
     return store
 
 
-def _password(args) -> str:
+def _password(args) -> tuple[str, bool]:
+    """The password and whether it was made here (then it is printed once; one given is never echoed)."""
     if getattr(args, "password_stdin", False):
-        return sys.stdin.readline().rstrip("\n")
+        return sys.stdin.readline().rstrip("\n"), False
     if getattr(args, "generate", False) or not sys.stdin.isatty():
         from services.portal.directory_rules import new_password
 
-        return new_password()
+        return new_password(), True
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
         raise ValueError("the two passwords differ")
-    return first
+    return first, False
 
 
 def cmd_user(args) -> int:
@@ -69,20 +70,20 @@ def cmd_user(args) -> int:
                 if not (args.name and args.role and args.scope):
                     print("tongban user add: --name, --role and --scope are required", file=sys.stderr)
                     return 2
-                password = _password(args)
+                password, generated = _password(args)
                 directory.add_user(tx, args.staff_number, args.name, args.role, args.scope, password, actor)
                 print(f"added {args.staff_number} ({args.name}, {args.role}, {args.scope})")
-                if args.generate or not sys.stdin.isatty():
+                if generated:
                     print(f"password (shown once): {password}")
             elif args.action in ("disable", "enable"):
                 directory.set_disabled(tx, args.staff_number, args.action == "disable", actor)
                 print(f"{args.staff_number} {args.action}d; every service refuses their tokens"
                       if args.action == "disable" else f"{args.staff_number} enabled; older tokens stay void")
             elif args.action == "reset-password":
-                password = _password(args)
+                password, generated = _password(args)
                 directory.reset_password(tx, args.staff_number, password, actor)
                 print(f"password of {args.staff_number} reset; their sessions ended, older tokens void")
-                if args.generate or not sys.stdin.isatty():
+                if generated:
                     print(f"password (shown once): {password}")
     except (DirectoryError, ValueError) as exc:
         print(f"tongban user {args.action}: {exc}", file=sys.stderr)

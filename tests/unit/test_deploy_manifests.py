@@ -43,7 +43,10 @@ CONTAINER_PORT = 8000
 PASSWORD_VARIABLES = set(BUS_PASSWORD_VARIABLES.values())
 BUS_SETUP_STEPS = [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
 # what the compose file requires from the shell (`${NAME:?...}`), as a test gives it
-COMPOSE_SHELL = {"TONGBAN_SECRET": "token-secret-under-test", "TONGBAN_BUS_SECRET": "bus-secret-under-test"}
+COMPOSE_SHELL = {"TONGBAN_TOKEN_PUBLIC_KEYS": '{"keys": []}',
+                 "TONGBAN_TOKEN_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
+                 "TONGBAN_NOTIFY_TOKEN": "notify-token-under-test",
+                 "TONGBAN_BUS_SECRET": "bus-secret-under-test"}
 
 LAYOUT = host_layout(Settings(service="intake", instance="layout"))
 INSTANCES = [s.instance for s in LAYOUT]
@@ -215,7 +218,7 @@ def assert_connects_as_its_kind(instance: Settings, admin: Settings) -> None:
 
 def test_config_names_are_extracted():
     known = known_variables()
-    assert {"TONGBAN_AMQP_URL", "TONGBAN_DATABASE_URL", "TONGBAN_SECRET", "TONGBAN_TOWN",
+    assert {"TONGBAN_AMQP_URL", "TONGBAN_DATABASE_URL", "TONGBAN_TOKEN_PUBLIC_KEYS", "TONGBAN_TOWN",
             "TONGBAN_DEPARTMENT", "TONGBAN_INSTANCE", "TONGBAN_HTTP_HOST", "TONGBAN_HTTP_PORT"} <= known
 
 
@@ -232,8 +235,8 @@ def test_unknown_variable_checker_catches_a_typo():
 
 
 def test_password_checker_catches_a_missing_a_foreign_and_the_shared_password():
-    assert password_problems({"TONGBAN_SECRET", "TONGBAN_BUS_PASSWORD_AGENT"}, "agent") == []
-    assert password_problems({"TONGBAN_SECRET"}, "agent") == ["TONGBAN_BUS_PASSWORD_AGENT is missing"]
+    assert password_problems({"TONGBAN_TOKEN_PUBLIC_KEYS", "TONGBAN_BUS_PASSWORD_AGENT"}, "agent") == []
+    assert password_problems({"TONGBAN_TOKEN_PUBLIC_KEYS"}, "agent") == ["TONGBAN_BUS_PASSWORD_AGENT is missing"]
     assert password_problems({"TONGBAN_BUS_PASSWORD_AGENT", "TONGBAN_BUS_PASSWORD_INTAKE"}, "agent") == \
         ["TONGBAN_BUS_PASSWORD_INTAKE is another kind's password"]
     assert password_problems({"TONGBAN_BUS_PASSWORD_AGENT", "TONGBAN_BUS_SECRET"}, "agent") == \
@@ -275,7 +278,7 @@ def test_deployment_checker_catches_a_wrong_probe_and_missing_annotations():
 
 
 def test_the_layout_is_the_one_these_files_describe():
-    assert INSTANCES == ["intake-320583101", "intake-320583102", "approval-minzheng", "approval-renshe",
+    assert INSTANCES == ["portal", "intake-320583101", "intake-320583102", "approval-minzheng", "approval-renshe",
                          "agent", "notify", "evaluation"]
 
 
@@ -328,7 +331,10 @@ def test_compose_instance(settings, monkeypatch):
     assert env["TONGBAN_INSTANCE"] == settings.instance
     assert env["TONGBAN_HTTP_HOST"] == "0.0.0.0"
     assert str(env["TONGBAN_HTTP_PORT"]) == str(CONTAINER_PORT)
-    assert env["TONGBAN_SECRET"].startswith("${TONGBAN_SECRET:?")
+    assert env["TONGBAN_TOKEN_PUBLIC_KEYS"].startswith("${TONGBAN_TOKEN_PUBLIC_KEYS:?")
+    # the signing key only where tokens are signed; notify's own token only in notify
+    assert ("TONGBAN_TOKEN_PRIVATE_KEY" in env) == (settings.service == "portal")
+    assert ("TONGBAN_NOTIFY_TOKEN" in env) == (settings.service == "notify")
     assert env["TONGBAN_BUS_SECRET"].startswith("${TONGBAN_BUS_SECRET:?")
     assert urlsplit(env["TONGBAN_AMQP_URL"]).scheme == "amqp"
     assert env["TONGBAN_DATABASE_URL"].startswith("postgresql://")
@@ -456,7 +462,10 @@ def test_k8s_deployment_env(settings, monkeypatch):
         assert "TONGBAN_DEPARTMENT" not in env
     # secrets come from the Secret, never as literal values; of the broker passwords only its own kind's
     own = BUS_PASSWORD_VARIABLES[settings.service]
-    for name in ("TONGBAN_SECRET", "TONGBAN_DATABASE_URL", own):
+    secret_names = ("TONGBAN_TOKEN_PUBLIC_KEYS", "TONGBAN_DATABASE_URL", own)
+    secret_names += ("TONGBAN_TOKEN_PRIVATE_KEY",) if settings.service == "portal" else ()
+    assert ("TONGBAN_TOKEN_PRIVATE_KEY" in env) == (settings.service == "portal"), "the signing key: portal only"
+    for name in secret_names:
         assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"], name
     assert env[own]["valueFrom"]["secretKeyRef"]["key"] == f"bus-password-{settings.service}"
     config_maps = {ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref}
