@@ -96,6 +96,10 @@ class Browser:
         self._check(self.worker.request({"op": "open", "test": self.test_name,
                                          "viewport": "tablet" if self.tablet else "desktop"}))
 
+    def fresh(self) -> None:
+        """A fresh page and context (signed out: another person at another desk), same viewport."""
+        self._open()
+
     def use_tablet(self) -> None:
         """From now on a tablet (1024x768, touch) instead of the 1366x768 desktop; a fresh page, signed out."""
         self.tablet = True
