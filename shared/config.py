@@ -25,6 +25,7 @@ DEV_MODE_VARIABLE = "TONGBAN_DEV"
 # what one service kind alone reads, as text in Settings.extra (the service checks it when it starts)
 EXTRA_VARIABLES = {
     "waybill_ranges": "TONGBAN_WAYBILL_RANGES",  # intake: the EMS waybill ranges (shared.s10.parse_ranges)
+    "portal_url": "TONGBAN_PORTAL_URL",  # intake: the portal's public URL, where the notices' QR codes point
     "rectify_days": "TONGBAN_RECTIFY_DAYS",  # evaluation: a bad rating's 整改 due, working days (5-15; 15)
     "complaint_days": "TONGBAN_COMPLAINT_DAYS",  # evaluation: a complaint's due, working days (5)
     # evaluation's deadline supervision: seconds between the watcher's passes; the yellow threshold; the

@@ -69,6 +69,11 @@ class Case(Base):
     station_submission: Mapped[str | None] = mapped_column(sa.String(40))  # the station's record number
     delivery: Mapped[str | None] = mapped_column(sa.String(10))  # the result: pickup (here) | mail (EMS)
     mail_address: Mapped[str | None] = mapped_column(sa.Text)  # kept only when the result goes by mail
+    # 查询码: only its salted hash (services.intake.query_codes); the plaintext is never stored
+    query_code_hash: Mapped[str | None] = mapped_column(sa.String(120))
+    # the plaintext of a code issued in this request (not a column): the answer that opens the case or issues a
+    # new code carries it once, to be printed on the notice
+    issued_query_code = None
 
 
 class CaseAction(Base):

@@ -54,6 +54,7 @@ __all__ = [
     "SMS_PREFIX",
     "FontMissing",
     "NoticeData",
+    "Tracking",
     "cjk_font_name",
     "document_number",
     "find_cjk_font",
@@ -489,6 +490,36 @@ def cjk_font_path() -> str:
 # ----------------------------------------------------------------------------- PDF ---
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """How the applicant follows the case (进度查询), printed on the notices that open it: the portal's progress
+    page (also as a QR code) and the 查询码. Not part of the stored notice: the code exists in plaintext only
+    in the request that prints it; without it the notice says where to get a new one."""
+
+    url: str
+    query_code: str | None = None
+
+
+def _tracking_flowables(tracking: Tracking, case_number: str, para, width: float) -> list:
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Table, TableStyle
+
+    size = 30 * mm
+    widget = QrCodeWidget(tracking.url, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    qr = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    qr.add(widget)
+    code = (f"查询码：{tracking.query_code}（请妥善保管，凭受理号和查询码查询进度、评价服务）" if tracking.query_code
+            else "查询码：见受理时出具的通知书；遗失的，可凭身份证件到受理窗口重新获取。")
+    text = [para(f"受理号：{case_number}", "cell"), para(code, "cell"),
+            para(f"扫描二维码或访问 {tracking.url} 查询办理进度。", "cell")]
+    table = Table([[text, qr]], colWidths=[width - size - 8 * mm, size + 8 * mm])
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("BOX", (0, 0), (-1, -1), 0.6, "black")]))
+    return [para("进度查询", "heading"), table]
+
+
 def _t(text: Any) -> str:
     """Every text into the PDF: masked (PII safety net), then escaped for reportlab markup."""
     return escape(mask_text(str(text)))
@@ -580,8 +611,9 @@ def _public_rows(data: NoticeData) -> list[tuple[str, str]]:
     return rows
 
 
-def render_pdf(data: NoticeData) -> bytes:
-    """An A4 printable PDF of the notice, with an embedded CJK TrueType font."""
+def render_pdf(data: NoticeData, tracking: Tracking | None = None) -> bytes:
+    """An A4 printable PDF of the notice, with an embedded CJK TrueType font; with `tracking`, the progress
+    lookup (query code, QR code) after the body."""
     from reportlab.lib import colors
     from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_RIGHT
     from reportlab.lib.pagesizes import A4
@@ -647,6 +679,9 @@ def render_pdf(data: NoticeData) -> bytes:
         table = Table(rows, colWidths=[w * width for w in widths], repeatRows=1)
         table.setStyle(grid)
         story += [para("申请材料", "heading"), table]
+
+    if tracking is not None:
+        story += _tracking_flowables(tracking, data.case_number, para, width)
 
     public = _public_rows(data)
     table = Table([[para(k, "cellc"), para(v, "cell")] for k, v in public],

@@ -29,6 +29,41 @@ class MaterialsSchema(StrictSchema):
                             validate=validate.Length(min=1))
 
 
+QUERY_CODE = validate.Length(1, 20)
+
+
+class NoticePrintSchema(StrictSchema):
+    """Printing a notice with the 查询码 just issued (a POST, so the code is in no URL or access log)."""
+
+    query_code = fields.String(required=True, validate=QUERY_CODE)
+
+
+class LookupSchema(StrictSchema):
+    """The applicant's lookup (the portal asks for them): the case number and its 查询码."""
+
+    case_number = fields.String(required=True, validate=validate.Length(1, 40))
+    query_code = fields.String(required=True, validate=QUERY_CODE)
+
+
+class PublicProgressSchema(Schema):
+    """All an applicant's lookup shows: the status, the promised date, the next step."""
+
+    case_number = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in CaseStatus]))
+    status_text = fields.String(required=True)
+    promised_date = fields.Date(allow_none=True, metadata={"description": "承诺办结日期"})
+    completed_on = fields.Date(allow_none=True)
+    next_step = fields.String(required=True, metadata={"description": "下一步"})
+
+
+class IssuedQueryCodeSchema(Schema):
+    """A new 查询码, in plaintext this once (only its hash is kept)."""
+
+    case_number = fields.String(required=True)
+    query_code = fields.String(required=True)
+    track_url = fields.String(required=True, metadata={"description": "the progress page (the QR code's target)"})
+
+
 class ReasonSchema(StrictSchema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
@@ -177,6 +212,9 @@ class CaseDetailSchema(CaseSchema):
                        "return, decision, notices, with who and when"})
     waybill = fields.Nested(WaybillViewSchema, allow_none=True, metadata={"description": "the EMS waybill"})
     responsibilities = fields.List(fields.Nested(ResponsibilitySchema), required=True)
+    query_code = fields.String(metadata={"description": "查询码, in plaintext only in the answer that opens the case "
+                                                        "(201): print it on the notice"})
+    track_url = fields.String(metadata={"description": "the progress page (the QR code's target), with query_code"})
 
 
 class HandledCaseSchema(StrictSchema):

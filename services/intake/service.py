@@ -15,9 +15,13 @@ from services.intake.schemas import (
     CatalogSchema,
     ExtensionSchema,
     HandledCaseSchema,
+    IssuedQueryCodeSchema,
     LedgerCheckSchema,
+    LookupSchema,
     MaterialsSchema,
+    NoticePrintSchema,
     PauseSchema,
+    PublicProgressSchema,
     ReasonSchema,
     StatsSchema,
     SubmitCaseSchema,
@@ -55,6 +59,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
         # the EMS waybill numbers EMS assigned this centre (TONGBAN_WAYBILL_RANGES); unset: the town's default
         waybill_ranges=s10.parse_ranges(settings.extra["waybill_ranges"]) if settings.extra.get("waybill_ranges")
         else None,
+        portal_url=settings.extra.get("portal_url"),  # TONGBAN_PORTAL_URL: the QR code on notices points there
     )
 
     def _recount(store):
@@ -84,8 +89,24 @@ def build_service(settings: Settings, clock: Clock | None = None):
             _require_catalogue()
             view, created = window.submit_once(self.platform.store, call.body, call.principal,
                                                request_key=call.headers.get("Idempotency-Key"),
-                                               view=lambda tx, case: views.case_view(window, tx, case))
+                                               view=lambda tx, case: {**views.case_view(window, tx, case),
+                                                                      **views.issued_query_code(window, case)})
             return (201 if created else 200), view
+
+        @api("POST", "/cases/<string:case_number>/query-code", roles=WINDOW, response=IssuedQueryCodeSchema)
+        def reissue_query_code(self, call: ApiCall):
+            """A new 查询码 for the applicant (the notice was lost): the old one stops working."""
+            with self.platform.store.transaction() as tx:
+                case = window.case_for_step(tx, call.principal, call.params["case_number"])
+                case = window.reissue_query_code(tx, case, call.principal.subject)
+                return {"case_number": case.case_number, **views.issued_query_code(window, case)}
+
+        @api("POST", "/public/lookup", roles=("service",), schema=LookupSchema, response=PublicProgressSchema)
+        def public_lookup(self, call: ApiCall):
+            """The applicant's lookup, for the portal: status, promised date, next step; 404 alike for an unknown
+            case and a wrong code."""
+            with self.platform.store.transaction() as tx:
+                return window.lookup(tx, call.body["case_number"], call.body["query_code"])
 
         @step("supplement", MaterialsSchema)
         def supplement(self, call: ApiCall):
@@ -157,6 +178,15 @@ def build_service(settings: Settings, clock: Clock | None = None):
                                        call.params["notice_id"])
             return Response(pdf, status=200, mimetype="application/pdf")
 
+        @api("POST", "/cases/<string:case_number>/notices/<int:notice_id>.pdf", roles=READERS,
+             schema=NoticePrintSchema, response="application/pdf")
+        def notice_pdf_with_code(self, call: ApiCall):
+            """A notice as a printable PDF with the 查询码 just issued printed on it (checked against the case)."""
+            with self.platform.store.transaction() as tx:
+                pdf = views.notice_pdf(window, tx, call.principal, call.params["case_number"],
+                                       call.params["notice_id"], query_code=call.body["query_code"])
+            return Response(pdf, status=200, mimetype="application/pdf")
+
         @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema)
         def catalog(self, call: ApiCall):
             """The item catalogue in force (事项目录)."""
@@ -165,7 +195,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
             q = call.query
             items = [i for i in c.items.values()
                      if all(not q.get(k) or i[k] == q[k] for k in ("kind", "category", "department", "level"))]
-            return {"version": c.version, "items": [{k: i[k] for k in (
+            return {"version": c.version,
+                    "items": [{k: i[k] for k in (
                 "code", "name", "category", "item_type", "department", "level", "kind", "promised_days",
                 "statutory_days", "fee_fen", "in_person", "agent_allowed", "city_wide")} for i in items],
                     # the towns and departments by name, for a form's household town (全城通办) and a case's page

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from services.intake import domain, notice_rendering
+from services.intake import domain, notice_rendering, query_codes
 from services.intake.models import Case, DepartmentDecision, Ledger, Notice, Transfer, Transfers, Waybill, Waybills
 from shared import auth, s10
 from shared.catalog import Catalog
@@ -65,6 +65,8 @@ class Window:
     unserved_cases: object = None  # a Counter by department, bound to the instance's /metrics
     # the EMS waybill numbers this centre may issue (shared.s10), in order of use; None: the town's default
     waybill_ranges: list | None = None
+    # the portal's public URL, for the QR code on notices (TONGBAN_PORTAL_URL); None: a relative /track link
+    portal_url: str | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -164,6 +166,8 @@ class Window:
             clock_started_on=o.clock_started_on, deadline=o.deadline, deadline_provisional=o.deadline_provisional,
             missing=o.missing, was_supplement=o.was_supplement, deferred=o.deferred, deferred_due=o.deferred_due,
             advice=o.advice, reason=o.reason, request_key=key, delivery=delivery[0], mail_address=delivery[1])
+        if o.kind != CaseKind.CONSULTATION:  # a case to follow: its 查询码, answered once, kept as a hash
+            self._new_query_code(case)
         repo.add(case)
         repo.append(case, o.action, principal.subject, now, f"{number}:{o.action}", reason=case.reason,
                     data={"item_code": item["code"], "materials": sorted(body["materials"]),
@@ -219,6 +223,34 @@ class Window:
                 producer=self.instance, occurred_at=self.clock.now()), rk_station_refused(self.town))
             return "refused"
         return "ok" if created else "duplicate"
+
+    # --- 查询码: the applicant's own lookup ------------------------------------------------------------
+
+    @staticmethod
+    def _new_query_code(case: Case) -> None:
+        code = query_codes.new_code()
+        case.query_code_hash = query_codes.hash_code(code)
+        case.issued_query_code = code
+
+    def reissue_query_code(self, tx: Tx, case: Case, actor: str) -> Case:
+        """A new 查询码 (the applicant lost the notice): the old one stops working. The history records that a
+        code was issued and by whom, never the code."""
+        if case.status == CaseStatus.CONSULTED:
+            raise RuleViolation("a consultation record has no query code")
+        self._new_query_code(case)
+        now = self.clock.now()
+        Ledger(tx.session).append(case, "query_code_issued", actor, now,
+                                  f"{case.case_number}:query_code:{now.isoformat()}")
+        log.info("case.query_code_issued")
+        return case
+
+    def lookup(self, tx: Tx, case_number: str, code: str) -> dict:
+        """The applicant's lookup: the status, the promised date and the next step of the case whose number and
+        query code they give. An unknown case and a wrong code answer alike."""
+        case = Ledger(tx.session).get(case_number)
+        if case is None or not query_codes.matches(code, case.query_code_hash):
+            raise NotVisible("no case with this number and query code")
+        return query_codes.public_progress(case.case_number, case.status, case.deadline, case.completed_on)
 
     # --- the steps after ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from services.intake import domain, notice_rendering
+from services.intake import domain, notice_rendering, query_codes
 from services.intake.models import Case, DepartmentDecision, Ledger, Transfer, Transfers, Waybills
 from services.intake.usecases import Window
 from shared import auth
@@ -140,12 +140,28 @@ def stats(window: Window, tx: Tx, principal: auth.Principal) -> dict:
     return {"town": window.town, **Ledger(tx.session).counts()}
 
 
-def notice_pdf(window: Window, tx: Tx, principal: auth.Principal, case_number: str, notice_id: int) -> bytes:
-    window.visible_case(tx, principal, case_number)
+def notice_pdf(window: Window, tx: Tx, principal: auth.Principal, case_number: str, notice_id: int,
+               query_code: str | None = None) -> bytes:
+    """The notice's PDF; a notice that opens the case carries the progress lookup (QR code), and the 查询码 when
+    the caller gives the one just issued (it is checked against the case's hash: a wrong one is a 400)."""
+    case = window.visible_case(tx, principal, case_number)
     notice = Ledger(tx.session).notice(case_number, notice_id)
     if notice is None:
         raise NotVisible(f"case {case_number} has no notice {notice_id}")
-    return notice_rendering.render_pdf(notice_rendering.notice_from_dict(notice.data))
+    if query_code is not None and not query_codes.matches(query_code, case.query_code_hash):
+        raise RuleViolation("this is not the case's query code", {"query_code": ["does not match"]})
+    tracking = (notice_rendering.Tracking(query_codes.track_url(window.portal_url, case_number),
+                                          query_codes.normalise(query_code) if query_code else None)
+                if notice.kind in query_codes.TRACKED_NOTICES else None)
+    return notice_rendering.render_pdf(notice_rendering.notice_from_dict(notice.data), tracking)
+
+
+def issued_query_code(window: Window, case: Case) -> dict:
+    """The 查询码 issued in this request (opening the case, a new code), in the one answer that carries it."""
+    if not case.issued_query_code:
+        return {}
+    return {"query_code": case.issued_query_code,
+            "track_url": query_codes.track_url(window.portal_url, case.case_number)}
 
 
 def ledger_check(window: Window, tx: Tx, principal: auth.Principal) -> dict:

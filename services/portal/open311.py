@@ -1,6 +1,193 @@
-"""Portal pages: Open311 GeoReport v2 for online channels."""
+"""Portal pages: Open311 GeoReport v2 for online channels (a self-service kiosk, an app).
+
+    GET  /open311/v2/services.json               the catalogue's items as services
+    GET  /open311/v2/services/<code>.json        a service's definition (its attributes)
+    POST /open311/v2/requests.json               a request becomes a case at a town's window (api_key needed)
+    GET  /open311/v2/requests/<id>.json          a request's status (nothing personal)
+
+JSON only (the `.json` format). The mapping is services/portal/open311_rules.py. Every error answers in the
+specification's format, `[{"code": 400, "description": "..."}]`, with that HTTP status; this is why these
+endpoints have their own thin decorator rather than shared.web.api (whose errors are `{error, message}` and
+which hands a handler no form-encoded body).
+
+api_key: an API token (`tongban token`, or the portal's) of a clerk or a service, as `Authorization: Bearer`
+or the `api_key` argument. A town's key files at that town's window; a city key names the town as
+`jurisdiction_id`. The case is opened through the town's intake (POST /cases) as that key's holder, so the
+window checks their scope itself.
+"""
 from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from services.portal.applicant_rules import town_of
+from services.portal.open311_rules import (
+    Open311Error,
+    case_body,
+    definition_of,
+    department_names,
+    json_request_fields,
+    offered,
+    request_fields,
+    request_of,
+    service_notice,
+    service_of,
+)
+from services.portal.upstream import UpstreamDown
+from shared import auth
+from shared.logging import get_logger
+from shared.web import http, json_response
+
+log = get_logger(__name__)
+
+PORTAL = SimpleNamespace(staff_number="portal", role="service", scope="city", name=None)
+FILERS = ("clerk", "service")
+PREFIX = "/open311/v2"
+
+
+def open311(method: str, path: str):
+    """`fn(self, request, **params)` returning (status, payload) as JSON; Open311Error in the spec's format."""
+
+    def decorator(fn):
+        route = f"{method} {path}"
+
+        def entry(service, request, **params):
+            status = 500
+            try:
+                status, payload = fn(service, request, **params)
+                return json_response(payload, status)
+            except Open311Error as exc:
+                status = exc.status
+                return json_response(exc.body(), exc.status)
+            except UpstreamDown as exc:
+                status = 503
+                return json_response([{"code": 503, "description": str(exc)}], 503)
+            except Exception:
+                log.exception("open311.failed", route=route)
+                return json_response([{"code": 500, "description": "internal error; the incident is logged"}], 500)
+            finally:
+                service.platform.metrics.http_requests.labels(route=route, status=str(status)).inc()
+
+        entry.__name__ = fn.__name__
+        entry.__doc__ = fn.__doc__
+        return http(method, path)(entry)
+
+    return decorator
 
 
 class Open311Api:
     """Mixed into the portal service (services/portal/service.py); its @page / @api methods are entrypoints."""
+
+    # --- the catalogue, as the portal's own service reads it from any window ----------------------------
+
+    def _catalogue_call(self, path: str):
+        windows = self.upstreams.instances("intake-")
+        if not windows:
+            raise Open311Error(503, "no window service is configured")
+        answer = self.upstreams.call(PORTAL, "GET", windows[0], path)
+        if answer.status == 404:
+            raise Open311Error(404, "service_code not found")
+        if not answer.ok:
+            raise Open311Error(503, f"the catalogue is not available now ({answer.message()})")
+        return answer.body
+
+    def _department_names(self) -> dict:
+        return department_names(self._catalogue_call("/catalog"))
+
+    def _item(self, code: str) -> dict:
+        if not code or "/" in code:
+            raise Open311Error(404, "service_code not found")
+        item = self._catalogue_call(f"/catalog/items/{code}")
+        if not offered(item):
+            raise Open311Error(404, f"service_code {code} must be applied for in person at a window")
+        return item
+
+    @open311("GET", PREFIX + "/services.json")
+    def open311_services(self, request):
+        """The catalogue's items that may be asked for online, as services."""
+        catalog = self._catalogue_call("/catalog")
+        names = department_names(catalog)
+        return 200, [service_of(i, names) for i in catalog["items"] if offered(i)]
+
+    @open311("GET", PREFIX + "/services/<string:code>.json")
+    def open311_service_definition(self, request, code):
+        """A service's definition: the applicant's fields and the materials checklist as attributes."""
+        return 200, definition_of(self._item(code))
+
+    # --- requests -------------------------------------------------------------------------------------
+
+    def _filer(self, request, plain: dict):
+        """Who files: the api_key's holder (a clerk or a service), and the town whose window opens the case."""
+        header = request.headers.get("Authorization")
+        if not header and not (plain.get("api_key") or "").strip():
+            raise Open311Error(403, "api_key required")
+        try:
+            token = auth.parse_bearer(header) if header else plain["api_key"].strip()
+            principal = self.platform.tokens.verify(token)
+        except auth.InvalidToken as exc:
+            raise Open311Error(403, f"api_key invalid: {exc.reason}") from None
+        if principal.role not in FILERS:
+            raise Open311Error(403, f"api_key invalid: role {principal.role} may not file requests")
+        jurisdiction = (plain.get("jurisdiction_id") or "").strip()
+        if principal.scope.kind == "city":
+            if not jurisdiction:
+                raise Open311Error(400, "jurisdiction_id (the town code) required with a city api_key")
+            town = jurisdiction
+        elif principal.scope.kind == "town":
+            town = principal.scope.town
+            if jurisdiction and jurisdiction != town:
+                raise Open311Error(403, f"api_key invalid for jurisdiction_id {jurisdiction}")
+        else:
+            raise Open311Error(403, "api_key invalid: not a town's or the city's")
+        user = SimpleNamespace(staff_number=principal.subject, role=principal.role, scope=str(principal.scope),
+                               name=principal.name)
+        return user, town
+
+    @staticmethod
+    def _arguments(request) -> dict[str, list[str]]:
+        if (request.mimetype or "") == "application/json":
+            try:
+                body = json.loads(request.get_data(cache=True) or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                raise Open311Error(400, "the request body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise Open311Error(400, "the request body must be a JSON object")
+            return json_request_fields(body)
+        return {k: request.form.getlist(k) for k in request.form.keys()}
+
+    @open311("POST", PREFIX + "/requests.json")
+    def open311_create_request(self, request):
+        """A service request: a case opened at the town's window (POST /cases), its number the request id."""
+        plain, attributes = request_fields(self._arguments(request))
+        user, town = self._filer(request, plain)
+        code = (plain.get("service_code") or "").strip()
+        if not code:
+            raise Open311Error(400, "service_code required")
+        item = self._item(code)
+        window = f"intake-{town}"
+        if window not in self.upstreams.urls:
+            raise Open311Error(404, f"jurisdiction_id {town} not found")
+        answer = self.upstreams.call(user, "POST", window, "/cases", body=case_body(plain, attributes, item))
+        if answer.status in (401, 403):
+            raise Open311Error(403, f"api_key invalid: {answer.message()}")
+        if not answer.ok:
+            raise Open311Error(400 if 400 <= answer.status < 500 else 503, answer.message())
+        case = answer.body
+        log.info("open311.request_filed", case_number=case["case_number"], item=code)
+        return 201, [{"service_request_id": case["case_number"], "service_notice": service_notice(case),
+                      "account_id": None}]
+
+    @open311("GET", PREFIX + "/requests/<string:request_id>.json")
+    def open311_request(self, request, request_id):
+        """A request's status: open or closed, the status notes, the service, when asked and last updated."""
+        town = town_of(request_id)
+        window = f"intake-{town}"
+        if town is None or window not in self.upstreams.urls:
+            raise Open311Error(404, f"service_request_id {request_id} not found")
+        answer = self.upstreams.call(PORTAL, "GET", window, f"/cases/{request_id}")
+        if answer.status == 404:
+            raise Open311Error(404, f"service_request_id {request_id} not found")
+        if not answer.ok:
+            raise Open311Error(503, f"the window service is not available now ({answer.message()})")
+        return 200, [request_of(answer.body, self._department_names())]
+
