@@ -54,7 +54,7 @@ def build_openapi(service_cls: type, title: str, version: str) -> dict:
         if method.lower() in item:
             raise ValueError(f"{method} {path} is declared twice")
         item[method.lower()] = _operation(name, fn, method, roles, schema, getattr(fn, "api_response", None),
-                                          public, parameters)
+                                          public, parameters, getattr(fn, "api_errors", None))
     for oa_path, operations in paths.items():
         spec.path(path=oa_path, operations=operations)
     return spec.to_dict()
@@ -88,7 +88,7 @@ def _converter_schema(converter: BaseConverter) -> dict:
     return {"type": "string", "pattern": f"^(?:{converter.regex})$"}  # <string(length=9):town> and the like
 
 
-def _operation(name, fn, method, roles, schema, response, public, parameters) -> dict:
+def _operation(name, fn, method, roles, schema, response, public, parameters, errors=None) -> dict:
     op = {"operationId": name}
     summary, _, description = inspect.cleandoc(fn.__doc__ or "").partition("\n")
     if summary:
@@ -110,9 +110,10 @@ def _operation(name, fn, method, roles, schema, response, public, parameters) ->
     codes += [] if public else [401, 403]
     codes += [404] if parameters else []
     codes += [409] if method == "POST" else []
+    codes = errors[0] if errors else codes  # a protocol of its own (Open311): its codes and error body
     for code in codes:
-        responses[str(code)] = {"description": _ERRORS[code],
-                                "content": {"application/json": {"schema": ErrorSchema}}}
+        responses[str(code)] = {"description": _ERRORS.get(code, "Error"),
+                                "content": {"application/json": {"schema": errors[1] if errors else ErrorSchema}}}
     op["responses"] = responses
     return op
 
@@ -121,6 +122,8 @@ def _success_content(response) -> dict:
     """`api(response=...)`: a marshmallow schema (JSON), a media type (a PDF, the metrics text), or not given."""
     if response is None:
         return {"application/json": {"schema": {"type": "object"}}}  # undeclared: any JSON object
+    if isinstance(response, dict):  # a JSON Schema written out (a body that is not an object, e.g. Open311's)
+        return {"application/json": {"schema": response}}
     if isinstance(response, str):
         text = response.startswith("text/")
         return {response: {"schema": {"type": "string"} if text else {"type": "string", "format": "binary"}}}

@@ -66,6 +66,8 @@ def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTM
     upstreams = {s.instance: s.base_url for s in layout if s.service != "portal"}
 
     def extra(s: Settings) -> Settings:
+        if s.service == "intake":  # the QR code on a notice leads to the portal's progress page
+            return s.with_(extra={"portal_url": layout[0].base_url, **s.extra})
         if s.service == "notify":
             return s.with_(extra={"intake_urls": urls, **({"notify_token": notify_token} if notify_token else {}),
                                   **s.extra})

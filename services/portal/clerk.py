@@ -37,6 +37,8 @@ def _not_found(message: str = "没有这个办件，或它不属于本中心。"
 class ClerkPages:
     """Mixed into the portal service (services/portal/service.py); its @page / @api methods are entrypoints."""
 
+    handed_codes = rules.HandedCodes()  # one per portal process (see HandedCodes)
+
     # --- helpers (not entrypoints) ------------------------------------------------------------------
 
     def _intake(self, view: View) -> str:
@@ -80,6 +82,7 @@ class ClerkPages:
         context = {"title": f"办件 {number}", "case": case, "flash": flash, "problem": problem,
                    "department_names": departments,
                    "steps": rules.next_steps(case, _town(view)), "rules": rules,
+                   "query_code": self.handed_codes.get(view.session.token_hash, number),
                    "one_time": [n for n in case.get("notices") or [] if n["kind"] == "one_time_notice"]}
         return status, Page("clerk/case.html.j2", context)
 
@@ -131,7 +134,9 @@ class ClerkPages:
                 message = f"{message}（{'；'.join(rest)}）" if by_field else answer.message()
             status = answer.status if 400 <= answer.status < 500 else 502
             return self._form_page(view, item, towns, values, states, by_field, message or "提交失败", status)
-        return redirect(f"/clerk/cases/{answer.body['case_number']}?done=new")
+        number = answer.body["case_number"]
+        self.handed_codes.keep(view.session.token_hash, number, answer.body.get("query_code"))
+        return redirect(f"/clerk/cases/{number}?done=new")
 
     @page("POST", "/clerk/check", roles=CLERK)
     def clerk_check(self, view: View):
@@ -186,7 +191,10 @@ class ClerkPages:
         number, notice_id = view.params["case_number"], view.params["notice_id"]
         if not CASE_NUMBER.match(number):
             return _not_found()
-        answer = view.call("GET", self._intake(view), f"/cases/{number}/notices/{notice_id}.pdf")
+        code = self.handed_codes.get(view.session.token_hash, number)
+        # with the code just handed over: printed on the notice (in the body of a POST, never in a URL)
+        answer = view.call("POST" if code else "GET", self._intake(view), f"/cases/{number}/notices/{notice_id}.pdf",
+                           body={"query_code": code} if code else None)
         if not answer.ok or not isinstance(answer.body, bytes) or not answer.content_type.startswith("application/pdf"):
             return _not_found("没有这份文书。")
         response = Response(answer.body, status=200, mimetype="application/pdf")

@@ -308,3 +308,27 @@ def local_time(value, with_date: bool = True) -> str:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+
+
+class HandedCodes:
+    """The query codes (查询码) the window just got for the cases it accepted, kept for a while in memory so that
+    the notices printed at the desk carry the code (intake returns it once, when the case is accepted, and keeps
+    only its hash). Keyed by the clerk's session: another desk never prints this one's code. After `ttl`
+    seconds, or after a restart, a notice prints without the code; a new one is issued at the case's page."""
+
+    def __init__(self, ttl: float = 1800.0, clock=None):
+        import time
+
+        self.ttl = ttl
+        self.clock = clock or time.monotonic
+        self._codes: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def keep(self, session: str, case_number: str, code: str | None) -> None:
+        if code:
+            now = self.clock()
+            self._codes = {k: v for k, v in self._codes.items() if v[1] > now}  # forget the expired
+            self._codes[(session, case_number)] = (code, now + self.ttl)
+
+    def get(self, session: str, case_number: str) -> str | None:
+        found = self._codes.get((session, case_number))
+        return found[0] if found and found[1] > self.clock() else None

@@ -45,6 +45,12 @@ FILERS = ("clerk", "service")
 PREFIX = "/open311/v2"
 
 
+# the GeoReport v2 error body: a list of {code, description}
+OPEN311_ERRORS = {"type": "array", "items": {"type": "object", "required": ["code", "description"],
+                                             "properties": {"code": {"type": "integer"},
+                                                            "description": {"type": "string"}}}}
+
+
 def open311(method: str, path: str):
     """`fn(self, request, **params)` returning (status, payload) as JSON; Open311Error in the spec's format."""
 
@@ -70,6 +76,10 @@ def open311(method: str, path: str):
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__
+        # in the portal's OpenAPI document: public, JSON arrays or objects, errors in the spec's format
+        entry.api_route = (method, path, None, None, True)
+        entry.api_response = {"oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
+        entry.api_errors = ([400, 403, 404, 503], OPEN311_ERRORS)
         return http(method, path)(entry)
 
     return decorator

@@ -4,6 +4,7 @@ agent's page refuses an in-person item. Steps run in the browser worker; the che
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,13 +20,15 @@ IN_PERSON_ITEM = "MZ-0006"  # 结婚登记: the applicant in person, never throu
 # --- steps (run in the browser worker) -------------------------------------------------------------
 
 def choose_radio(page, name: str, value: str) -> None:
-    """Keyboard only: Tab into the radio group (onto its checked radio), then arrow keys to `value`."""
-    steps.tab_to(page, f'input[name="{name}"]:checked')
-    target = page.locator(f'input[name="{name}"][value="{value}"]')
-    for _ in range(6):
+    """Keyboard only: Tab into the radio group (onto its checked radio, or its first when none is), then the
+    arrow keys until `value` is chosen."""
+    group = f'input[name="{name}"]'
+    steps.tab_to(page, f"{group}:checked" if page.locator(f"{group}:checked").count() else f"{group} >> nth=0")
+    target = page.locator(f'{group}[value="{value}"]')
+    for key in ["ArrowRight"] * 6 + ["ArrowLeft"] * 12:
         if target.is_checked():
             return
-        page.keyboard.press("ArrowLeft")
+        page.keyboard.press(key)
     raise AssertionError(f"{name}={value} could not be chosen with the arrow keys")
 
 
@@ -87,6 +90,33 @@ def approver_decides(page, portal: str, case_number: str) -> dict:
     return steps.page_state(page)
 
 
+def applicant_looks_up(page, portal: str, case_number: str, query_code: str) -> dict:
+    """The QR code's link on a phone-sized screen: the case number is filled in, the query code typed."""
+    page.goto(f"{portal}/track?case={case_number}")
+    type_into(page, "#query_code", query_code)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    steps.shot(page, "applicant-status")
+    return {**steps.page_state(page), "main": page.locator("main").inner_text()}
+
+
+def applicant_rates(page, level: int, comment: str) -> dict:
+    """On the status page: the level, a comment, 提交评价."""
+    choose_radio(page, "level", str(level))
+    type_into(page, "#comment", comment)
+    steps.tab_to(page, 'form[action="/track/rate"] button[type=submit]')
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    steps.shot(page, "applicant-rated")
+    return {**steps.page_state(page), "main": page.locator("main").inner_text()}
+
+
+def supervisor_ratings(page, portal: str) -> dict:
+    page.goto(portal + "/supervisor/ratings")
+    steps.shot(page, "supervisor-ratings")
+    return {**steps.page_state(page), "main": page.locator("main").inner_text()}
+
+
 def agent_tries_in_person_item(page, portal: str, item: str) -> dict:
     """The station's page on a tablet: choose the item, fill in the villager and the authorisation, submit."""
     page.goto(portal + "/agent")
@@ -113,11 +143,15 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
                           check=True).stdout
 
 
-def test_clerk_accepts_prints_tells_what_is_missing_and_the_approver_decides(city, browser, tmp_path):
-    city.start("portal", f"intake-{TOWN_A}", "approval-renshe")
+def test_a_case_from_the_window_to_the_applicants_rating_and_the_supervisor(city, browser, tmp_path):
+    """The clerk accepts (keyboard only) and prints the notice, an incomplete application gets the one-time
+    notice, the approver decides, the applicant looks the case up with the notice's query code and rates it
+    badly, and the supervisor sees the bad rating."""
+    city.start("portal", f"intake-{TOWN_A}", "approval-renshe", "evaluation")
     portal = city.url("portal")
     add_staff(city, "clerk-31", "clerk", f"town:{TOWN_A}", name="张敏")
     add_staff(city, "renshe-a", "approver", f"department:renshe@{TOWN_A}", name="赵刚")
+    add_staff(city, "sup-31", "supervisor", f"town:{TOWN_A}", name="钱敏")
     signed = browser.run(steps.sign_in, portal=portal, staff_number="clerk-31", password=PASSWORD)
     assert signed["path"] == "/clerk"
 
@@ -133,6 +167,8 @@ def test_clerk_accepts_prints_tells_what_is_missing_and_the_approver_decides(cit
     assert printed["status"] == 200 and printed["content_type"].startswith("application/pdf")
     text = pdf_text(base64.b64decode(printed["pdf"]), tmp_path)
     assert number in text.replace(" ", "") and "张敏" in text
+    query_code = re.search(r"查询码：\s*([A-Z0-9]{8})", text).group(1)  # printed with its QR code
+    assert query_code in done["main"], "the clerk's page shows the code handed over"
 
     # incomplete: the one-time notice names what is missing
     short = browser.run(clerk_accepts, portal=portal, item=PROMISED_ITEM, name="李四", shot="one-time-notice",
@@ -150,6 +186,21 @@ def test_clerk_accepts_prints_tells_what_is_missing_and_the_approver_decides(cit
     assert decided["alert"] is None, decided
     final = wait_for(lambda: (c := city.case(number))["status"] == "completed" and c, what="decided at intake")
     assert final["outcome"] == "approved" and final["history"][-1]["actor"] == "renshe-a"
+
+    # the applicant, with no sign-in, on a tablet: the notice's code shows the case, which they rate badly
+    browser.use_tablet()
+    seen = browser.run(applicant_looks_up, portal=portal, case_number=number, query_code=query_code)
+    assert "办结" in seen["main"] and "评价" in seen["main"], seen
+    assert "王秀英" not in seen["main"] and VALID_ID not in seen["main"], "status, date and next step only"
+    wait_for(lambda: city.listed("evaluation", f"/cases/{number}/events", "events"), what="evaluation knows it")
+    rated = browser.run(applicant_rates, level=5, comment="窗口让我等了很久")
+    assert rated["alert"] is None, rated
+
+    # the town's supervisor sees it among the bad ratings, with its rectification
+    browser.fresh()
+    browser.run(steps.sign_in, portal=portal, staff_number="sup-31", password=PASSWORD)
+    ratings = browser.run(supervisor_ratings, portal=portal)
+    assert "窗口让我等了很久" in ratings["main"] and "非常不满意" in ratings["main"] and number in ratings["main"]
 
 
 def test_village_agents_page_refuses_an_in_person_item(city, browser):

@@ -126,3 +126,15 @@ def test_todays_cases_in_shanghai_newest_first():
     assert [c["case_number"] for c in rules.todays_cases(cases, date(2026, 1, 5))] == ["c", "b"]
     assert rules.local_time("2026-01-05T02:00:00+00:00") == "2026-01-05 10:00"
     assert rules.local_time("2026-01-05T02:00:00", with_date=False) == "10:00"
+
+
+def test_handed_codes_are_kept_per_desk_and_forgotten_after_their_time():
+    now = [1000.0]
+    codes = rules.HandedCodes(ttl=60, clock=lambda: now[0])
+    codes.keep("desk-a", "320583101-20261207-00001", "ABCD2345")
+    codes.keep("desk-a", "320583101-20261207-00002", None)  # a case without a code (a consultation)
+    assert codes.get("desk-a", "320583101-20261207-00001") == "ABCD2345"
+    assert codes.get("desk-b", "320583101-20261207-00001") is None, "another desk never prints this one's code"
+    assert codes.get("desk-a", "320583101-20261207-00002") is None
+    now[0] += 61
+    assert codes.get("desk-a", "320583101-20261207-00001") is None
