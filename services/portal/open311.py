@@ -104,7 +104,7 @@ class Open311Api:
     def _department_names(self) -> dict:
         return department_names(self._catalogue_call("/catalog"))
 
-    def _item(self, code: str) -> dict:
+    def _open311_item(self, code: str) -> dict:
         if not code or "/" in code:
             raise Open311Error(404, "service_code not found")
         item = self._catalogue_call(f"/catalog/items/{code}")
@@ -122,7 +122,7 @@ class Open311Api:
     @open311("GET", PREFIX + "/services/<string:code>.json")
     def open311_service_definition(self, request, code):
         """A service's definition: the applicant's fields and the materials checklist as attributes."""
-        return 200, definition_of(self._item(code))
+        return 200, definition_of(self._open311_item(code))
 
     # --- requests -------------------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class Open311Api:
         code = (plain.get("service_code") or "").strip()
         if not code:
             raise Open311Error(400, "service_code required")
-        item = self._item(code)
+        item = self._open311_item(code)
         window = f"intake-{town}"
         if window not in self.upstreams.urls:
             raise Open311Error(404, f"jurisdiction_id {town} not found")

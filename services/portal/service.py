@@ -36,6 +36,9 @@ from shared.reference import bind_staff_records
 from shared.web import PlatformEndpoints, http
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
+# one mixin per workbench; their names must not clash (tests/unit/test_portal_mixins.py)
+WORKBENCHES = (ClerkPages, BackOfficePages, AgentPages, SupervisorPages, AdminPages, ApplicantPages,
+                        Open311Api)
 STATIC = Path(__file__).parent / "static"
 # what /static serves: our stylesheet, and htmx from the npm package (services/portal/static/package.json)
 STATIC_FILES = {"portal.css": STATIC / "portal.css",
@@ -76,8 +79,7 @@ def upstream_urls(settings: Settings) -> dict[str, str]:
 def build_service(settings: Settings, clock=None):
     upstreams = Upstreams(upstream_urls(settings), settings.signing_key())
 
-    class PortalService(ClerkPages, BackOfficePages, AgentPages, SupervisorPages, AdminPages, ApplicantPages,
-                        Open311Api, PlatformEndpoints):
+    class PortalService(*WORKBENCHES, PlatformEndpoints):
         name = settings.instance
         platform = PortalPlatform(settings, VERSIONS)
 
