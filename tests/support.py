@@ -158,7 +158,8 @@ class City:
 
     def add_intake(self, town: str) -> str:
         """One more town's window in the layout (started later with `start`); its instance name."""
-        s = self.layout[0].with_(instance=f"intake-{town}", town=town, http_port=_free_port_block(1))
+        s = next(s for s in self.layout if s.service == "intake").with_(instance=f"intake-{town}", town=town,
+                                                                       http_port=_free_port_block(1))
         self.layout.append(s)
         return s.instance
 

@@ -85,6 +85,12 @@ def open311(method: str, path: str):
     return decorator
 
 
+def _as_user(principal):
+    """The key's holder as the portal's upstream calls take a person (they sign a short token for them)."""
+    return SimpleNamespace(staff_number=principal.subject, role=principal.role, scope=str(principal.scope),
+                           name=principal.name)
+
+
 class Open311Api:
     """Mixed into the portal service (services/portal/service.py); its @page / @api methods are entrypoints."""
 
@@ -126,8 +132,8 @@ class Open311Api:
 
     # --- requests -------------------------------------------------------------------------------------
 
-    def _filer(self, request, plain: dict):
-        """Who files: the api_key's holder (a clerk or a service), and the town whose window opens the case."""
+    def _key_holder(self, request, plain: dict):
+        """Whose api_key (argument or Bearer) this is: a clerk or a service, as the portal's key signed it."""
         header = request.headers.get("Authorization")
         if not header and not (plain.get("api_key") or "").strip():
             raise Open311Error(403, "api_key required")
@@ -138,6 +144,11 @@ class Open311Api:
             raise Open311Error(403, f"api_key invalid: {exc.reason}") from None
         if principal.role not in FILERS:
             raise Open311Error(403, f"api_key invalid: role {principal.role} may not file requests")
+        return principal
+
+    def _filer(self, request, plain: dict):
+        """Who files: the api_key's holder (a clerk or a service), and the town whose window opens the case."""
+        principal = self._key_holder(request, plain)
         jurisdiction = (plain.get("jurisdiction_id") or "").strip()
         if principal.scope.kind == "city":
             if not jurisdiction:
@@ -149,9 +160,7 @@ class Open311Api:
                 raise Open311Error(403, f"api_key invalid for jurisdiction_id {jurisdiction}")
         else:
             raise Open311Error(403, "api_key invalid: not a town's or the city's")
-        user = SimpleNamespace(staff_number=principal.subject, role=principal.role, scope=str(principal.scope),
-                               name=principal.name)
-        return user, town
+        return _as_user(principal), town
 
     @staticmethod
     def _arguments(request) -> dict[str, list[str]]:
@@ -189,13 +198,18 @@ class Open311Api:
 
     @open311("GET", PREFIX + "/requests/<string:request_id>.json")
     def open311_request(self, request, request_id):
-        """A request's status: open or closed, the status notes, the service, when asked and last updated."""
+        """A request's status: open or closed, the status notes, the service, when asked and last updated.
+
+        Asked with an api_key (argument or Bearer) like a request is filed: case numbers are sequential, so a
+        request is shown only to a key whose town (or the city) may see it; any other answer is a 404, as for
+        a request that does not exist."""
+        user = _as_user(self._key_holder(request, {"api_key": request.args.get("api_key", "")}))
         town = town_of(request_id)
         window = f"intake-{town}"
         if town is None or window not in self.upstreams.urls:
             raise Open311Error(404, f"service_request_id {request_id} not found")
-        answer = self.upstreams.call(PORTAL, "GET", window, f"/cases/{request_id}")
-        if answer.status == 404:
+        answer = self.upstreams.call(user, "GET", window, f"/cases/{request_id}")
+        if answer.status in (403, 404):
             raise Open311Error(404, f"service_request_id {request_id} not found")
         if not answer.ok:
             raise Open311Error(503, f"the window service is not available now ({answer.message()})")

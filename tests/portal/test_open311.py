@@ -32,12 +32,15 @@ def test_services_a_request_into_a_case_and_its_status(city):
 
     # through the broker: the department decides it, the request is closed
     def status():
-        [request] = requests.get(f"{portal}/requests/{number}.json", timeout=30).json()
+        [request] = requests.get(f"{portal}/requests/{number}.json", params={"api_key": key}, timeout=30).json()
         return request
     closed = wait_for(lambda: status()["status"] == "closed" and status(), what="the request closed")
     assert closed["service_code"] == "MZ-0001" and closed["service_name"] and closed["requested_datetime"]
     assert closed["updated_datetime"] >= closed["requested_datetime"] and closed["agency_responsible"] == "民政"
     assert "张" not in str(closed) and VALID_PHONE[-4:] not in str(closed)
+    # another town's key: as for a request that does not exist
+    other = city.token("clerk", "town:320583102", "kiosk-2")
+    assert requests.get(f"{portal}/requests/{number}.json", params={"api_key": other}, timeout=30).status_code == 404
     case = city.case(number)
     assert case["item_code"] == "MZ-0001" and case["status"] == "completed"
 
@@ -75,5 +78,7 @@ def test_bad_input_answers_in_the_specifications_error_format(city):
     error(requests.post(f"{portal}/requests.json", timeout=30, data={**good, "api_key": approver}), 403)
     error(requests.post(f"{portal}/requests.json", timeout=30, data="{not json",
                         headers={"Content-Type": "application/json"}), 400)
-    error(requests.get(f"{portal}/requests/{TOWN_A}-20200101-09999.json", timeout=30), 404)
-    error(requests.get(f"{portal}/requests/nothing.json", timeout=30), 404)
+    kiosk = city.token("clerk", f"town:{TOWN_A}", "kiosk-1")
+    error(requests.get(f"{portal}/requests/{TOWN_A}-20200101-09999.json", params={"api_key": kiosk}, timeout=30), 404)
+    error(requests.get(f"{portal}/requests/nothing.json", params={"api_key": kiosk}, timeout=30), 404)
+    error(requests.get(f"{portal}/requests/{TOWN_A}-20200101-09999.json", timeout=30), 403)  # no api_key

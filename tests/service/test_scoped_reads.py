@@ -112,7 +112,8 @@ def _make_records(city) -> dict:
 def test_every_get_route_answers_a_foreign_caller_as_for_a_missing_record(city):
     city.start()
     tokens = foreign_tokens(city)
-    instances = [s.instance for s in city.layout]
+    # the portal's reads are the services' own, asked as the signed-in person (its Open311: test_open311)
+    instances = [s.instance for s in city.layout if s.service != "portal"]
     routes = {i: get_routes(city.cluster.by_instance(i).service_cls) for i in instances}
     assert sum(len(r) for r in routes.values()) >= 15, routes
     assert "/cases/<string:case_number>/events" in routes["evaluation"]
