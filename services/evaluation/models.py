@@ -72,6 +72,17 @@ class CaseViews:
     def add(self, view: CaseView) -> None:
         self.s.add(view)
 
+    def get_or_create(self, case_number: str, accepting_town: str, now) -> CaseView:
+        """The case's row, locked; made first if missing. Two first events of one case handled at once (the
+        acceptance and a deadline move) both get here: the INSERT that does nothing on a conflict lets the
+        second wait for the first's row instead of failing on the primary key."""
+        from shared.store import _insert_for
+
+        self.s.execute(_insert_for(self.s)(CaseView).values(
+            case_number=case_number, accepting_town=accepting_town, departments=[], version=0,
+            updated_at=now).on_conflict_do_nothing(index_elements=["case_number"]))
+        return self.get(case_number, for_update=True)
+
     def open_cases(self, town: str | None = None, department: str | None = None) -> list[CaseView]:
         """Open cases (pending materials, in review, paused …), for a town (accepted or handled there) or a
         department (lead or joint)."""

@@ -32,18 +32,21 @@ class Recorder:
         """Move the case read model forward (same transaction as the event's record)."""
         views = CaseViews(tx.session)
         view = views.get(message.case_number, for_update=True)
-        known = None if view is None else {"version": view.version, "paused_since": view.paused_since}
+        if view is None:
+            if domain.case_view_changes(message.type, message.payload, message.occurred_at,
+                                        message.case_version) is None:
+                return None
+            town = message.payload.get("accepting_town") or town_of_case(message.case_number)
+            if town is None:
+                return None
+            # made now, or by another event of the case handled at the same moment (then decided against it)
+            view = views.get_or_create(message.case_number, town, self.clock.now())
+        # version 0: a row nothing was applied to yet (the case not seen before)
+        known = None if view.version == 0 else {"version": view.version, "paused_since": view.paused_since}
         changes = domain.case_view_changes(message.type, message.payload, message.occurred_at,
                                            message.case_version, known)
         if changes is None:
             return view
-        if view is None:
-            town = message.payload.get("accepting_town") or town_of_case(message.case_number)
-            if town is None:
-                return None
-            view = CaseView(case_number=message.case_number, accepting_town=town, departments=[], version=0,
-                            updated_at=self.clock.now())
-            views.add(view)
         for name, value in changes.items():
             setattr(view, name, value)
         view.updated_at = self.clock.now()
