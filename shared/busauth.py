@@ -37,8 +37,9 @@ PUBLISHES: dict[str, dict[str, tuple[str, ...]]] = {
     "notify": {"events": ("notice.sent", "notice.fallback")},
     # deadline supervision's warnings (督办)
     "evaluation": {"events": ("supervision.warned",)},
-    # the staff directory's token revocations, routed into the reference stream (shared.reference)
-    "portal": {"events": ("staff.revocations",)},
+    # the staff directory's token revocations, and catalogues and calendars city IT loads at the portal, routed
+    # into the reference stream (shared.reference)
+    "portal": {"events": ("staff.revocations", "reference.loaded")},
 }
 # the logical instances of each kind, as they appear in queue names (shared.registry.instance_name)
 INSTANCES = {"intake": r"intake-[0-9]{9}", "approval": r"approval-[a-z][a-z0-9_]*", "agent": "agent",

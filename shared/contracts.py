@@ -432,21 +432,33 @@ class SupervisionWarnedV1(Contract):
 
 # --- the staff directory (issue 11) ----------------------------------------------------------------
 
-class StaffRevocationsV1(Contract):
-    """The portal's token revocations as a reference record (shared.reference, kind "staff"): routed from the
-    events exchange into the reference stream (bound on `staff.revocations.#`), which every service follows.
-    The envelope's case_number is "staff" (no case)."""
+class ReferenceRecordV1(Contract):
+    """A reference record (shared.reference) the portal publishes through its outbox: routed from the events
+    exchange into the reference stream (bound on `staff.revocations.#` and `reference.loaded.#`), which every
+    service follows. The envelope's case_number is the record's kind (no case)."""
 
-    kind = fields.String(required=True, validate=[validate.Equal("staff"), validate.Length(max=10)])
     version = fields.String(required=True, validate=validate.Length(1, 64))
     sha256 = fields.String(required=True, validate=[validate.Length(64, 64), validate.Regexp(r"^[0-9a-f]{64}$")])
-    text = fields.String(required=True, validate=validate.Length(max=4_000_000))  # the whole revocation set
+    text = fields.String(required=True, validate=validate.Length(max=4_000_000))  # the whole file or set
     loaded_at = fields.AwareDateTime(required=True, default_timezone=UTC)
     loaded_by = fields.String(load_default="portal", validate=validate.Length(max=100))
 
 
+class StaffRevocationsV1(ReferenceRecordV1):
+    """The staff directory's token revocations (kind "staff": shared.tokens.Revocations as text)."""
+
+    kind = fields.String(required=True, validate=[validate.Equal("staff"), validate.Length(max=10)])
+
+
+class ReferenceLoadedV1(ReferenceRecordV1):
+    """A catalogue or a year's calendar city IT loaded at the portal's /admin/reference."""
+
+    kind = fields.String(required=True, validate=[validate.OneOf(("catalog", "calendar")), validate.Length(max=10)])
+
+
 PAYLOADS: dict[tuple[str, int], type[Schema]] = {
     ("staff.revocations", 1): StaffRevocationsV1,
+    ("reference.loaded", 1): ReferenceLoadedV1,
     ("case.accepted", 1): CaseAcceptedV1,
     ("case.routed", 1): CaseRoutedV1,
     ("case.decided", 1): CaseDecidedV1,
@@ -548,7 +560,6 @@ def rk_escalation_returned(accepting_town: str) -> str:
     return f"escalation.returned.{accepting_town}"
 
 
-RK_STAFF_REVOCATIONS = "staff.revocations.city"
 
 
 def rk_supervision_warned(accepting_town: str) -> str:

@@ -55,15 +55,32 @@ def stream_name(prefix: str) -> str:
     return f"{prefix}.reference"
 
 
+# the message types the portal publishes records as (its outbox, the events exchange), and their routing keys
+PORTAL_RECORD_TYPES = {"staff.revocations": "staff.revocations.city", "reference.loaded": "reference.loaded.city"}
+
+
 def bind_staff_records(conn, prefix: str) -> None:
-    """Route the portal's staff records (published through its outbox on the events exchange) into the
-    stream. Declared by the bus set-up and by the portal, whose broker user alone may bind it."""
+    """Route the portal's records (token revocations; catalogues and calendars city IT loads at its admin page),
+    published through its outbox on the events exchange, into the stream. Declared by the bus set-up and by
+    the portal, whose broker user alone may bind it."""
     from kombu import Exchange
 
     channel = conn.default_channel
     stream_queue(prefix)(channel).declare()
     Exchange(f"{prefix}.events", "topic", durable=True)(channel).declare()
-    channel.queue_bind(stream_name(prefix), f"{prefix}.events", "staff.revocations.#")
+    for type_ in PORTAL_RECORD_TYPES:
+        channel.queue_bind(stream_name(prefix), f"{prefix}.events", f"{type_}.#")
+
+
+def record_message(record: Record, producer: str = "portal"):
+    """A record as the portal's outgoing message and its routing key (shared.store.Tx.publish): in the stream
+    once the transaction that decided it commits."""
+    from shared import contracts
+
+    type_ = "staff.revocations" if record.kind == STAFF else "reference.loaded"
+    payload = {"kind": record.kind, "version": record.version, "sha256": record.sha256, "text": record.text,
+               "loaded_at": record.loaded_at, "loaded_by": record.loaded_by}
+    return contracts.make_message(type_, record.kind, 0, payload, producer=producer), PORTAL_RECORD_TYPES[type_]
 
 
 def stream_queue(prefix: str, offset="first"):
@@ -136,7 +153,7 @@ def make_record(kind: str, text: str, loaded_by: str | None = None, now: datetim
 def decode(body, offset: int | None = None) -> Record:
     try:
         raw = json.loads(body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body)
-        if isinstance(raw, dict) and raw.get("type") == "staff.revocations":  # the portal's, via its outbox
+        if isinstance(raw, dict) and raw.get("type") in PORTAL_RECORD_TYPES:  # the portal's, via its outbox
             raw = raw.get("payload")
         data = RecordSchema().load(raw)
     except (ValueError, TypeError, ValidationError) as exc:

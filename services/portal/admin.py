@@ -10,11 +10,13 @@ from services.portal import admin_rules as rules
 from services.portal import directory
 from services.portal.directory_rules import DirectoryError, new_password
 from services.portal.pages import Page, View, page
-from shared.reference import CATALOG
-from shared.workdays import today_in_shanghai
+from shared.catalog import CatalogError
+from shared.reference import CALENDAR, CATALOG, Conflict, make_record, record_message
+from shared.workdays import HolidayFileError, today_in_shanghai
 
 ADMIN = ("city_admin",)
 AUDIT_SHOWN = 50
+MAX_REFERENCE_BYTES = 2_000_000  # a city's catalogue is some tens of kilobytes
 HEALTH_TIMEOUT = 3.0  # seconds per instance: the overview must not hang on one that is down
 
 
@@ -113,10 +115,47 @@ class AdminPages:
     @page("GET", "/admin/reference", roles=ADMIN)
     def admin_reference(self, view: View):
         """The catalogue versions and calendar years in the portal's replica of the reference stream."""
+        return self._reference_page()
+
+    @page("POST", "/admin/reference", roles=ADMIN)
+    def admin_reference_load(self, view: View):
+        """Load a catalogue (事项目录) or a year's holiday calendar: checked here as `tongban catalog|calendar load`
+        checks it, then published through the portal's outbox into the reference stream, where every service
+        takes it within seconds (a catalogue becomes the active version). The same file again changes nothing;
+        a catalogue version already loaded with other content is refused."""
+        kind = view.form.get("kind")
+        upload = view.request.files.get("file")
+        if kind not in (CATALOG, CALENDAR):
+            return self._reference_page(400, problem="请选择要加载的是事项目录还是工作日历。")
+        raw = upload.read(MAX_REFERENCE_BYTES + 1) if upload else b""
+        if not raw:
+            return self._reference_page(400, problem="请选择要加载的文件（YAML）。")
+        if len(raw) > MAX_REFERENCE_BYTES:
+            return self._reference_page(400, problem=f"文件过大（上限 {MAX_REFERENCE_BYTES // 1_000_000} MB）。")
+        try:
+            record = make_record(kind, raw.decode("utf-8"), loaded_by=f"{view.user.staff_number}@portal")
+        except UnicodeDecodeError:
+            return self._reference_page(400, problem="文件不是 UTF-8 编码的文本。")
+        except (CatalogError, HolidayFileError, ValueError) as exc:
+            return self._reference_page(400, problem=f"文件未通过校验，未加载：{exc}")
+        what = f"事项目录 {record.version} 版" if kind == CATALOG else f"{record.version} 年工作日历"
+        try:
+            new = self.platform.reference.book.check(record)
+        except Conflict as exc:
+            return self._reference_page(409, problem=f"未加载：{exc}")
+        if not new:
+            return self._reference_page(flash=f"{what}已加载过（内容相同），无变化。")
+        with self.platform.store.transaction() as tx:
+            tx.publish(*record_message(record))
+            directory.audit(tx, view.user.staff_number, "reference.loaded", view.user.staff_number,
+                            detail=f"{kind} {record.version} {record.sha256[:12]}")
+        return self._reference_page(flash=f"已发布{what}，各服务将在数秒内收到并启用。")
+
+    def _reference_page(self, status: int = 200, flash: str = "", problem: str = ""):
         reference = self.platform.reference
         catalogs = reference.catalogs
-        return Page("admin/reference.html.j2", {
-            "title": "事项目录与工作日历",
+        return status, Page("admin/reference.html.j2", {
+            "title": "事项目录与工作日历", "flash": flash, "problem": problem,
             "catalogues": rules.catalogue_lines(catalogs.versions(), catalogs.active_version(),
                                                 reference.book.of(CATALOG)),
             "active_catalogue": catalogs.active_version(),

@@ -13,8 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.portal import directory_rules as rules
 from services.portal.models import AuditEntry, StaffUser, WebSession
-from shared import contracts, tokens
-from shared.reference import STAFF, make_record
+from shared import tokens
+from shared.reference import STAFF, make_record, record_message
 
 HASHER = PasswordHasher()  # argon2id, the library's recommended parameters
 # a hash to verify against when the staff number is unknown: the answer takes as long as for a known one
@@ -109,11 +109,7 @@ def revocations(tx) -> tokens.Revocations:
 
 def publish_revocations(tx) -> None:
     """The whole set, as one reference record (the stream's last one is in force), with the change."""
-    record = make_record(STAFF, revocations(tx).to_text(), loaded_by="portal")
-    payload = {"kind": record.kind, "version": record.version, "sha256": record.sha256, "text": record.text,
-               "loaded_at": record.loaded_at, "loaded_by": record.loaded_by}
-    tx.publish(contracts.make_message("staff.revocations", "staff", 0, payload, producer="portal"),
-               contracts.RK_STAFF_REVOCATIONS)
+    tx.publish(*record_message(make_record(STAFF, revocations(tx).to_text(), loaded_by="portal")))
 
 
 # --- signing in -----------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_the_reference_page_shows_the_portals_replica_and_a_generated_password_o
     assert page.status_code == 200
     active = city.cluster.platform("portal").reference.catalogs.active_version()
     assert active and f"当前启用版本：<strong>{active}</strong>" in page.text
-    assert "tongban catalog load FILE" in page.text
+    assert "tongban catalog load FILE" in page.text and 'enctype="multipart/form-data"' in page.text
     # an empty password field: one is made and shown once
     csrf = csrf_of(admin.get(portal + "/admin/users").text)
     r = admin.post(portal + "/admin/users", data={"csrf_token": csrf, "staff_number": "sup-1", "name": "赵六",
@@ -122,3 +122,37 @@ def test_the_reference_page_shows_the_portals_replica_and_a_generated_password_o
     clerk = signed_in(portal, "clerk-9")
     for path in ("/admin", "/admin/users", "/admin/reference"):
         assert clerk.get(portal + path).status_code == 403
+
+
+def test_city_it_loads_a_catalogue_from_the_page_and_every_window_takes_it(city, tmp_path):
+    from tests.service.test_reference_data import _catalogue
+
+    city.start("portal", f"intake-{TOWN_A}")
+    add_user(city, "it-2", "李工", "city_admin", "city")
+    portal = city.url("portal")
+    admin = signed_in(portal, "it-2")
+
+    def load(kind: str, name: str, content: bytes, with_csrf: bool = True):
+        data = {"kind": kind, **({"csrf_token": csrf_of(admin.get(portal + "/admin/reference").text)}
+                                 if with_csrf else {})}
+        return admin.post(portal + "/admin/reference", data=data, files={"file": (name, content)})
+
+    new = _catalogue(tmp_path, "2026.11").read_bytes()
+    assert load("catalog", "c.yaml", new, with_csrf=False).status_code == 403
+    r = load("catalog", "c.yaml", new)
+    assert r.status_code == 200 and "已发布事项目录 2026.11 版" in r.text, r.text
+    clerk = city.token("clerk", f"town:{TOWN_A}")
+    wait_for(lambda: city.call("GET", f"intake-{TOWN_A}", "/catalog", clerk).json()["version"] == "2026.11",
+             what="the window's catalogue in force")
+    wait_for(lambda: "当前启用版本：<strong>2026.11</strong>" in admin.get(portal + "/admin/reference").text,
+             what="the page shows it active")
+    # the same file again: nothing new; the same version with other content: refused; a broken file: refused
+    assert "已加载过（内容相同），无变化" in load("catalog", "c.yaml", new).text
+    other = _catalogue(tmp_path, "2026.11", town_name="别的镇").read_bytes()
+    refused = load("catalog", "c.yaml", other)
+    assert refused.status_code == 409 and "2026.11" in refused.text
+    broken = load("catalog", "c.yaml", b"version: [not, a, catalogue")
+    assert broken.status_code == 400 and "未通过校验" in broken.text
+    assert load("calendar", "h.yaml", "年份: 不是日历\n".encode()).status_code == 400
+    with city.cluster.platform("portal").store.transaction() as tx:
+        assert [a["event"] for a in directory.audit_log(tx) if a["event"] == "reference.loaded"] == ["reference.loaded"]

@@ -62,6 +62,7 @@ NOT_STORED_IN: dict[str, set[str]] = {
     # the portal's revocation set goes whole into the reference stream (reference_records.text, Text), never
     # into a complaint's or a supervision notice's text
     "staff.revocations.text": {"complaints.text", "supervision_notices.text"},
+    "reference.loaded.text": {"complaints.text", "supervision_notices.text"},
 }
 
 
