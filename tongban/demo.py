@@ -143,8 +143,8 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
                 summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
                 _print_summary(summary)
                 _print_sign_ins(summary["portal"])
-                print("the suite keeps running for you to look around; Ctrl-C stops it (data and queues stay).",
-                      flush=True)
+                print(f"the suite keeps running for you to look around; Ctrl-C stops it (data stays in {data_dir}, "
+                      f"queues under bus prefix {base.bus_prefix}).", flush=True)
                 try:
                     wait_for_stop_signal()
                 except KeyboardInterrupt:

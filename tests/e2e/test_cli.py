@@ -147,3 +147,44 @@ def test_token_is_minted_for_a_role_and_scope(tmp_path):
     bad = subprocess.run([*TONGBAN, "token", "--subject", "x", "--role", "king", "--scope", "city"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "role" in bad.stderr
+
+
+def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tmp_path):
+    proc = subprocess.Popen([*TONGBAN, "demo", "--cases", "20", "--keep"], env=_env(tmp_path, "unused"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, kept = [], None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"tongban demo ended early: {''.join(lines)[-3000:]}"
+            lines.append(line)
+            if "keeps running" in line:
+                break
+        out = "".join(lines)
+        kept = re.search(r"data stays in (\S+), queues under bus prefix (\w+)\)", out).groups()
+        assert "RECONCILED" in out
+        portal, password = re.search(r"portal: (http://\S+)/\s+sign in as \(password (\S+) for all\)", out).groups()
+        people = dict(re.findall(r"^  (\S+)\s+\S+\s+(clerk|approver|department_head|agent|town_agent|supervisor|"
+                                 r"city_admin)\s", out, re.M))
+        assert set(people.values()) == {"clerk", "approver", "department_head", "agent", "town_agent",
+                                        "supervisor", "city_admin"}, people
+        clerk = next(n for n, role in people.items() if role == "clerk")
+        browser = requests.Session()
+        r = browser.post(portal + "/login", data={"staff_number": clerk, "password": password}, timeout=10)
+        assert r.status_code == 200 and r.url.endswith("/clerk")
+        today = browser.get(portal + "/clerk/today", timeout=30)
+        assert today.status_code == 200 and "/clerk/cases/" in today.text, "the demo's cases at the clerk's window"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if kept:  # what --keep kept: its data folder, its queues and broker users
+            import shutil
+
+            shutil.rmtree(kept[0], ignore_errors=True)
+            base = Settings(service="t", instance="t", bus_prefix=kept[1])
+            remove_bus(base.amqp_url, kept[1], host_layout(base, departments=sorted(load_catalog().departments)))
+            busauth.delete_users(base.amqp_url, kept[1])
