@@ -68,12 +68,19 @@ def migrate(engine: Engine, versions_dir: Path) -> None:
     cfg.set_main_option("path_separator", "os")
     # Alembic's `context` is one module-wide proxy: instances starting at once in one process take turns
     with _MIGRATING, engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # replicas of one instance (other processes, other pods) share its database and start at once:
+            # they take turns too, each waiting for the one before to commit (else two would create the
+            # same tables and all but one fail at start). The lock ends with the transaction.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
 
 
 # a green lock, held across I/O: an OS lock would stop the one thread every instance runs on
 _MIGRATING = eventlet.semaphore.Semaphore(1)
+# PostgreSQL's advisory lock key for migrations (any fixed number; per database, as advisory locks are)
+_MIGRATION_LOCK = 0x7467_6D69  # "tgmi"
 
 
 # constraint names known in advance, so migrations can drop and alter them (SQLite batch mode needs it)
