@@ -66,9 +66,12 @@ def case_view_changes(type_: str, data: dict, occurred_at: datetime, version: in
         return None
     known = known or {}
     seen = known.get("version")
-    # a deadline move is about one department's open work: it may share a version with the step that
-    # caused it; anything else older than the newest applied is stale (redelivered, or overtaken)
-    if seen is not None and (version < seen or (version == seen and type_ != "case.deadline_moved")):
+    # one step of the case publishes its case.updated and, with the same version, what goes with it: the
+    # deadline move of a department's open work, the completion. They arrive in any order (several are
+    # handled at once), so each applies at the version already shown: a completion after its update still
+    # brings the outcome, an update after its deadline move still brings the status (one whose status is
+    # shown already is a repeat). Anything else older than the newest applied is stale (redelivered, overtaken)
+    if seen is not None and (version < seen or (version == seen and not _companion(type_, data, known))):
         return None
     changes = {f: _as_date(f, data[f]) for f in fields if f in data}
     changes["version"] = max(version, seen or 0)
@@ -83,6 +86,13 @@ def case_view_changes(type_: str, data: dict, occurred_at: datetime, version: in
     if changes.get("handling_town", "") is None:
         del changes["handling_town"]
     return changes
+
+
+def _companion(type_: str, data: dict, known: dict) -> bool:
+    """Whether an event of the version the model shows already brings something of its own."""
+    if type_ in ("case.deadline_moved", "case.completed"):
+        return True
+    return type_ == "case.updated" and known.get("status") is not None and data.get("status") != known["status"]
 
 
 def _as_date(name: str, value):

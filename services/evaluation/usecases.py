@@ -42,7 +42,8 @@ class Recorder:
             # made now, or by another event of the case handled at the same moment (then decided against it)
             view = views.get_or_create(message.case_number, town, self.clock.now())
         # version 0: a row nothing was applied to yet (the case not seen before)
-        known = None if view.version == 0 else {"version": view.version, "paused_since": view.paused_since}
+        known = None if view.version == 0 else {"version": view.version, "paused_since": view.paused_since,
+                                                 "status": view.status}
         changes = domain.case_view_changes(message.type, message.payload, message.occurred_at,
                                            message.case_version, known)
         if changes is None:

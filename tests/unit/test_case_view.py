@@ -46,3 +46,20 @@ def test_a_deadline_move_of_the_same_version_applies_and_completion_closes():
 
 def test_events_that_do_not_describe_the_case_change_nothing():
     assert case_view_changes("notice.sent", {"channel": "sms"}, AT, 9) is None
+
+
+def test_the_events_of_one_step_apply_in_either_order():
+    """A step's case.updated and its companions (the completion, a deadline move) share a version and are handled
+    in whatever order they come: each brings its part; a repeat of the update brings nothing."""
+    update = {"accepting_town": "320583101", "status": "completed", "deadline": "2026-12-15"}
+    completion = {"accepting_town": "320583101", "department": "minzheng", "item_name": "低保", "kind": "promised",
+                  "outcome": "refused", "deadline": "2026-12-15", "on_time": True, "completed_on": "2026-12-10"}
+    after_update = case_view_changes("case.completed", completion, AT, 5, {"version": 5, "status": "completed"})
+    assert (after_update["outcome"], after_update["completed_on"]) == ("refused", date(2026, 12, 10))
+    assert case_view_changes("case.updated", update, AT, 5, {"version": 5, "status": "completed"}) is None
+
+    paused = {"accepting_town": "320583101", "status": "paused", "deadline": "2026-12-15"}
+    after_move = case_view_changes("case.updated", paused, AT, 3,
+                                   {"version": 3, "status": "in_review", "paused_since": date(2026, 11, 30)})
+    assert after_move["status"] == "paused" and after_move["paused_since"] == date(2026, 11, 30)
+    assert case_view_changes("case.updated", paused, AT, 3, {"version": 3, "status": "paused"}) is None
