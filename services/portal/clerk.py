@@ -11,6 +11,7 @@ from urllib.parse import quote
 from werkzeug.wrappers import Response
 
 from services.portal import clerk_rules as rules
+from services.portal.forms import town_of_scope
 from services.portal.pages import Page, View, page, redirect, render
 from shared.workdays import today_in_shanghai
 
@@ -26,8 +27,7 @@ TODAY_PAGE = 500
 
 
 def _town(view: View) -> str | None:
-    scope = view.user.scope or ""
-    return scope.split(":", 1)[1] if scope.startswith("town:") else None
+    return town_of_scope(view.user.scope or "")
 
 
 def _not_found(message: str = "没有这个办件，或它不属于本中心。"):

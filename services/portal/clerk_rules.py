@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.portal.forms import detail_messages
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
 from shared.workdays import SHANGHAI
 
@@ -203,27 +204,12 @@ def service_problems(details) -> tuple[dict[str, str], list[str]]:
     """A 4xx answer's `details` from intake as (problems by form field, the rest as sentences)."""
     by_field: dict[str, str] = {}
     rest: list[str] = []
-
-    def text(value) -> str:
-        if isinstance(value, list | tuple):
-            return "；".join(text(v) for v in value)
-        if isinstance(value, dict):
-            return "；".join(f"{k}: {text(v)}" for k, v in value.items())
-        return str(value)
-
-    def walk(node, path: str):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, str(key))
-            return
+    for path, message in detail_messages(details):
         target = SERVICE_FIELDS.get(path)
         if target:
-            by_field[target] = text(node)
+            by_field[target] = message
         else:
-            rest.append(f"{path}: {text(node)}" if path else text(node))
-
-    if details is not None:
-        walk(details, "")
+            rest.append(f"{path}: {message}" if path else message)
     return by_field, rest
 
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from datetime import date
 
+from services.portal.forms import town_of_scope as scope_town  # noqa: F401 (the pages read it here)
+
 # colour is never the only sign: every colour has its words (WCAG 1.4.1)
 COLOUR_TEXT = {"red": "红色预警（已超期）", "yellow": "黄色预警（临近期限）", "green": "正常"}
 COLOURS = ("red", "yellow", "green")
@@ -144,10 +146,6 @@ def export_filename(month: str, fmt: str, town: str | None = None) -> str:
         raise ValueError(f"no export as {fmt}")
     return "tongban-monthly-" + "-".join(p for p in (month, town) if p) + f".{fmt}"
 
-
-def scope_town(scope: str) -> str | None:
-    """The town of a scope text `town:<code>`, else None (the city)."""
-    return scope.split(":", 1)[1] if scope.startswith("town:") else None
 
 
 def field_errors(details) -> dict[str, str]:

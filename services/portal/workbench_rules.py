@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from services.portal.forms import detail_messages
+
 DEFAULT_YELLOW_DAYS = 1  # the city's default; TONGBAN_YELLOW_DAYS (settings.extra["yellow_days"]) changes it
 RED, YELLOW, GREEN, PAUSED = "red", "yellow", "green", "paused"
 COLOUR_ORDER = {RED: 0, YELLOW: 1, GREEN: 2, PAUSED: 3}
@@ -250,16 +252,4 @@ def _with_zone(value: str) -> str:
 def service_problems(body) -> dict:
     """A service's 400 details as field -> message (nested names flattened: applicant.phone -> phone)."""
     details = body.get("details") if isinstance(body, dict) else None
-    out: dict = {}
-
-    def walk(node, prefix=""):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, str(key))
-        elif isinstance(node, list) and node and all(isinstance(x, str) for x in node):
-            out[prefix] = "；".join(node)
-        elif node is not None:
-            out[prefix] = str(node)
-
-    walk(details)
-    return {k: v for k, v in out.items() if k}
+    return {field: message for field, message in detail_messages(details) if field}
