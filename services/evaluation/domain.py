@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from shared.auth import town_of_case
+from shared.workdays import today_in_shanghai
 
 # what evaluation keeps of a payload: contact details and notice texts (names, phone numbers) stay with
 # notify; evaluation needs that a notice went out, not what it said
@@ -82,7 +83,8 @@ def case_view_changes(type_: str, data: dict, occurred_at: datetime, version: in
     if type_ in ("case.updated", "case.completed", "case.accepted"):
         paused = changes.get("status") == "paused"
         # the clock stopped when the case first became paused, not at a later step while it stays paused
-        changes["paused_since"] = (known.get("paused_since") or occurred_at.date()) if paused else None
+        # the day the clock stopped is a Shanghai working day, not the UTC date (a pause before 08:00 is that day's)
+        changes["paused_since"] = (known.get("paused_since") or today_in_shanghai(occurred_at)) if paused else None
     if changes.get("handling_town", "") is None:
         del changes["handling_town"]
     return changes

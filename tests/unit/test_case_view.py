@@ -63,3 +63,9 @@ def test_the_events_of_one_step_apply_in_either_order():
                                    {"version": 3, "status": "in_review", "paused_since": date(2026, 11, 30)})
     assert after_move["status"] == "paused" and after_move["paused_since"] == date(2026, 11, 30)
     assert case_view_changes("case.updated", paused, AT, 3, {"version": 3, "status": "paused"}) is None
+
+
+def test_a_pause_early_in_the_shanghai_morning_is_that_days():
+    early = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 December in Shanghai
+    changes = case_view_changes("case.updated", {"status": "paused"}, early, 2, {"version": 1, "paused_since": None})
+    assert changes["paused_since"] == date(2026, 12, 2)
