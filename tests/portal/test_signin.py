@@ -33,6 +33,10 @@ def test_sign_in_session_cookie_csrf_and_revocation(city):
     assert r.status_code == 303 and r.headers["Location"] == "/clerk"
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    # behind the Ingress's TLS (X-Forwarded-Proto: https) the cookie is Secure too
+    tls = requests.post(portal + "/login", data={"staff_number": "clerk-9", "password": PASSWORD},
+                        headers={"X-Forwarded-Proto": "https"}, allow_redirects=False)
+    assert tls.status_code == 303 and "Secure" in tls.headers["Set-Cookie"]
     # a form without the CSRF token is refused, with it accepted
     assert browser.post(portal + "/logout", data={}, allow_redirects=False).status_code == 403
     page = browser.get(portal + "/login")  # any page of the session carries the token
