@@ -94,7 +94,10 @@ def _companion(type_: str, data: dict, known: dict) -> bool:
     """Whether an event of the version the model shows already brings something of its own."""
     if type_ in ("case.deadline_moved", "case.completed"):
         return True
-    return type_ == "case.updated" and known.get("status") is not None and data.get("status") != known["status"]
+    # a completion is the step's last word: its update, handled after it, does not take the case out of it (in
+    # whichever order the two arrive, the view ends completed, as the recount in version order does)
+    return (type_ == "case.updated" and known.get("status") not in (None, "completed")
+            and data.get("status") != known["status"])
 
 
 def _as_date(name: str, value):

@@ -69,3 +69,17 @@ def test_a_pause_early_in_the_shanghai_morning_is_that_days():
     early = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 December in Shanghai
     changes = case_view_changes("case.updated", {"status": "paused"}, early, 2, {"version": 1, "paused_since": None})
     assert changes["paused_since"] == date(2026, 12, 2)
+
+
+def test_a_completion_stays_whichever_of_the_steps_two_events_comes_last():
+    completion = {"outcome": "refused", "completed_on": "2026-12-01", "on_time": True}
+    update = {"status": "returned"}
+    done = case_view_changes("case.completed", completion, AT, 2, {"version": 1, "status": "in_review"})
+    assert done["status"] == "completed"
+    # the update of the same version, handled after the completion, changes nothing
+    assert case_view_changes("case.updated", update, AT, 2, {"version": 2, "status": "completed"}) is None
+    # the other order: the update first, then the completion still completes it
+    first = case_view_changes("case.updated", update, AT, 2, {"version": 1, "status": "in_review"})
+    assert first["status"] == "returned"
+    assert case_view_changes("case.completed", completion, AT, 2, {"version": 2, "status": "returned"})["status"] \
+        == "completed"
