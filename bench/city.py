@@ -64,6 +64,7 @@ from bench.relay import (  # noqa: E402
     ms,
     percentile,
 )
+from bench.relay import part_broker as relay_part_broker  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "city.json"
 RELAY_PY = ROOT / "bench" / "relay.py"  # its `--part services` runs a group of instances in a process
@@ -104,72 +105,10 @@ def suite_bodies() -> dict[str, bytes]:
 
 
 def part_broker(messages: int, confirmed: int) -> dict:
-    import amqp
-
-    from shared.relay import amqp_connection
-
-    bodies = list(suite_bodies().values())
-    queue = f"bench{uuid.uuid4().hex[:8]}.raw"
-    conn = amqp_connection(AMQP_URL)
-    conn.connect()
-    ch = conn.channel()
-    ch.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
-
-    def message(i):
-        return amqp.Message(bodies[i % 2], delivery_mode=2, content_type="application/json",
-                            content_encoding="utf-8", message_id=str(i))
-
-    try:
-        def unconfirmed(n):
-            started = time.perf_counter()
-            for i in range(n):
-                ch.basic_publish(message(i), exchange="", routing_key=queue)
-            ch.queue_declare(queue, passive=True)  # a round trip: the broker has read every publish
-            return time.perf_counter() - started
-
-        unconfirmed(min(2000, messages))  # warm up
-        ch.queue_purge(queue)
-        seconds = unconfirmed(messages)
-        deadline = time.monotonic() + 60
-        while ch.queue_declare(queue, passive=True)[1] < messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # consume what is there, an ack per message (prefetch 500, as a busy consumer would run)
-        cconn = amqp_connection(AMQP_URL)
-        cconn.connect()
-        cch = cconn.channel()
-        cch.basic_qos(0, 500, False)
-        got = [0]
-
-        def on_message(m):
-            got[0] += 1
-            cch.basic_ack(m.delivery_tag)
-
-        started = time.perf_counter()
-        cch.basic_consume(queue, callback=on_message)
-        while got[0] < messages and time.perf_counter() - started < 120:
-            cconn.drain_events(timeout=5)
-        consume_seconds = time.perf_counter() - started
-        cconn.close()
-        ch.queue_purge(queue)
-
-        fconn = amqp_connection(AMQP_URL, confirm_publish=True)  # basic_publish waits for each ack
-        fconn.connect()
-        fch = fconn.channel()
-        started = time.perf_counter()
-        for i in range(confirmed):
-            fch.basic_publish(message(i), exchange="", routing_key=queue)
-        confirm_seconds = time.perf_counter() - started
-        fconn.close()
-        return {"body_bytes": {t: len(b) for t, b in suite_bodies().items()},
-                "unconfirmed": {"messages": messages, "seconds": round(seconds, 3),
-                                "msgs_per_s": round(messages / seconds, 1)},
-                "consume_ack_each": {"messages": got[0], "seconds": round(consume_seconds, 3),
-                                     "msgs_per_s": round(got[0] / consume_seconds, 1)},
-                "confirm_each": {"messages": confirmed, "seconds": round(confirm_seconds, 3),
-                                 "msgs_per_s": round(confirmed / confirm_seconds, 1)}}
-    finally:
-        ch.queue_delete(queue)
-        conn.close()
+    """The broker's ceiling (bench/relay.py's measurement) at the suite's own message sizes, consumed too."""
+    bodies = suite_bodies()
+    return {"body_bytes": {t: len(b) for t, b in bodies.items()},
+            **relay_part_broker(messages, confirmed, bodies=list(bodies.values()), consume=True)}
 
 
 def run_part(*args: str, timeout: float = 3600) -> dict:

@@ -78,25 +78,32 @@ def sample_body(i: int) -> bytes:
 
 # --- parts run in their own processes ---------------------------------------------------------------
 
-def part_broker(messages: int, confirmed: int) -> dict:
-    """Raw persistent publishes to a quorum queue with py-amqp (no eventlet): the ceiling."""
+def part_broker(messages: int, confirmed: int, bodies: list[bytes] | None = None, consume: bool = False) -> dict:
+    """Raw persistent publishes to a quorum queue with py-amqp (no eventlet): the ceiling. `bodies` are sent in
+    turn (default: one sample body); `consume`: also what is published consumed, with an ack per message."""
     import amqp
 
     from shared.relay import amqp_connection
 
+    bodies = bodies or [sample_body(0)]
     queue = f"bench{uuid.uuid4().hex[:8]}.raw"
-    body = sample_body(0)
     conn = amqp_connection(AMQP_URL)
     conn.connect()
     ch = conn.channel()
     ch.queue_declare(queue, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"})
+
+    def message(i):
+        return amqp.Message(bodies[i % len(bodies)], delivery_mode=2, content_type="application/json",
+                            content_encoding="utf-8", message_id=str(i))
+
+    def rate(n: int, seconds: float) -> dict:
+        return {"messages": n, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds, 1)}
+
     try:
         def unconfirmed(n):
             started = time.perf_counter()
             for i in range(n):
-                ch.basic_publish(amqp.Message(body, delivery_mode=2, content_type="application/json",
-                                              content_encoding="utf-8", message_id=str(i)),
-                                 exchange="", routing_key=queue)
+                ch.basic_publish(message(i), exchange="", routing_key=queue)
             ch.queue_declare(queue, passive=True)  # a round trip: the broker has read every publish
             return time.perf_counter() - started
 
@@ -106,6 +113,24 @@ def part_broker(messages: int, confirmed: int) -> dict:
         deadline = time.monotonic() + 60
         while ch.queue_declare(queue, passive=True)[1] < messages and time.monotonic() < deadline:
             time.sleep(0.05)
+        out = {"unconfirmed": rate(messages, seconds)}
+        if consume:  # what is there, an ack per message (prefetch 500, as a busy consumer would run)
+            cconn = amqp_connection(AMQP_URL)
+            cconn.connect()
+            cch = cconn.channel()
+            cch.basic_qos(0, 500, False)
+            got = [0]
+
+            def on_message(m):
+                got[0] += 1
+                cch.basic_ack(m.delivery_tag)
+
+            started = time.perf_counter()
+            cch.basic_consume(queue, callback=on_message)
+            while got[0] < messages and time.perf_counter() - started < 120:
+                cconn.drain_events(timeout=5)
+            out["consume_ack_each"] = rate(got[0], time.perf_counter() - started)
+            cconn.close()
         ch.queue_purge(queue)
 
         cconn = amqp_connection(AMQP_URL, confirm_publish=True)  # basic_publish waits for each ack
@@ -113,15 +138,10 @@ def part_broker(messages: int, confirmed: int) -> dict:
         cch = cconn.channel()
         started = time.perf_counter()
         for i in range(confirmed):
-            cch.basic_publish(amqp.Message(body, delivery_mode=2, content_type="application/json",
-                                           content_encoding="utf-8", message_id=str(i)),
-                              exchange="", routing_key=queue)
-        confirm_seconds = time.perf_counter() - started
+            cch.basic_publish(message(i), exchange="", routing_key=queue)
+        out["confirm_each"] = rate(confirmed, time.perf_counter() - started)
         cconn.close()
-        return {"unconfirmed": {"messages": messages, "seconds": round(seconds, 3),
-                                "msgs_per_s": round(messages / seconds, 1)},
-                "confirm_each": {"messages": confirmed, "seconds": round(confirm_seconds, 3),
-                                 "msgs_per_s": round(confirmed / confirm_seconds, 1)}}
+        return out
     finally:
         ch.queue_delete(queue)
         conn.close()
