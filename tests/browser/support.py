@@ -19,13 +19,13 @@ import pytest
 import sqlalchemy as sa
 from eventlet.green import subprocess
 
-from services.portal import directory
 from services.portal.models import AuditEntry
 from tests.browser.driver import CHROMIUM
+from tests.portal.support import PASSWORD, add_user
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "test-results" / "browser-worker.log"
-PASSWORD = "correct horse battery"  # every test user's (the directory wants 10 characters at least)
+
 START_TIMEOUT = 60.0
 STEP_TIMEOUT = 90.0  # a step's own waits time out after 15 s each (driver.STEP_TIMEOUT_MS)
 
@@ -127,9 +127,7 @@ class Browser:
 
 def add_staff(city, staff_number: str, role: str, scope: str, name: str = "张敏", password: str = PASSWORD):
     """A staff user in the portal's directory (as city IT adds one); the portal must be started."""
-    store = city.cluster.platform("portal").store
-    with store.transaction() as tx:
-        directory.add_user(tx, staff_number, name, role, scope, password, "test")
+    add_user(city, staff_number, name, role, scope, password)
 
 
 def audit_events(city, staff_number: str) -> list[tuple[str, str | None]]:

@@ -5,22 +5,15 @@ import re
 import requests
 
 from services.portal import directory
-from tests.portal.test_signin import PASSWORD, add_user, csrf_of
+from tests.portal.support import PASSWORD, add_user, csrf_of, sign_in
 from tests.support import TOWN_A, wait_for
-
-
-def signed_in(portal: str, number: str, password: str = PASSWORD) -> requests.Session:
-    browser = requests.Session()
-    r = browser.post(portal + "/login", data={"staff_number": number, "password": password}, allow_redirects=False)
-    assert r.status_code == 303, r.text
-    return browser
 
 
 def test_city_it_adds_a_clerk_disables_and_enables_them_and_resets_a_password(city):
     city.start("portal", f"intake-{TOWN_A}")
     add_user(city, "it-1", "王工", "city_admin", "city")
     portal = city.url("portal")
-    admin = signed_in(portal, "it-1")
+    admin = sign_in(portal, "it-1")
 
     # the overview: the intake that runs answers its /health, the others the portal knows do not
     def overview():
@@ -52,7 +45,7 @@ def test_city_it_adds_a_clerk_disables_and_enables_them_and_resets_a_password(ci
                                                   "role": "clerk", "scope": f"town:{TOWN_A}", "password": PASSWORD})
     assert r.status_code == 200 and "已添加 张敏（clerk-1）" in r.text
     assert "只显示这一次" not in r.text  # a password typed by city IT is not echoed back
-    clerk = signed_in(portal, "clerk-1")
+    clerk = sign_in(portal, "clerk-1")
     assert clerk.get(portal + "/", allow_redirects=False).headers["Location"] == "/clerk"  # their workbench
     # the same staff number again is refused, next to the field
     r = admin.post(portal + "/admin/users", data={"csrf_token": csrf, "staff_number": "clerk-1", "name": "李四",
@@ -94,7 +87,7 @@ def test_city_it_adds_a_clerk_disables_and_enables_them_and_resets_a_password(ci
     new_password = re.search(r'<code class="admin-secret">([^<]+)</code>', r.text).group(1)
     assert requests.post(portal + "/login", data={"staff_number": "clerk-1", "password": PASSWORD},
                          allow_redirects=False).status_code == 401
-    signed_in(portal, "clerk-1", new_password)
+    sign_in(portal, "clerk-1", new_password)
     assert new_password not in admin.get(portal + "/admin/users").text  # shown once only
     r = admin.post(portal + "/admin/users/reset-password", data={"csrf_token": csrf, "staff_number": "nobody"})
     assert r.status_code == 404 and "没有工号 nobody" in r.text
@@ -104,7 +97,7 @@ def test_the_reference_page_shows_the_portals_replica_and_a_generated_password_o
     city.start("portal")
     add_user(city, "it-1", "王工", "city_admin", "city")
     portal = city.url("portal")
-    admin = signed_in(portal, "it-1")
+    admin = sign_in(portal, "it-1")
     page = admin.get(portal + "/admin/reference")
     assert page.status_code == 200
     active = city.cluster.platform("portal").reference.catalogs.active_version()
@@ -116,10 +109,10 @@ def test_the_reference_page_shows_the_portals_replica_and_a_generated_password_o
                                                   "role": "supervisor", "scope": "city", "password": ""})
     assert r.status_code == 200 and "只显示这一次" in r.text
     generated = re.search(r'<code class="admin-secret">([^<]+)</code>', r.text).group(1)
-    signed_in(portal, "sup-1", generated)
+    sign_in(portal, "sup-1", generated)
     # a non-admin gets 403 on every admin page
     add_user(city)
-    clerk = signed_in(portal, "clerk-9")
+    clerk = sign_in(portal, "clerk-9")
     for path in ("/admin", "/admin/users", "/admin/reference"):
         assert clerk.get(portal + path).status_code == 403
 
@@ -130,7 +123,7 @@ def test_city_it_loads_a_catalogue_from_the_page_and_every_window_takes_it(city,
     city.start("portal", f"intake-{TOWN_A}")
     add_user(city, "it-2", "李工", "city_admin", "city")
     portal = city.url("portal")
-    admin = signed_in(portal, "it-2")
+    admin = sign_in(portal, "it-2")
 
     def load(kind: str, name: str, content: bytes, with_csrf: bool = True):
         data = {"kind": kind, **({"csrf_token": csrf_of(admin.get(portal + "/admin/reference").text)}

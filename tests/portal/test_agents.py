@@ -5,25 +5,11 @@ from __future__ import annotations
 
 import re
 
-import requests
-
 from shared.catalog import load_catalog
-from tests.portal.test_signin import PASSWORD, add_user, csrf_of
+from tests.portal.support import add_user, csrf_of, hidden, sign_in
 from tests.support import TOWN_A, VALID_ID, VALID_PHONE, wait_for
 
 VILLAGE = TOWN_A + "001"
-
-
-def sign_in(city, number: str, home: str) -> requests.Session:
-    browser = requests.Session()
-    r = browser.post(city.url("portal") + "/login", data={"staff_number": number, "password": PASSWORD},
-                     allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"] == home, r.text
-    return browser
-
-
-def hidden(html: str, name: str) -> str:
-    return re.search(rf'name="{name}" value="([^"]*)"', html).group(1)
 
 
 def submission(page: str, code: str, materials: list[str]) -> dict:
@@ -36,7 +22,7 @@ def test_village_agent_refused_in_person_and_submits_once(city):
     city.start("portal", f"intake-{TOWN_A}", "agent")
     add_user(city, "agent-1", "陈代办", "agent", f"village:{VILLAGE}")
     portal = city.url("portal")
-    agent = sign_in(city, "agent-1", "/agent")
+    agent = sign_in(city.url("portal"), "agent-1", lands="/agent")
 
     # 结婚登记 must be done in person: the agent service refuses it, and the page says why
     page = wait_for(lambda: (t := agent.get(portal + "/agent?item=MZ-0006").text) and "须申请人本人到场" in t
@@ -88,7 +74,7 @@ def test_town_agent_sees_an_escalation_in_flight_and_relays_it(city):
     assert city.act(number, "initial-review").json()["status"] == "in_review"
     esc = city.escalation(number, status="awaiting_relay")
 
-    browser = sign_in(city, "town-agent-101", "/town-agent")
+    browser = sign_in(city.url("portal"), "town-agent-101", lands="/town-agent")
     page = browser.get(city.url("portal") + "/town-agent").text
     assert number in page and esc["deadline"] in page and "待报送" in page
     r = browser.post(city.url("portal") + f"/town-agent/escalations/{number}/relay",

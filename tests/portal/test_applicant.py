@@ -4,16 +4,17 @@ import re
 
 import requests
 
+from tests.portal.support import hidden
 from tests.support import TOWN_A, VALID_PHONE, wait_for
 from tests.unit.test_notices import pdf_text, squeeze
 
 
 def form_token(html: str) -> str:
-    return re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+    return hidden(html, "form_token")
 
 
 def proof_of(html: str) -> str:
-    return re.search(r'name="proof" value="([^"]+)"', html).group(1)
+    return hidden(html, "proof")
 
 
 def test_the_code_on_the_notice_tracks_the_case_then_rating_and_complaint(city, tmp_path):

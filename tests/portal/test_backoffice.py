@@ -6,12 +6,10 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import requests
-
 from shared.catalog import load_catalog
 from shared.clock import Clock
 from shared.workdays import WorkingCalendar
-from tests.portal.test_signin import PASSWORD, add_user, csrf_of
+from tests.portal.support import add_user, csrf_of, sign_in
 from tests.support import TOWN_B, wait_for
 
 SCOPE = f"department:renshe@{TOWN_B}"
@@ -24,14 +22,6 @@ class MovableToday(Clock):
 
     def today(self) -> date:
         return self.today_is or super().today()
-
-
-def sign_in(city, number: str) -> requests.Session:
-    browser = requests.Session()
-    r = browser.post(city.url("portal") + "/login", data={"staff_number": number, "password": PASSWORD},
-                     allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"] == "/approver", r.text
-    return browser
 
 
 def required(code: str) -> list[str]:
@@ -56,7 +46,7 @@ def test_approver_works_the_list_by_urgency_claims_and_decides(city):
     wait_for(lambda: len(city.call("GET", "approval-renshe", "/work-items", token).json()["items"]) == 4,
              what="four work items at the department")
 
-    approver = sign_in(city, "approver-7")
+    approver = sign_in(city.url("portal"), "approver-7", lands="/approver")
     # the desk's today one working day past RS-0001's deadline: it is red, RS-0007 (two days later) yellow
     deadline = date.fromisoformat(city.case(numbers["RS-0001"], TOWN_B)["deadline"])
     clock.today_is = WorkingCalendar().add_working_days(deadline, 1).date
@@ -99,7 +89,7 @@ def test_approver_works_the_list_by_urgency_claims_and_decides(city):
                       data={"csrf_token": csrf, "days": "2", "reason": "需补充调查参保记录"})
     assert r.status_code == 200 and "待部门负责人批准" in r.text
     assert "批准延期</button>" not in r.text, "only the department head approves"
-    head = sign_in(city, "head-1")
+    head = sign_in(city.url("portal"), "head-1", lands="/approver")
     page = head.get(portal + f"/approver/items/{other}").text
     assert "批准延期</button>" in page
     r = head.post(portal + f"/approver/items/{other}/extension/approve", data={"csrf_token": csrf_of(page)})

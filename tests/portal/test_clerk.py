@@ -4,28 +4,18 @@ import re
 
 import requests
 
-from services.portal import directory
+from tests.portal.support import add_user, csrf_of, hidden, sign_in
 from tests.support import TOWN_A, TOWN_B, VALID_ID, VALID_PHONE
-
-PASSWORD = "correct horse battery"
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def form_key_of(html: str) -> str:
-    return re.search(r'name="form_key" value="([^"]+)"', html).group(1)
+    return hidden(html, "form_key")
 
 
 def signed_in_clerk(city) -> tuple[requests.Session, str]:
-    with city.cluster.platform("portal").store.transaction() as tx:
-        directory.add_user(tx, "clerk-21", "李娜", "clerk", f"town:{TOWN_A}", PASSWORD, "test")
+    add_user(city, "clerk-21", "李娜", "clerk", f"town:{TOWN_A}")
     portal = city.url("portal")
-    browser = requests.Session()
-    r = browser.post(portal + "/login", data={"staff_number": "clerk-21", "password": PASSWORD})
-    assert r.status_code == 200 and r.url.endswith("/clerk"), r.text
-    return browser, portal
+    return sign_in(portal, "clerk-21", lands="/clerk"), portal
 
 
 def application(html: str, **changes) -> dict:

@@ -1,22 +1,9 @@
 """The portal's staff sign-in over HTTP, and the token revocations it publishes reaching every service."""
-import re
-
 import requests
 
 from services.portal import directory
+from tests.portal.support import PASSWORD, add_user
 from tests.support import TOWN_A, wait_for
-
-PASSWORD = "correct horse battery"
-
-
-def add_user(city, number="clerk-9", name="张敏", role="clerk", scope=f"town:{TOWN_A}"):
-    store = city.cluster.platform("portal").store
-    with store.transaction() as tx:
-        directory.add_user(tx, number, name, role, scope, PASSWORD, "test")
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_sign_in_session_cookie_csrf_and_revocation(city):

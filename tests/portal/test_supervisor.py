@@ -8,16 +8,8 @@ import re
 import openpyxl
 import requests
 
-from tests.portal.test_signin import PASSWORD, add_user, csrf_of
+from tests.portal.support import PASSWORD, add_user, csrf_of, sign_in
 from tests.support import TOWN_A, TOWN_B, VALID_PHONE, wait_for
-
-
-def sign_in(city, number: str) -> requests.Session:
-    browser = requests.Session()
-    r = browser.post(city.url("portal") + "/login", data={"staff_number": number, "password": PASSWORD},
-                     allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"] == "/supervisor", r.text
-    return browser
 
 
 def test_the_supervisors_workbench(city):
@@ -45,7 +37,7 @@ def test_the_supervisors_workbench(city):
     assert complaint.status_code == 201, complaint.text
     complaint_number = complaint.json()["number"]
 
-    browser = sign_in(city, "sup-a")
+    browser = sign_in(city.url("portal"), "sup-a", lands="/supervisor")
     board = browser.get(portal + "/supervisor")
     assert board.status_code == 200 and "督办看板" in board.text and "超期预测" in board.text
     assert "红色预警（已超期）" in board.text, "the colours have words"
@@ -111,7 +103,7 @@ def test_the_supervisors_workbench(city):
                                    for c in row if c.value)
 
     # another town's supervisor: the rating and the complaint simply are not there
-    other = sign_in(city, "sup-b")
+    other = sign_in(city.url("portal"), "sup-b", lands="/supervisor")
     page = other.get(portal + "/supervisor/ratings")
     assert page.status_code == 200 and number not in page.text and "没有待处理的差评" in page.text
     assert complaint_number not in other.get(portal + "/supervisor/complaints").text
