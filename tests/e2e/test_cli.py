@@ -27,6 +27,18 @@ def _env(tmp_path, prefix):
     return env
 
 
+def _lines_until(proc, marker: str, seconds: float, lines: list[str]) -> list[str]:
+    """What a running command prints, line by line into `lines`, until a line with `marker` (or the time is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, f"{proc.args[3]} ended early: {''.join(lines)[-3000:]}"
+        lines.append(line)
+        if marker in line:
+            break
+    return lines
+
+
 def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
     prefix = f"up{uuid.uuid4().hex[:8]}"
     port = _free_port_block(1 + 2 + len(load_catalog().departments) + 3)
@@ -34,13 +46,7 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, f"tongban up ended early: {''.join(lines)}"
-            lines.append(line)
-            if "tongban is up" in line:
-                break
+        _lines_until(proc, "tongban is up", 90, lines)
         assert "DEVELOPMENT MODE" in lines[0], "tongban up says plainly that it runs in development mode"
         portal = next(i for i, line in enumerate(lines) if line.startswith("portal: http"))
         assert portal == 1 + next(i for i, line in enumerate(lines) if "DEVELOPMENT MODE" in line), \
@@ -155,14 +161,7 @@ def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tm
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, kept = [], None
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, f"tongban demo ended early: {''.join(lines)[-3000:]}"
-            lines.append(line)
-            if "keeps running" in line:
-                break
-        out = "".join(lines)
+        out = "".join(_lines_until(proc, "keeps running", 300, lines))
         kept = re.search(r"data stays in (\S+), queues under bus prefix (\w+)\)", out).groups()
         assert "RECONCILED" in out
         portal, password = re.search(r"portal: (http://\S+)/\s+sign in as \(password (\S+) for all\)", out).groups()
