@@ -200,6 +200,11 @@ def _n(value) -> str:
     return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
+def _short(prefix: str, name: str) -> str:
+    """A queue's name without the bus prefix (the table's title names it once)."""
+    return name[len(prefix) + 1:] if name.startswith(prefix + ".") else name
+
+
 def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
     """Readable tables; a line that needs a person is marked `!` and says what to look at."""
     from rich.console import Console
@@ -226,14 +231,14 @@ def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
     queues = report.section("queues")
     shown = [q for q in queues if show_all or q.needs_person or q.figures.get("consumers")
              or q.figures.get("ready") or q.figures.get("unacked")]
-    table = Table(title="queues", title_justify="left")
+    table = Table(title=f"queues ({report.prefix}.…)", title_justify="left")
     for col in ("", "queue", "state", "ready", "unacked", "consumers", "in/s", "out/s", "ack/s", "needs a person"):
         table.add_column(col)
     for line in shown:
         f = line.figures
-        table.add_row(mark(line), line.subject, line.state, _n(f.get("ready")), _n(f.get("unacked")),
-                      _n(f.get("consumers")), _n(f.get("publish_rate")), _n(f.get("deliver_rate")),
-                      _n(f.get("ack_rate")), line.attention, style=style(line))
+        table.add_row(mark(line), _short(report.prefix, line.subject), line.state, _n(f.get("ready")),
+                      _n(f.get("unacked")), _n(f.get("consumers")), _n(f.get("publish_rate")),
+                      _n(f.get("deliver_rate")), _n(f.get("ack_rate")), line.attention, style=style(line))
     console.print(table)
     if len(shown) < len(queues):
         console.print(f"  … and {len(queues) - len(shown)} empty queue(s) without consumers (no instance of theirs "
@@ -241,11 +246,12 @@ def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
 
     letters = [d for d in report.section("dead_letters") if d.needs_person]
     if letters:
-        table = Table(title="dead letters", title_justify="left")
+        table = Table(title=f"dead letters ({report.prefix}.…)", title_justify="left")
         for col in ("", "queue", "messages", "needs a person"):
             table.add_column(col)
         for line in letters:
-            table.add_row(mark(line), line.subject, line.detail, line.attention, style=style(line))
+            table.add_row(mark(line), _short(report.prefix, line.subject), line.detail, line.attention,
+                          style=style(line))
         console.print(table)
     else:
         console.print(f"dead letters: none in {len(report.section('dead_letters'))} dead-letter queue(s)")

@@ -147,6 +147,8 @@ def queue_line(q: QueueFacts) -> Line:
     if q.kind == WORK and q.ready and not q.consumers:
         return Line("queues", q.name, "no consumer", "",
                     f"{q.ready} message(s) waiting and no consumer: its instance is stopped or stuck", figures)
+    if q.kind == STREAM:  # records are kept, never consumed away: their count is no backlog
+        return Line("queues", q.name, "stream", f"{q.ready} record(s)", "", figures)
     state = "idle" if not (q.ready or q.unacked) else ("waiting to retry" if q.kind == RETRY else "busy")
     return Line("queues", q.name, state, "", "", figures)
 
@@ -175,7 +177,8 @@ def broker_lines(facts: Facts) -> list[Line]:
         return []
     # broker-wide figures (every deployment on the virtual host), shown for context: this deployment's own
     # unroutable messages wait in its instances' outboxes, which the instance lines judge
-    detail = ", ".join(f"{k} {v:g}" for k, v in sorted(unroutable.items()) if v is not None)
+    detail = ", ".join(f"{what} {unroutable.get(f'{key}_total', 0)} ({unroutable.get(f'{key}_per_second') or 0:g}/s)"
+                       for what, key in (("returned", "return_unroutable"), ("dropped", "drop_unroutable")))
     return [Line("broker", "unroutable (virtual host)", "info", detail, "", dict(unroutable))]
 
 
