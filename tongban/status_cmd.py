@@ -142,6 +142,7 @@ def broker_facts(amqp_url: str, prefix: str, management: str | None) -> tuple[li
     """(queues, error, the virtual host's unroutable figures)."""
     from shared.bus import queue_counts
     from shared.deadletters import management_url
+    from shared.platform import _safe_url
     from shared.reference import stream_name
 
     base, creds, vhost = management_url(amqp_url, management)
@@ -154,16 +155,23 @@ def broker_facts(amqp_url: str, prefix: str, management: str | None) -> tuple[li
         v = requests.get(f"{api}/vhosts/{quote(vhost, safe='')}", auth=creds, timeout=10)
         v.raise_for_status()
         stats = v.json().get("message_stats") or {}
+    except requests.HTTPError as exc:
+        return [], f"management API at {base}: HTTP {exc.response.status_code}", {}
     except (requests.RequestException, ValueError) as exc:
-        return [], f"{base}: {exc}", {}
+        return [], f"management API at {base}: {type(exc).__name__}", {}
     unroutable = {f"{k}_total": stats.get(k) for k in ("return_unroutable", "drop_unroutable") if k in stats}
     unroutable.update({f"{k}_per_second": (stats.get(f"{k}_details") or {}).get("rate")
                        for k in ("return_unroutable", "drop_unroutable") if f"{k}_details" in stats})
     by_name = {q["name"]: q for q in listed}
-    expected = _registry_queues(amqp_url, prefix) if stream_name(prefix) in by_name else set()
     # the figures an operator acts on come from the broker itself (the management API's lag by seconds)
     judged = [n for n in by_name if rules.queue_kind(prefix, n) in (rules.WORK, rules.DEAD_LETTER)]
-    exact = queue_counts(amqp_url, judged, timeout=10)
+    error = ""
+    try:
+        expected = _registry_queues(amqp_url, prefix) if stream_name(prefix) in by_name else set()
+        exact = queue_counts(amqp_url, judged, timeout=10)
+    except Exception as exc:  # the management API answered, AMQP did not: its (lagging) figures still tell much
+        expected, exact = set(), {}
+        error = f"AMQP at {_safe_url(amqp_url)}: {type(exc).__name__}: {exc} (figures from the management API alone)"
     queues = []
     for name in sorted(set(by_name) | expected):
         item = by_name.get(name)
@@ -176,7 +184,7 @@ def broker_facts(amqp_url: str, prefix: str, management: str | None) -> tuple[li
             name, kind, ready=ready, unacked=item.get("messages_unacknowledged") or 0, consumers=consumers,
             publish_rate=_rate(item, "publish_details"), deliver_rate=_rate(item, "deliver_get_details"),
             ack_rate=_rate(item, "ack_details"), in_registry=name in expected))
-    return queues, "", unroutable
+    return queues, error, unroutable
 
 
 def gather(settings, urls: dict[str, str], management: str | None = None) -> rules.Facts:
@@ -231,6 +239,8 @@ def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
     queues = report.section("queues")
     shown = [q for q in queues if show_all or q.needs_person or q.figures.get("consumers")
              or q.figures.get("ready") or q.figures.get("unacked")]
+    if not queues:
+        console.print(f"queues: none of bus {report.prefix} found")
     table = Table(title=f"queues ({report.prefix}.…)", title_justify="left")
     for col in ("", "queue", "state", "ready", "unacked", "consumers", "in/s", "out/s", "ack/s", "needs a person"):
         table.add_column(col)
@@ -239,7 +249,8 @@ def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
         table.add_row(mark(line), _short(report.prefix, line.subject), line.state, _n(f.get("ready")),
                       _n(f.get("unacked")), _n(f.get("consumers")), _n(f.get("publish_rate")),
                       _n(f.get("deliver_rate")), _n(f.get("ack_rate")), line.attention, style=style(line))
-    console.print(table)
+    if shown:
+        console.print(table)
     if len(shown) < len(queues):
         console.print(f"  … and {len(queues) - len(shown)} empty queue(s) without consumers (no instance of theirs "
                       "runs here); --all lists them")
@@ -267,8 +278,10 @@ def render(report: rules.Report, show_all: bool = False, stream=None) -> None:
     else:
         console.print("open deadline warnings: none")
     for line in report.section("broker"):
-        console.print(f"{'[bold red]![/] ' if line.needs_person else ''}broker {line.subject}: "
-                      f"{line.attention or line.detail}")
+        if line.needs_person:
+            console.print(f"[bold red]![/] {line.attention}", style="red")
+        else:
+            console.print(f"broker, {line.subject}: {line.detail}")
 
     attention = [line for line in report.lines if line.needs_person]
     if attention:

@@ -169,17 +169,19 @@ def warning_lines(warnings: list[WarningFacts] | None) -> list[Line]:
 
 
 def broker_lines(facts: Facts) -> list[Line]:
+    lines = []
     if facts.broker_error:
-        return [Line("broker", "management API", "down", facts.broker_error,
-                     "the broker's management API does not answer: queues and dead letters unknown")]
+        known = "the queues' figures may lag" if facts.queues else "queues and dead letters unknown"
+        lines.append(Line("broker", "broker", "down", facts.broker_error,
+                          f"the broker does not answer ({facts.broker_error}): {known}"))
     unroutable = facts.broker_unroutable or {}
     if not unroutable:
-        return []
+        return lines
     # broker-wide figures (every deployment on the virtual host), shown for context: this deployment's own
     # unroutable messages wait in its instances' outboxes, which the instance lines judge
     detail = ", ".join(f"{what} {unroutable.get(f'{key}_total', 0)} ({unroutable.get(f'{key}_per_second') or 0:g}/s)"
                        for what, key in (("returned", "return_unroutable"), ("dropped", "drop_unroutable")))
-    return [Line("broker", "unroutable (virtual host)", "info", detail, "", dict(unroutable))]
+    return lines + [Line("broker", "unroutable (virtual host)", "info", detail, "", dict(unroutable))]
 
 
 def assess(facts: Facts) -> Report:

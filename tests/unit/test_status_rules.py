@@ -131,10 +131,11 @@ def test_red_warnings_need_a_person_yellow_ones_do_not():
 
 
 def test_unknown_warnings_and_an_unreachable_broker_are_said_not_hidden():
-    report = rules.assess(facts(warnings=None, broker_error="http://127.0.0.1:15672: refused"))
+    report = rules.assess(facts(warnings=None, broker_error="management API at http://127.0.0.1:15672: refused"))
     found = attention(report)
     assert "open deadline warnings unknown" in found["evaluation"]
-    assert "management API does not answer" in found["management API"]
+    assert found["broker"] == ("the broker does not answer (management API at http://127.0.0.1:15672: refused): "
+                               "queues and dead letters unknown")
 
 
 def test_queue_kinds_by_name():
