@@ -75,6 +75,10 @@ def cmd_up(args) -> int:
     first_user = _first_city_it_user(base)
     try:
         cluster.start_all(layout)
+        from tongban.status_cmd import write_instances_file
+
+        # `tongban status` finds the instances here (in k8s and compose: TONGBAN_PORTAL_UPSTREAMS)
+        write_instances_file(base.data_dir, {s.instance: s.base_url for s in layout})
         portal = next(s for s in layout if s.service == "portal")
         print(f"portal: {portal.base_url}/   (sign in there)", flush=True)
         if first_user:
@@ -337,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd, keys_cmd, report_cmd, user_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd, keys_cmd, report_cmd, status_cmd, user_cmd
 
     user_cmd.register(sub)
     bus_cmd.register(sub)
@@ -345,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cmd.register(sub)
     report_cmd.register(sub)
     keys_cmd.register(sub)
+    status_cmd.register(sub)
     return p
 
 
