@@ -562,16 +562,19 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
                 r = http.post(f"{suite.urls['agent']}/station/submissions", json=body, timeout=60,
                               headers={"Authorization": f"Bearer {suite.agents[place]}",
                                        "Idempotency-Key": uuid.uuid4().hex})
-            code = r.status_code
-            latencies.append((where, time.monotonic() - scheduled))
-            if where == "window" and code in (200, 201):
-                case = r.json()
-                if item["kind"] == "instant":
-                    instant_sent[case["case_number"]] = time.time() - (time.monotonic() - scheduled)
-                after_acceptance(place, case, item)
+            code, answered = r.status_code, time.monotonic()
         except Exception as exc:
-            code = type(exc).__name__
-            statuses[str(code)] += 1
+            code, answered = type(exc).__name__, time.monotonic()
+        latencies.append((where, answered - scheduled))
+        statuses[str(code)] += 1
+        if where == "window" and code in (200, 201):
+            case = r.json()
+            if item["kind"] == "instant":
+                instant_sent[case["case_number"]] = time.time() - (time.monotonic() - scheduled)
+            try:
+                after_acceptance(place, case, item)
+            except Exception as exc:
+                followed[f"error:{type(exc).__name__}"] += 1
         kinds[f"{where}:{item['kind']}"] += 1
 
     followed = Counter()

@@ -206,13 +206,23 @@ def load_reference(engine: Engine):
     return records, offset
 
 
+def dialect_insert(bind):
+    """The INSERT construct of the bind's dialect, the one with ON CONFLICT (PostgreSQL and SQLite: the suite
+    runs on these two). `bind`: an engine, a connection or a session."""
+    name = (bind.get_bind() if hasattr(bind, "get_bind") else bind).dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the suite runs on these two
+        raise RuntimeError(f"no INSERT … ON CONFLICT for {name}")
+    return insert
+
+
 def store_reference(engine: Engine, record, offset: int) -> bool:
     """Keep a record (once per kind, version and sha256) and move the cursor past it, in one transaction."""
     t, c = reference_records_table, reference_cursor_table
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(engine)
     with engine.begin() as conn:
         new = conn.execute(insert(t).values(
             kind=record.kind, version=record.version, sha256=record.sha256, text=record.text,

@@ -81,9 +81,7 @@ class CaseViews:
         """The case's row, locked; made first if missing. Two first events of one case handled at once (the
         acceptance and a deadline move) both get here: the INSERT that does nothing on a conflict lets the
         second wait for the first's row instead of failing on the primary key."""
-        from shared.store import _insert_for
-
-        self.s.execute(_insert_for(self.s)(CaseView).values(
+        self.s.execute(db.dialect_insert(self.s)(CaseView).values(
             case_number=case_number, accepting_town=accepting_town, departments=[], version=0,
             updated_at=now).on_conflict_do_nothing(index_elements=["case_number"]))
         return self.get(case_number, for_update=True)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 from services.evaluation import supervision_rules as rules
 from services.evaluation.models import Base, CaseView
 from services.evaluation.models_supervision import Where
+from shared import db
 
 _KEY_FIELDS = ("status", "accepting_town", "handling_town", "department", "departments", "kind", "deadline",
                "paused_since")
@@ -52,11 +53,7 @@ def add_counts(connection, changes: Counter) -> None:
               for k, n in sorted(changes.items()) if n]
     if not values:
         return
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(BoardCount).values(values)
+    stmt = db.dialect_insert(connection)(BoardCount).values(values)
     stmt = stmt.on_conflict_do_update(index_elements=list(_COLUMNS),
                                       set_={"cases": BoardCount.cases + stmt.excluded.cases})
     connection.execute(stmt)

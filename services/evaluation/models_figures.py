@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.evaluation.models import Base, CaseView
+from shared import db
 from shared.vocabulary import OPEN_CASE_STATUSES
 
 
@@ -85,12 +86,7 @@ class Counters:
                   for k, v in sorted(changes.items()) if v]
         if not values:
             return
-        dialect = self.s.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(FigureCount).values(values)
+        stmt = db.dialect_insert(self.s)(FigureCount).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["month", "dimension", "town", "key", "office", "measure"],
             set_={"value": FigureCount.value + stmt.excluded.value})
