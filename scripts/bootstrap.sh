@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up helper for ./run: Python 3.11 + .venv, RabbitMQ (with management and
 # prometheus plugins), PostgreSQL for the tests, fonts and poppler, the portal's
-# htmx (npm), Chromium for the browser tests.
+# htmx (npm), Chromium for the browser tests, kubectl for the deployment tests.
 #
 # Sourced by ./run, which then calls `bootstrap MODE` (MODE: app | tests).
 # Can also be run on its own: `bash scripts/bootstrap.sh [app|tests]`.
@@ -451,6 +451,19 @@ ensure_chromium() {
     fi
 }
 
+# The deployment tests build the generated kustomize overlay with `kubectl kustomize`. Any kubectl does (the
+# overlay keeps to what kustomize v2 reads); Debian's comes with kubernetes-client.
+ensure_kubectl() {
+    if command -v kubectl >/dev/null 2>&1; then
+        say "kubectl present ($(command -v kubectl))"
+    elif apt_install kubernetes-client && command -v kubectl >/dev/null 2>&1; then
+        say "kubectl installed (kubernetes-client)"
+    else
+        # Not fatal for the set-up; the deployment tests fail saying what is missing.
+        warn "kubectl missing: the deployment tests need it. As root: apt-get install -y kubernetes-client"
+    fi
+}
+
 # The portal serves htmx from its npm package (services/portal/static/package.json); the pages work
 # without it, so a failure here only warns. Reinstalled when package-lock.json changes.
 PORTAL_STATIC="$TB_ROOT/services/portal/static"
@@ -483,7 +496,7 @@ ensure_portal_npm() {
 # ------------------------------------------------------------------ main ---
 
 # bootstrap app   : what `tongban demo/up/...` needs
-# bootstrap tests : that, plus PostgreSQL, poppler and Chromium for the test suite
+# bootstrap tests : that, plus PostgreSQL, poppler, Chromium and kubectl for the test suite
 bootstrap() {
     local mode="${1:-app}"
     ensure_venv
@@ -496,6 +509,7 @@ bootstrap() {
     if [[ $mode == tests ]]; then
         ensure_poppler
         ensure_chromium
+        ensure_kubectl
     fi
 }
 
