@@ -72,6 +72,9 @@ services:
     # the node name (and so its data directory) follows the host name: keep it fixed
     hostname: rabbitmq
     restart: unless-stopped
+    environment:
+      # per-queue series on :15692/metrics (depth, consumers by queue), as deploy/k8s configures its cluster
+      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-rabbitmq_prometheus return_per_object_metrics true"
     volumes:
       - ./deploy/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro
       - rabbitmq-data:/var/lib/rabbitmq

@@ -49,6 +49,8 @@ POSTGRES = "tongban-postgres"  # CloudNativePG Cluster; `<name>-rw` is its prima
 POSTGRES_OWNER = "tongban"
 POSTGRES_SECRET = "tongban-postgres-app"  # basic-auth Secret of the databases' owner (city IT provides it)
 BACKUP_SECRET = "tongban-backup-s3"
+BACKUP_STORE = "tongban-backups"  # the Barman Cloud plugin's ObjectStore
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
 TOKENS_SECRET = "tongban-secrets"
 CONFIG = "tongban-config"
 PORTAL_TLS_SECRET = "tongban-portal-tls"
@@ -399,16 +401,21 @@ def postgres(city: City) -> list[dict]:
             "bootstrap": {"initdb": {"database": POSTGRES_OWNER, "owner": POSTGRES_OWNER,
                                      "secret": {"name": POSTGRES_SECRET}}},
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
-            # base backups and the WAL to an object store: any point in the last 30 days can be restored
-            "backup": {
-                "retentionPolicy": "30d",
-                "barmanObjectStore": {
-                    "destinationPath": f"s3://tongban-backups/{city.name}",
-                    "s3Credentials": {"accessKeyId": {"name": BACKUP_SECRET, "key": "ACCESS_KEY_ID"},
-                                      "secretAccessKey": {"name": BACKUP_SECRET, "key": "ACCESS_SECRET_KEY"}},
-                    "wal": {"compression": "gzip"},
-                    "data": {"compression": "gzip"},
-                },
+            # base backups and the WAL to an object store (the Barman Cloud plugin, CloudNativePG's way since 1.26)
+            "plugins": [{"name": BARMAN_PLUGIN, "isWALArchiver": True,
+                         "parameters": {"barmanObjectName": BACKUP_STORE}}],
+        },
+    }
+    store = {
+        "apiVersion": "barmancloud.cnpg.io/v1", "kind": "ObjectStore", "metadata": _meta(BACKUP_STORE),
+        "spec": {
+            "retentionPolicy": "30d",  # any point in the last 30 days can be restored
+            "configuration": {
+                "destinationPath": f"s3://tongban-backups/{city.name}",
+                "s3Credentials": {"accessKeyId": {"name": BACKUP_SECRET, "key": "ACCESS_KEY_ID"},
+                                  "secretAccessKey": {"name": BACKUP_SECRET, "key": "ACCESS_SECRET_KEY"}},
+                "wal": {"compression": "gzip"},
+                "data": {"compression": "gzip"},
             },
         },
     }
@@ -419,9 +426,10 @@ def postgres(city: City) -> list[dict]:
                            "databaseReclaimPolicy": "retain"}} for spec in city.instances]
     backup = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "ScheduledBackup", "metadata": _meta(f"{POSTGRES}-daily"),
               "spec": {"schedule": "0 0 2 * * *",  # seconds first: 02:00 every day
-                       "backupOwnerReference": "self", "method": "barmanObjectStore",
+                       "backupOwnerReference": "self", "method": "plugin",
+                       "pluginConfiguration": {"name": BARMAN_PLUGIN},
                        "cluster": {"name": POSTGRES}}}
-    return [cluster, *databases, backup]
+    return [cluster, store, *databases, backup]
 
 
 # --- scaling, disruption, network, ingress ----------------------------------------------------------
@@ -612,7 +620,8 @@ def overlay_files(city: City, rule_files: dict[str, dict]) -> dict[str, str]:
                                        "their\nbindings, and the consumers' policy (delivery limit, "
                                        "dead-letter exchange).")
     files["postgres.yaml"] = _yaml(postgres(city), "CloudNativePG: three instances, a database per service "
-                                                   "instance, daily base backups and WAL archiving.")
+                                                   "instance, daily base backups and WAL archiving\n(the "
+                                                   "Barman Cloud plugin: install it beside the operator).")
     files["autoscaling.yaml"] = _yaml(autoscaling(city), "KEDA: each approval department scales on the depth of "
                                                          "its work queue.")
     files["disruption-budgets.yaml"] = _yaml(disruption_budgets(city))

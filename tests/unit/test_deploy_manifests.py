@@ -508,7 +508,7 @@ def test_k8s_deployment_env(settings, monkeypatch):
 
 def secret_refs(doc: dict) -> list[tuple[str, str, dict]]:
     """(secret, key, the reference) for every Secret key an object reads: containers' env, and the operators'
-    resources (a User's name and password, CloudNativePG's owner and backup keys, KEDA's broker account)."""
+    resources (a User's name and password, CloudNativePG's owner, the backups' keys, KEDA's broker account)."""
     refs = []
 
     def env_refs(node):
@@ -529,7 +529,8 @@ def secret_refs(doc: dict) -> list[tuple[str, str, dict]]:
         whole.append(spec["importCredentialsSecret"]["name"])
     if doc["kind"] == "Cluster":
         whole.append(spec["bootstrap"]["initdb"]["secret"]["name"])
-        refs += [(r["name"], r["key"], r) for r in spec["backup"]["barmanObjectStore"]["s3Credentials"].values()]
+    if doc["kind"] == "ObjectStore":
+        refs += [(r["name"], r["key"], r) for r in spec["configuration"]["s3Credentials"].values()]
     if doc["kind"] == "TriggerAuthentication":
         refs += [(r["name"], r["key"], r) for r in spec["secretTargetRef"]]
     refs += [(name, key, {"name": name}) for name in whole for key in ("username", "password")]

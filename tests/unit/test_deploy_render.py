@@ -106,8 +106,9 @@ def test_kustomize_builds_every_instance_and_the_operators_resources():
     assert len(INSTANCES) == 1 + len(TOWNS) + len(DEPARTMENTS) + 3 == 30
     kinds = {d["kind"] for d in docs}
     assert {"RabbitmqCluster", "User", "Permission", "TopicPermission", "Exchange", "Queue", "Binding", "Policy",
-            "Cluster", "Database", "ScheduledBackup", "ScaledObject", "TriggerAuthentication", "PodDisruptionBudget",
-            "NetworkPolicy", "Ingress", "PodMonitor", "ServiceMonitor", "PrometheusRule"} <= kinds
+            "Cluster", "ObjectStore", "Database", "ScheduledBackup", "ScaledObject", "TriggerAuthentication",
+            "PodDisruptionBudget", "NetworkPolicy", "Ingress", "PodMonitor", "ServiceMonitor",
+            "PrometheusRule"} <= kinds
     assert all(d["metadata"].get("namespace") == "tongban" for d in docs if d["kind"] != "Namespace")
 
 
@@ -143,9 +144,11 @@ def test_the_validators_catch_what_they_are_for():
     problems = crd_problems(scaled)
     assert any("20 is not of type 'string'" in p for p in problems)
     assert any("minReplicas" in p for p in problems)
-    cluster = next(d for d in docs if d["kind"] == "Cluster")
-    cluster["spec"]["backup"]["barmanObjectStore"].pop("destinationPath")
-    assert crd_problems(cluster)
+    store = next(d for d in docs if d["kind"] == "ObjectStore")
+    store["spec"]["configuration"].pop("destinationPath")
+    store["spec"]["retentionPolicy"] = "30 days"
+    problems = crd_problems(store)
+    assert any("destinationPath" in p for p in problems) and any("30 days" in p for p in problems)
     assert crd_problems({"apiVersion": "example.com/v1", "kind": "Unknown", "metadata": {"name": "x"}})
     assert any("DNS subdomain" in p for p in crd_problems({**queue, "metadata": {"name": "Tongban.Queue"}}))
 
@@ -251,9 +254,14 @@ def test_a_database_per_instance_in_the_cnpg_cluster_with_backups():
         # libpq reads the owner's password from PGPASSWORD: the Secret CloudNativePG made the role from
         assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == \
             cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"]
-    assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"].startswith("s3://")
+    # WAL archiving and base backups through the Barman Cloud plugin, to the object store it names
+    (plugin,) = cluster["spec"]["plugins"]
+    assert plugin["isWALArchiver"] is True
+    store = by_kind(docs, "ObjectStore")[plugin["parameters"]["barmanObjectName"]]
+    assert store["spec"]["configuration"]["destinationPath"].startswith("s3://")
     (backup,) = by_kind(docs, "ScheduledBackup").values()
-    assert backup["spec"]["cluster"]["name"] == name and backup["spec"]["method"] == "barmanObjectStore"
+    assert backup["spec"]["cluster"]["name"] == name and backup["spec"]["method"] == "plugin"
+    assert backup["spec"]["pluginConfiguration"]["name"] == plugin["name"]
     assert len(backup["spec"]["schedule"].split()) == 6, "CloudNativePG's schedule starts with seconds"
 
 

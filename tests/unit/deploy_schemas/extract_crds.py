@@ -7,7 +7,7 @@ at the release named below:
 
 where /path/to/checkouts/<owner>+<name>/repo is a git repository. Each CRD's served storage version is
 written to crds/<kind>.json with its `description` texts dropped (they are documentation, not rules, and
-made up most of the size); SOURCES.txt records where each came from.
+made up most of the size); crds/SOURCES.txt records where each came from.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ SOURCES = (
            for n in ("users", "permissions", "topicpermissions", "queues", "exchanges", "bindings", "policies"))),
     ("cloudnative-pg/cloudnative-pg", "v1.30.0",
      tuple(f"config/crd/bases/postgresql.cnpg.io_{n}.yaml" for n in ("clusters", "databases", "scheduledbackups"))),
+    ("cloudnative-pg/plugin-barman-cloud", "v0.14.0", ("config/crd/bases/barmancloud.cnpg.io_objectstores.yaml",)),
     ("kedacore/keda", "v2.20.2",
      tuple(f"config/crd/bases/keda.sh_{n}.yaml" for n in ("scaledobjects", "triggerauthentications"))),
     ("prometheus-operator/prometheus-operator", "v0.93.0",
@@ -61,7 +62,7 @@ def main(checkouts: Path) -> None:
                    "openAPIV3Schema": without_descriptions(version["schema"]["openAPIV3Schema"])}
             (out / f"{kind}.json").write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")
             lines.append(f"{kind}\t{doc['apiVersion']}\t{repo}@{tag} ({commit})\t{path}")
-    (HERE / "SOURCES.txt").write_text("\n".join(lines) + "\n")
+    (out / "SOURCES.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
