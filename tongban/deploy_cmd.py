@@ -49,14 +49,19 @@ def render_k8s(catalog_path: Path, out: Path, name: str | None = None, portal_ho
     catalog = load_catalog(catalog_path)
     name = name or catalog_path.stem
     city = deploy_render.city_of(catalog, name, portal_host or f"tongban.{catalog.data['city']['code']}.example.cn")
-    files = deploy_render.k8s_tree(city, read_rule_files(rules_dir))
+    files = deploy_render.k8s_tree(city, read_rule_files(rules_dir), catalog_path.read_text(encoding="utf-8"))
     return write_tree(out, files, ["base", f"overlays/{name}"])
 
 
 def render_compose(catalog_path: Path, out: Path) -> list[Path]:
     catalog = load_catalog(catalog_path)
     city = deploy_render.city_of(catalog, catalog_path.stem, "localhost")
-    return write_tree(out, deploy_compose.compose_files(city), [])
+    # the bus set-up mounts the catalogue where it is: by a path relative to the compose file when it can
+    try:
+        mount = "./" + catalog_path.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        mount = catalog_path.resolve().as_posix()
+    return write_tree(out, deploy_compose.compose_files(city, mount), [])
 
 
 def cmd_deploy(args) -> int:

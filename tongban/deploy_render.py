@@ -270,19 +270,30 @@ def namespace() -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE)}
 
 
+CATALOG_CONFIG = "tongban-catalog"  # a ConfigMap of the city's catalogue (kustomize generates it)
+CATALOG_MOUNT = "/etc/tongban/catalog"
+CATALOG_KEY = "catalog.yaml"
+# the set-up's commands: the city's catalogue (a no-op once the stream has it: a newer version city IT loaded
+# since stays active), then what no operator resource declares
+CATALOG_LOAD = f"tongban catalog load {CATALOG_MOUNT}/{CATALOG_KEY}"
+
+
 def bus_setup_job() -> dict:
-    """`tongban bus declare` as the operator's admin: the reference stream (the sample catalogue while it holds
-    none) and the portal's records bound into it, which no operator resource declares; the registry's queues
-    and the policy again (the same declarations as the resources: harmless)."""
+    """As the operator's admin: the city's catalogue on the reference stream, then `tongban bus declare` for the
+    portal's records bound into the stream, which no operator resource declares (and the registry's queues and
+    the policy again: the same declarations as the resources, harmless)."""
     container = {
-        "name": "bus-setup", "image": f"{IMAGE}:{IMAGE_TAG}", "args": ["bus", "declare"],
+        "name": "bus-setup", "image": f"{IMAGE}:{IMAGE_TAG}",
+        # the image's ENTRYPOINT is `tongban`: two commands need a shell
+        "command": ["sh", "-c", f"{CATALOG_LOAD} && exec tongban bus declare"],
         "envFrom": [{"configMapRef": {"name": CONFIG}}],
         # the cluster operator's admin account: `bus declare` acts as it (and its management API on :15672)
         "env": [_secret_env("TONGBAN_AMQP_URL", RABBIT_DEFAULT_USER, "connection_string")],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/tongban"}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/tongban"}, {"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "catalog", "mountPath": CATALOG_MOUNT, "readOnly": True}],
     }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -293,7 +304,8 @@ def bus_setup_job() -> dict:
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                                          "fsGroup": 10001},
                      "containers": [container],
-                     "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]}}},
+                     "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
+                                 {"name": "catalog", "configMap": {"name": CATALOG_CONFIG}}]}}},
     }
 
 
@@ -593,9 +605,11 @@ and KEDA)."""
 
 # --- the overlay --------------------------------------------------------------------------------------
 
-def overlay_files(city: City, rule_files: dict[str, dict]) -> dict[str, str]:
-    """The overlay's files, by path inside it."""
-    files = {}
+def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) -> dict[str, str]:
+    """The overlay's files, by path inside it; the catalogue is copied as it is (a record on the stream is its
+    text: another text of the same version would be refused)."""
+    catalog_file = f"catalog/{city.name}.yaml"
+    files = {catalog_file: catalog_text}
     for spec in city.instances:
         for name, text in instance_files(city, spec).items():
             files[f"instances/{spec.instance}/{name}"] = text
@@ -640,14 +654,17 @@ def overlay_files(city: City, rule_files: dict[str, dict]) -> dict[str, str]:
         "bases": [f"instances/{spec.instance}" for spec in city.instances],
         # point at your registry and release, e.g. newName: registry.example.cn/tongban
         "images": [{"name": IMAGE, "newTag": IMAGE_TAG}],
+        # the city's catalogue, which the bus set-up Job loads
+        "configMapGenerator": [{"name": CATALOG_CONFIG, "files": [f"{CATALOG_KEY}={catalog_file}"]}],
     }
     files["kustomization.yaml"] = _yaml([kustomization], f"{city.title} ({city.code}): kubectl apply -k "
                                                          "(after creating the Secrets of secrets.example.yaml).")
     return files
 
 
-def k8s_tree(city: City, rule_files: dict[str, dict]) -> dict[str, str]:
+def k8s_tree(city: City, rule_files: dict[str, dict], catalog_text: str) -> dict[str, str]:
     """Every file under deploy/k8s: the base and the city's overlay."""
     files = {posixpath.join("base", p): t for p, t in base_files().items()}
-    files.update({posixpath.join("overlays", city.name, p): t for p, t in overlay_files(city, rule_files).items()})
+    files.update({posixpath.join("overlays", city.name, p): t
+                  for p, t in overlay_files(city, rule_files, catalog_text).items()})
     return files

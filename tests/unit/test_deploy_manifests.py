@@ -41,9 +41,12 @@ ENVIRON_READ_RE = re.compile(r"(?:environ\.get\(|environ\[|getenv\()\s*[\"'](TON
 CODE_DIRS = ("shared", "services", "tongban")
 CONTAINER_PORT = 8000
 PASSWORD_VARIABLES = set(BUS_PASSWORD_VARIABLES.values())
-BUS_SETUP_STEPS = [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
-# in k8s the operator makes the users: the Job declares what no operator resource does (the reference stream)
-K8S_BUS_SETUP_STEPS = [["tongban", "bus", "declare"]]
+CATALOG_IN_CONTAINER = "/etc/tongban/catalog/catalog.yaml"  # where the set-up finds the city's catalogue
+LOAD_CATALOG = ["tongban", "catalog", "load", CATALOG_IN_CONTAINER]
+BUS_SETUP_STEPS = [["tongban", "bus", "users"], LOAD_CATALOG, ["tongban", "bus", "declare"]]
+# in k8s the operator makes the users: the Job loads the catalogue and declares what no operator resource does
+K8S_BUS_SETUP_STEPS = [LOAD_CATALOG, ["tongban", "bus", "declare"]]
+CONFIG = "tongban-config"
 # what the compose file requires from the shell (`${NAME:?...}`), as a test gives it
 COMPOSE_SHELL = {"TONGBAN_TOKEN_PUBLIC_KEYS": '{"keys": []}',
                  "TONGBAN_TOKEN_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
@@ -251,9 +254,11 @@ def test_password_checker_catches_a_missing_a_foreign_and_the_shared_password():
 
 
 def test_setup_steps_reads_a_shell_chain_and_keeps_anything_else_whole():
-    assert setup_steps(["sh", "-c", "tongban bus users && exec tongban bus declare"]) == BUS_SETUP_STEPS
+    assert setup_steps(["sh", "-c", "tongban bus users && exec tongban bus declare"]) == \
+        [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
     # `;` would run declare after a failed `users`: it is not the chain the tests accept
-    assert setup_steps(["sh", "-c", "tongban bus users; tongban bus declare"]) != BUS_SETUP_STEPS
+    assert setup_steps(["sh", "-c", "tongban bus users; tongban bus declare"]) != \
+        [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
     assert setup_steps(["bus", "users"]) == [["bus", "users"]]
 
 
@@ -303,7 +308,7 @@ def test_every_tongban_variable_is_one_the_code_reads(path):
 def test_compose_and_k8s_give_each_instance_the_same_variable_names(settings):
     """The same names, but for the broker password: on one host every instance derives its kind's from
     TONGBAN_BUS_SECRET; in k8s a pod is given only its own kind's."""
-    config = next(iter(of_kind("ConfigMap").values()))
+    config = of_kind("ConfigMap")[CONFIG]
     in_compose = {k for k in compose()["services"][settings.instance]["environment"] if k.startswith("TONGBAN_")}
     in_k8s = {k for k in set(container_env(of_kind("Deployment")[settings.instance])) | set(config["data"])
               if k.startswith("TONGBAN_")}
@@ -325,6 +330,9 @@ def test_compose_bus_setup_runs_users_then_declare_as_the_admin(monkeypatch):
     # the image's ENTRYPOINT is `tongban`: the two commands are chained in a shell that stops at a failure
     assert setup["build"]["context"] == "." and setup["image"] == services[INSTANCES[0]]["image"]
     assert setup_steps(setup["entrypoint"] + setup.get("command", [])) == BUS_SETUP_STEPS
+    # the catalogue it loads is the city's the file was rendered from
+    (mount,) = [v for v in setup["volumes"] if v.split(":")[1] == CATALOG_IN_CONTAINER]
+    assert (ROOT / mount.split(":")[0]).read_text(encoding="utf-8") == CATALOG.read_text(encoding="utf-8")
     assert str(setup.get("restart", "no")) == "no", "a one-shot service must not be restarted after it exits"
     assert setup["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
     admin = bus_setup_settings(compose_env("bus-setup"), monkeypatch)
@@ -444,10 +452,15 @@ def test_k8s_bus_setup_job_declares_as_the_operators_admin(monkeypatch):
     container = pod_container(job)
     env = container_env(job)
     # the image's ENTRYPOINT is `tongban`
-    assert setup_steps(["tongban", *container.get("command", []), *container.get("args", [])]) == K8S_BUS_SETUP_STEPS
+    assert setup_steps(container["command"]) == K8S_BUS_SETUP_STEPS and "args" not in container
+    # the catalogue it loads is the city's the overlay was rendered from, from a ConfigMap kustomize makes
+    (mount,) = [m for m in container["volumeMounts"] if CATALOG_IN_CONTAINER.startswith(m["mountPath"] + "/")]
+    volume = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}[mount["name"]]
+    catalog = of_kind("ConfigMap")[volume["configMap"]["name"]]["data"][CATALOG_IN_CONTAINER.rsplit("/", 1)[1]]
+    assert catalog == CATALOG.read_text(encoding="utf-8")
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     assert container["image"] == pod_container(of_kind("Deployment")[INSTANCES[0]])["image"]
-    assert {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])} == set(of_kind("ConfigMap"))
+    assert {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])} == {CONFIG}
     # the admin URL from the operator's Secret; no kind's password and no shared secret
     assert env["TONGBAN_AMQP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "tongban-rabbitmq-default-user",
                                                                    "key": "connection_string"}
@@ -499,7 +512,7 @@ def test_k8s_deployment_env(settings, monkeypatch):
     # the database URL names no password (libpq takes PGPASSWORD)
     assert urlsplit(env["TONGBAN_DATABASE_URL"]["value"]).password is None
     config_maps = {ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref}
-    assert config_maps and config_maps <= set(of_kind("ConfigMap"))
+    assert config_maps == {CONFIG}
     pod_env = resolved_env(dep)
     assert password_problems(set(pod_env), settings.service) == []
     set_up = k8s_kind_settings(settings.service, monkeypatch)
@@ -558,7 +571,7 @@ def load_example_secrets() -> list[dict]:
 
 
 def test_k8s_configmap_listens_on_the_container_port():
-    (config,) = of_kind("ConfigMap").values()
+    config = of_kind("ConfigMap")[CONFIG]
     assert config["data"]["TONGBAN_HTTP_HOST"] == "0.0.0.0"
     assert str(config["data"]["TONGBAN_HTTP_PORT"]) == str(CONTAINER_PORT)
     assert all(isinstance(v, str) for v in config["data"].values()), "ConfigMap values must be strings"

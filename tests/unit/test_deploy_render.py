@@ -67,10 +67,19 @@ def test_the_committed_k8s_files_are_the_sample_city_rendered_again(tmp_path):
 
 
 def test_the_committed_compose_file_is_the_sample_city_rendered_again(tmp_path):
-    assert cli_main(["deploy", "compose", "--catalog", str(CATALOG), "--out", str(tmp_path)]) == 0
+    catalog = tmp_path / CATALOG.relative_to(ROOT)  # where it is beside the compose file (bus-setup mounts it)
+    catalog.parent.mkdir(parents=True)
+    catalog.write_bytes(CATALOG.read_bytes())
+    assert cli_main(["deploy", "compose", "--catalog", str(catalog), "--out", str(tmp_path)]) == 0
     for rel in ("docker-compose.yml", "deploy/postgres/init.sql"):
         assert (tmp_path / rel).read_text(encoding="utf-8") == (ROOT / rel).read_text(encoding="utf-8"), \
             f"{rel} differs from a new render (tongban deploy compose --catalog ... --out .)"
+
+
+def test_compose_mounts_a_catalogue_outside_its_folder_by_its_full_path(tmp_path):
+    assert cli_main(["deploy", "compose", "--catalog", str(CATALOG), "--out", str(tmp_path / "host")]) == 0
+    compose = yaml.safe_load((tmp_path / "host" / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["services"]["bus-setup"]["volumes"] == [f"{CATALOG}:/etc/tongban/catalog/catalog.yaml:ro"]
 
 
 def test_a_render_removes_what_the_city_no_longer_has(tmp_path):
