@@ -317,10 +317,10 @@ def rabbitmq_cluster() -> dict:
         "spec": {
             "replicas": 3,
             "rabbitmq": {
-                # every queue of the registry is a quorum queue (declared so); per-queue series on /metrics for
-                # the alerts and dashboards (depth, consumers by queue)
-                "additionalConfig": "default_queue_type = quorum\n"
-                                    "prometheus.return_per_object_metrics = true\n",
+                # per-queue series on /metrics for the alerts and dashboards (depth, consumers by queue). Every
+                # queue of the registry is declared a quorum queue (bus-topology.yaml); the broker's default type
+                # is left classic for nameko's own RPC reply queues (exclusive, which a quorum queue cannot be)
+                "additionalConfig": "prometheus.return_per_object_metrics = true\n",
             },
             "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
             "persistence": {"storage": "20Gi"},
@@ -619,8 +619,11 @@ def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) ->
                                     "docker-compose.yml); each\ninstance's own are in its patch.")
     files["bus-setup.yaml"] = _yaml([bus_setup_job()],
                                     "Kubernetes does not order a Job before Deployments: a pod that starts "
-                                    "before the broker is ready\nexits and is restarted. Once the Job "
-                                    "finished it is deleted after an hour, so the next apply runs it again.")
+                                    "before the broker is ready\nexits and is restarted. A finished Job is "
+                                    "deleted after an hour, so the next apply runs it again; within\nthat "
+                                    "hour a changed Job (a new catalogue, a new image) needs `kubectl -n "
+                                    "tongban delete job\ntongban-bus-setup` first: a Job's pod template "
+                                    "cannot be changed in place.")
     files["rabbitmq.yaml"] = _yaml([rabbitmq_cluster()],
                                    "RabbitMQ Cluster Operator: three nodes; the topology is in bus-topology.yaml.")
     files["bus-users.yaml"] = _yaml(bus_users(),

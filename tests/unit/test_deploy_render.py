@@ -236,10 +236,10 @@ def test_each_kind_has_its_user_with_busauths_permissions():
         len(busauth.KINDS)
 
 
-def test_the_rabbitmq_cluster_has_three_nodes_and_quorum_queues_by_default():
+def test_the_rabbitmq_cluster_has_three_nodes_and_per_queue_metrics():
     (cluster,) = by_kind(built(), "RabbitmqCluster").values()
     assert cluster["spec"]["replicas"] == 3
-    assert "default_queue_type = quorum" in cluster["spec"]["rabbitmq"]["additionalConfig"]
+    assert "prometheus.return_per_object_metrics = true" in cluster["spec"]["rabbitmq"]["additionalConfig"]
     for d in built():
         if d["apiVersion"].startswith("rabbitmq.com/") and d["kind"] != "RabbitmqCluster":
             assert d["spec"]["rabbitmqClusterReference"] == {"name": cluster["metadata"]["name"]}
