@@ -22,7 +22,8 @@ RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
 
 
 def read_rule_files(folder: Path = RULES_DIR) -> dict[str, dict]:
-    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.yml"))}
+    """The rule files Prometheus loads (`*.rules.yml`; `*.rules.test.yml` beside them are promtool's tests)."""
+    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.rules.yml"))}
 
 
 def write_tree(out: Path, files: dict[str, str], owned: list[str]) -> list[Path]:

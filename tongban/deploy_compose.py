@@ -38,7 +38,7 @@ HEADER = """\
 # admin --name 管理员 --role city_admin --scope city --generate`). Instances answer on http://localhost:{first}
 # .. {last} (GET /health, GET /metrics need no token), in the order of `tongban up`.
 # RabbitMQ management: http://localhost:15672 (guest/guest), its Prometheus metrics: :15692/metrics.
-# Prometheus: http://localhost:9090 (deploy/prometheus/prometheus.yml and rules/), Grafana: http://localhost:3000
+# Prometheus: http://localhost:9090 (deploy/prometheus: prometheus.yml, rules/, targets/), Grafana: :3000
 # (admin / $GRAFANA_ADMIN_PASSWORD; dashboards of deploy/grafana/dashboards, provisioned).
 # The variable names are the ones shared/config.py reads, the same as in deploy/k8s.
 """
@@ -82,9 +82,6 @@ services:
     # the node name (and so its data directory) follows the host name: keep it fixed
     hostname: rabbitmq
     restart: unless-stopped
-    environment:
-      # per-queue series on :15692/metrics (depth, consumers by queue), as deploy/k8s configures its cluster
-      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-rabbitmq_prometheus return_per_object_metrics true"
     volumes:
       - ./deploy/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro
       - rabbitmq-data:/var/lib/rabbitmq
@@ -144,13 +141,13 @@ services:
       rabbitmq:
         condition: service_healthy
 
-  # scrapes every instance and RabbitMQ's exporter, evaluates the alert rules
+  # scrapes every instance and RabbitMQ's exporter, evaluates the alert rules: deploy/prometheus (prometheus.yml,
+  # rules/, targets/) is its /etc/prometheus
   prometheus:
     image: prom/prometheus:v2.53.2
     restart: unless-stopped
     volumes:
-      - ./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro
-      - ./deploy/prometheus/rules:/etc/prometheus/rules:ro
+      - ./deploy/prometheus:/etc/prometheus:ro
       - prometheus-data:/prometheus
     ports:
       - "127.0.0.1:9090:9090"

@@ -312,16 +312,12 @@ def bus_setup_job() -> dict:
 # --- RabbitMQ: the cluster and the bus's topology ---------------------------------------------------------
 
 def rabbitmq_cluster() -> dict:
+    # Every queue of the registry is declared a quorum queue (bus-topology.yaml); the broker's default queue type
+    # stays classic for nameko's own RPC reply queues (exclusive, which a quorum queue cannot be)
     return {
         "apiVersion": "rabbitmq.com/v1beta1", "kind": "RabbitmqCluster", "metadata": _meta(RABBIT),
         "spec": {
             "replicas": 3,
-            "rabbitmq": {
-                # per-queue series on /metrics for the alerts and dashboards (depth, consumers by queue). Every
-                # queue of the registry is declared a quorum queue (bus-topology.yaml); the broker's default type
-                # is left classic for nameko's own RPC reply queues (exclusive, which a quorum queue cannot be)
-                "additionalConfig": "prometheus.return_per_object_metrics = true\n",
-            },
             "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
             "persistence": {"storage": "20Gi"},
         },
@@ -548,17 +544,33 @@ def ingress(city: City) -> dict:
 
 # --- monitoring ---------------------------------------------------------------------------------------
 
+# the job names the alert rules and dashboards know the targets by (deploy/prometheus/prometheus.yml's jobs on the
+# compose host): the services; RabbitMQ's node-wide /metrics; its per-queue figures, only the families used
+SCRAPE_JOBS = {"services": "tongban", "rabbitmq": "rabbitmq", "rabbitmq_queues": "rabbitmq-queues"}
+RABBIT_QUEUE_FAMILIES = ["queue_coarse_metrics", "queue_consumer_count"]
+
+
+def _job(name: str) -> list[dict]:
+    """A relabelling that names the job as on the compose host (the operator's default is namespace/monitor)."""
+    return [{"targetLabel": "job", "replacement": name, "action": "replace"}]
+
+
 def monitors() -> list[dict]:
     return [
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _meta("tongban"),
          "spec": {"selector": {"matchLabels": dict(PART_OF),
                                "matchExpressions": [{"key": "app.kubernetes.io/instance", "operator": "Exists"}]},
-                  "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}]}},
-        # RabbitMQ's own exporter (rabbitmq_prometheus, on by the operator's default): queue depth, consumers,
-        # unroutable and dead-lettered messages
+                  "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "15s",
+                                           "relabelings": _job(SCRAPE_JOBS["services"])}]}},
+        # RabbitMQ's own exporter (rabbitmq_prometheus, on by the operator's default): node-wide figures on /metrics;
+        # per queue (depth, consumers) on /metrics/detailed, where /metrics would sum every queue into one series
         {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": _meta(RABBIT),
          "spec": {"selector": {"matchLabels": {**RABBIT_PODS, "app.kubernetes.io/component": "rabbitmq"}},
-                  "endpoints": [{"port": "prometheus", "path": "/metrics", "interval": "15s"}]}},
+                  "endpoints": [{"port": "prometheus", "path": "/metrics", "interval": "15s",
+                                 "relabelings": _job(SCRAPE_JOBS["rabbitmq"])},
+                                {"port": "prometheus", "path": "/metrics/detailed", "interval": "15s",
+                                 "params": {"family": list(RABBIT_QUEUE_FAMILIES)},
+                                 "relabelings": _job(SCRAPE_JOBS["rabbitmq_queues"])}]}},
     ]
 
 
@@ -647,7 +659,7 @@ def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) ->
     files["monitoring.yaml"] = _yaml(monitors())
     rule = prometheus_rule(rule_files)
     if rule:
-        files["prometheus-rules.yaml"] = _yaml([rule], "The alert rules of deploy/prometheus/rules/*.yml.")
+        files["prometheus-rules.yaml"] = _yaml([rule], "The alert rules of deploy/prometheus/rules/*.rules.yml.")
     files["secrets.example.yaml"] = _yaml(example_secrets(), SECRETS_COMMENT)
     resources = sorted(p for p in files if "/" not in p and p != "secrets.example.yaml")
     kustomization = {

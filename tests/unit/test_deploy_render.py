@@ -9,6 +9,7 @@ tests/unit/deploy_schemas (SOURCES.txt says where each came from).
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -236,10 +237,9 @@ def test_each_kind_has_its_user_with_busauths_permissions():
         len(busauth.KINDS)
 
 
-def test_the_rabbitmq_cluster_has_three_nodes_and_per_queue_metrics():
+def test_the_rabbitmq_cluster_has_three_nodes():
     (cluster,) = by_kind(built(), "RabbitmqCluster").values()
     assert cluster["spec"]["replicas"] == 3
-    assert "prometheus.return_per_object_metrics = true" in cluster["spec"]["rabbitmq"]["additionalConfig"]
     for d in built():
         if d["apiVersion"].startswith("rabbitmq.com/") and d["kind"] != "RabbitmqCluster":
             assert d["spec"]["rabbitmqClusterReference"] == {"name": cluster["metadata"]["name"]}
@@ -403,11 +403,39 @@ def test_prometheus_scrapes_every_instance_and_rabbitmq():
     assert not _selects(pod_monitor["spec"]["selector"], job), "a one-shot Job has no /metrics"
     (rabbit_monitor,) = by_kind(docs, "ServiceMonitor").values()
     assert rabbit_monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "tongban-rabbitmq"
-    assert [e["port"] for e in rabbit_monitor["spec"]["endpoints"]] == ["prometheus"]
+    # node-wide figures, and per queue the families the rules and dashboards use
+    endpoints = {e["path"]: e for e in rabbit_monitor["spec"]["endpoints"]}
+    assert {e["port"] for e in endpoints.values()} == {"prometheus"}
+    assert sorted(endpoints) == ["/metrics", "/metrics/detailed"]
+    assert endpoints["/metrics/detailed"]["params"]["family"] == ["queue_coarse_metrics", "queue_consumer_count"]
+
+
+def job_of(endpoint: dict) -> str:
+    (relabel,) = [r for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
+    return relabel["replacement"]
+
+
+def test_targets_get_the_job_names_the_rules_use():
+    """The alert rules name jobs (`up{job="tongban"}`) as the compose host's prometheus.yml does: the monitors
+    give their targets those names instead of the operator's namespace/monitor."""
+    docs = built()
+    (pod_monitor,) = by_kind(docs, "PodMonitor").values()
+    (rabbit_monitor,) = by_kind(docs, "ServiceMonitor").values()
+    jobs = {job_of(e) for e in pod_monitor["spec"]["podMetricsEndpoints"] + rabbit_monitor["spec"]["endpoints"]}
+    assert jobs == {"tongban", "rabbitmq", "rabbitmq-queues"}
+    named = set()
+    for path in RULES.glob("*.rules.yml"):
+        for m in re.finditer(r'job\s*=~?\s*"([^"]+)"', path.read_text(encoding="utf-8")):
+            named |= set(m.group(1).split("|"))
+    assert named <= jobs, f"rules name jobs no monitor gives: {named - jobs}"
+    prometheus_yml = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    if prometheus_yml.exists():  # the compose host's jobs
+        config = yaml.safe_load(prometheus_yml.read_text(encoding="utf-8"))
+        assert {c["job_name"] for c in config["scrape_configs"]} == jobs
 
 
 def test_the_prometheus_rule_holds_every_group_of_the_rule_files():
-    files = sorted(RULES.glob("*.yml"))
+    files = sorted(RULES.glob("*.rules.yml"))
     assert files, "deploy/prometheus/rules has no rule file"
     groups = [g for f in files for g in yaml.safe_load(f.read_text(encoding="utf-8"))["groups"]]
     (rule,) = by_kind(built(), "PrometheusRule").values()
@@ -437,8 +465,7 @@ def test_compose_file_is_valid_for_the_compose_specification():
 def test_compose_runs_prometheus_and_grafana_with_the_shipped_configuration():
     services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
     prometheus, grafana = services["prometheus"], services["grafana"]
-    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
-    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]  # prometheus.yml, rules/, targets/
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"] if v.startswith("./"))
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     provisioning = ROOT / "deploy" / "grafana" / "provisioning"
