@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up helper for ./run: Python 3.11 + .venv, RabbitMQ (with management and
 # prometheus plugins), PostgreSQL for the tests, fonts and poppler, the portal's
-# htmx (npm), Chromium for the browser tests, kubectl for the deployment tests.
+# htmx (npm), Chromium for the browser tests.
 #
 # Sourced by ./run, which then calls `bootstrap MODE` (MODE: app | tests).
 # Can also be run on its own: `bash scripts/bootstrap.sh [app|tests]`.
@@ -435,6 +435,19 @@ ensure_poppler() {
     fi
 }
 
+# The deployment tests build the generated kustomize overlay with `kubectl kustomize`. Any kubectl does (the
+# overlay keeps to what kustomize v2 reads); Debian's comes with kubernetes-client.
+ensure_kubectl() {
+    if command -v kubectl >/dev/null 2>&1; then
+        say "kubectl present ($(command -v kubectl))"
+    elif apt_install kubernetes-client && command -v kubectl >/dev/null 2>&1; then
+        say "kubectl installed (kubernetes-client)"
+    else
+        # Not fatal for the set-up; the deployment tests fail saying what is missing.
+        warn "kubectl missing: the deployment tests need it. As root: apt-get install -y kubernetes-client"
+    fi
+}
+
 # ------------------------------------------------- 6. Chromium, portal htmx ---
 
 # The browser tests (tests/browser/) drive Debian's Chromium through Playwright; no browser download.
@@ -448,19 +461,6 @@ ensure_chromium() {
     else
         # Not fatal for the set-up; the browser tests fail saying what is missing.
         warn "Chromium missing: the browser tests need it. As root: apt-get install -y chromium (or set TONGBAN_CHROMIUM)"
-    fi
-}
-
-# The deployment tests build the generated kustomize overlay with `kubectl kustomize`. Any kubectl does (the
-# overlay keeps to what kustomize v2 reads); Debian's comes with kubernetes-client.
-ensure_kubectl() {
-    if command -v kubectl >/dev/null 2>&1; then
-        say "kubectl present ($(command -v kubectl))"
-    elif apt_install kubernetes-client && command -v kubectl >/dev/null 2>&1; then
-        say "kubectl installed (kubernetes-client)"
-    else
-        # Not fatal for the set-up; the deployment tests fail saying what is missing.
-        warn "kubectl missing: the deployment tests need it. As root: apt-get install -y kubernetes-client"
     fi
 }
 
@@ -496,7 +496,7 @@ ensure_portal_npm() {
 # ------------------------------------------------------------------ main ---
 
 # bootstrap app   : what `tongban demo/up/...` needs
-# bootstrap tests : that, plus PostgreSQL, poppler, Chromium and kubectl for the test suite
+# bootstrap tests : that, plus PostgreSQL, poppler and Chromium for the test suite
 bootstrap() {
     local mode="${1:-app}"
     ensure_venv
@@ -508,8 +508,8 @@ bootstrap() {
     ensure_portal_npm
     if [[ $mode == tests ]]; then
         ensure_poppler
+        ensure_kubectl   # the deployment tests
         ensure_chromium
-        ensure_kubectl
     fi
 }
 
