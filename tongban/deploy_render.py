@@ -524,11 +524,11 @@ def network_policies(city: City) -> list[dict]:
                ingress=[{"from": [_namespace(INGRESS_NAMESPACE)], "ports": _ports(http)}]),
         policy("tongban-intake-from-notify", {**PART_OF, component: "intake"}, ["Ingress"],
                ingress=[{"from": [_pods(**PART_OF, **{component: "notify"})], "ports": _ports(http)}]),
-        # notify: the windows' notices (PDF), and the SMS gateway and mail server outside the cluster
+        # notify: the windows' notices (PDF), and the SMS gateway and mail server outside the cluster (on a
+        # government network often at a private address: no range is excluded, only the ports are narrowed)
         policy("tongban-notify-out", {**PART_OF, component: "notify"}, ["Egress"], egress=[
             {"to": [_pods(**PART_OF, **{component: "intake"})], "ports": _ports(http)},
-            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
-             "ports": _ports(443, 25, 465, 587)},
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _ports(443, 25, 465, 587)},
         ]),
     ]
 
