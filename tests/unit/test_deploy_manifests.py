@@ -27,7 +27,7 @@ with warnings.catch_warnings():  # nameko imports eventlet, which warns that it 
 
 from shared import busauth, registry
 from shared.catalog import load_catalog
-from shared.config import BUS_PASSWORD_VARIABLES, Settings
+from shared.config import BUS_PASSWORD_VARIABLES, Settings, secret_problems
 from tests.unit.deploy_support import CATALOG, COMPOSE, K8S, OVERLAY, ROOT, built, example_secrets
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -548,6 +548,17 @@ def secret_refs(doc: dict) -> list[tuple[str, str, dict]]:
         refs += [(r["name"], r["key"], r) for r in spec["secretTargetRef"]]
     refs += [(name, key, {"name": name}) for name in whole for key in ("username", "password")]
     return refs
+
+
+@pytest.mark.parametrize("settings", LAYOUT, ids=lambda s: s.instance)
+def test_every_instance_would_start_outside_development_mode(settings, monkeypatch):
+    """A service refuses to start without its token keys or with the published bus secret (shared.config):
+    neither deployment leaves an instance to that refusal."""
+    k8s = settings_in(resolved_env(of_kind("Deployment")[settings.instance]), settings.service, monkeypatch)
+    assert secret_problems(k8s, env={}) == []
+    on_one_host = settings_in(compose_env(settings.instance), settings.service, monkeypatch)
+    assert secret_problems(on_one_host, env={}) == []
+    assert secret_problems(on_one_host.with_(token_public_keys=""), env={}), "the check itself checks"
 
 
 def test_k8s_secret_refs_resolve_in_the_example_secrets():
