@@ -105,11 +105,31 @@ def strict_schema(node):
     return out
 
 
+def _one_of(spec: dict, *fields: str) -> bool:
+    return sum(1 for f in fields if spec.get(f)) == 1
+
+
+TOPOLOGY_KINDS = ("User", "Permission", "TopicPermission", "Queue", "Exchange", "Binding", "Policy")
+# What the operators' admission webhooks refuse beyond the CRD schema (the Messaging Topology Operator v1.20.1,
+# internal/webhook/v1beta1/*_webhook.go): (kinds, rule, check of the spec)
+WEBHOOK_RULES = (
+    (("Permission", "TopicPermission"), "exactly one of spec.user and spec.userReference",
+     lambda spec: _one_of(spec, "user", "userReference")),
+    (("Queue",), "a quorum queue must be durable",
+     lambda spec: spec.get("type") != "quorum" or spec.get("durable", True) is True),
+    (TOPOLOGY_KINDS, "exactly one of rabbitmqClusterReference.name and .connectionSecret",
+     lambda spec: _one_of(spec.get("rabbitmqClusterReference") or {}, "name", "connectionSecret")),
+)
+
+
 def crd_problems(doc: dict) -> list[str]:
     schema = crd_schemas().get((doc.get("apiVersion"), doc.get("kind")))
     if schema is None:
         return [f"no CRD schema for {doc.get('apiVersion')} {doc.get('kind')}"]
     problems = [f"{e.json_path}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+    problems += [f"webhook: {rule}" for kinds, rule, ok in WEBHOOK_RULES
+                 if doc.get("kind") in kinds and doc.get("apiVersion", "").startswith("rabbitmq.com/")
+                 and not ok(doc.get("spec") or {})]
     name = (doc.get("metadata") or {}).get("name") or ""
     if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
         problems.append(f"metadata.name {name!r} is no DNS subdomain name")

@@ -160,6 +160,12 @@ def test_the_validators_catch_what_they_are_for():
     problems = crd_problems(store)
     assert any("destinationPath" in p for p in problems) and any("30 days" in p for p in problems)
     assert crd_problems({"apiVersion": "example.com/v1", "kind": "Unknown", "metadata": {"name": "x"}})
+    permission = next(d for d in docs if d["kind"] == "Permission")
+    permission["spec"]["user"] = "tongban-intake"  # beside userReference: the operator's webhook refuses both
+    assert crd_problems(permission) == ["webhook: exactly one of spec.user and spec.userReference"]
+    other_queue = [d for d in docs if d["kind"] == "Queue"][1]
+    other_queue["spec"]["durable"] = False
+    assert crd_problems(other_queue) == ["webhook: a quorum queue must be durable"]
     assert any("DNS subdomain" in p for p in crd_problems({**queue, "metadata": {"name": "Tongban.Queue"}}))
 
 
