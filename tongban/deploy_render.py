@@ -160,8 +160,10 @@ def base_deployment() -> dict:
                              "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT),
                                              "prometheus.io/path": "/metrics"}},
                 "spec": {
+                    # no pod talks to the Kubernetes API
+                    "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                        "fsGroup": 10001},
+                                        "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
                     "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
                 },
@@ -223,8 +225,13 @@ def instance_patch(city: City, spec: InstanceSpec) -> dict:
     env.append({"name": "TONGBAN_DATABASE_URL",
                 "value": f"postgresql://{POSTGRES_OWNER}@{POSTGRES}-rw:5432/{database_name(spec.instance)}"})
     env.append(_secret_env("PGPASSWORD", POSTGRES_SECRET, "password"))
-    spec_ = {"template": {"spec": {"containers": [{"name": "tongban", "args": ["serve", spec.service],
-                                                    "env": env}]}}}
+    spec_ = {"template": {"spec": {
+        "containers": [{"name": "tongban", "args": ["serve", spec.service], "env": env}],
+        # an instance's pods on different nodes where there are several, so a node's loss leaves one serving
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {**PART_OF, "app.kubernetes.io/instance": spec.instance}}}],
+    }}}
     if spec.service != "approval":  # KEDA sets an approval department's replicas
         spec_ = {"replicas": REPLICAS, **spec_}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tongban"}, "spec": spec_}

@@ -313,6 +313,16 @@ def test_a_disruption_budget_per_instance_selects_its_pods():
         assert matching[0]["spec"]["maxUnavailable"] == 1
 
 
+def test_an_instances_pods_spread_over_nodes_and_keep_off_the_kubernetes_api():
+    for instance, dep in deployments().items():
+        pod = dep["spec"]["template"]
+        (spread,) = pod["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert _selects(spread["labelSelector"], pod["metadata"]["labels"]), instance
+        assert spread["labelSelector"]["matchLabels"][INSTANCE] == instance  # its own pods, not every instance's
+        assert pod["spec"]["automountServiceAccountToken"] is False
+
+
 # --- network: only what must pass ------------------------------------------------------------------
 
 def _selects(selector: dict, labels: dict) -> bool:
