@@ -1,6 +1,6 @@
-"""The deployment of a city, generated from its catalogue: a kustomize overlay for Kubernetes and a
-docker-compose file for one host. Plain functions from data to data (file name -> text); reading the
-catalogue and the rule files and writing the results is tongban/deploy_cmd.py's.
+"""The deployment of a city, generated from its catalogue: a kustomize overlay for Kubernetes (here) and a
+docker-compose file for one host (deploy_compose.py, from the same pieces). Plain functions from data to data
+(file name -> text); reading the catalogue and the rule files and writing the results is deploy_cmd.py's.
 
 One source for the instances: `shared.registry.deployment_instances` over the catalogue's towns and
 departments (`shared.registry.scope_of`), as `tongban up` and `tongban bus declare` see them. One source for
@@ -13,9 +13,11 @@ Kubernetes (`k8s_tree`):
   overlays/<city>/instances/<instance>/   the base with a name suffix, the instance's labels and a patch
   overlays/<city>/*.yaml     what the operators build from (RabbitmqCluster and the Messaging Topology
                              Operator's users, permissions, exchanges, queues, bindings and policy; a
-                             CloudNativePG Cluster with a Database per instance and backups; KEDA), the
-                             PodDisruptionBudgets, NetworkPolicies, the portal's Ingress, Prometheus
-                             monitors and rules, the ConfigMap, the bus set-up Job
+                             CloudNativePG Cluster with a Database per instance and the Barman Cloud
+                             plugin's ObjectStore and a ScheduledBackup; KEDA), the PodDisruptionBudgets,
+                             NetworkPolicies, the portal's Ingress, Prometheus monitors and rules, the
+                             ConfigMap, the bus set-up Job (which loads catalog/<city>.yaml, the catalogue
+                             copied as it is), and secrets.example.yaml (not applied: what city IT provides)
 """
 from __future__ import annotations
 
