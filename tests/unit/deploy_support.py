@@ -25,7 +25,8 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built in
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 # Secrets the operators create (not city IT): their keys, from the operators' sources (the RabbitMQ cluster
-# operator's internal/resource/default_user_secret.go), with example values
+# operator v2.22.3's internal/resource/default_user_secret.go; host is its ServiceSubDomain, <name>.<namespace>.svc),
+# with example values
 OPERATOR_SECRETS = {
     "tongban-rabbitmq-default-user": {
         "username": "default_user_EXAMPLE", "password": "EXAMPLE-operator-made", "host": "tongban-rabbitmq.tongban.svc",

@@ -324,7 +324,7 @@ def test_compose_runs_every_instance_of_the_host_layout_and_nothing_else():
                                                             "grafana"}
 
 
-def test_compose_bus_setup_runs_users_then_declare_as_the_admin(monkeypatch):
+def test_compose_bus_setup_runs_users_loads_the_catalogue_then_declares_as_the_admin(monkeypatch):
     services = compose()["services"]
     setup = services["bus-setup"]
     # the image's ENTRYPOINT is `tongban`: the two commands are chained in a shell that stops at a failure
@@ -451,7 +451,7 @@ def test_k8s_bus_setup_job_declares_as_the_operators_admin(monkeypatch):
     job = of_kind("Job")["tongban-bus-setup"]
     container = pod_container(job)
     env = container_env(job)
-    # the image's ENTRYPOINT is `tongban`
+    # `command` replaces the image's ENTRYPOINT (`tongban`): a shell chains the two steps, stopping at a failure
     assert setup_steps(container["command"]) == K8S_BUS_SETUP_STEPS and "args" not in container
     # the catalogue it loads is the city's the overlay was rendered from, from a ConfigMap kustomize makes
     (mount,) = [m for m in container["volumeMounts"] if CATALOG_IN_CONTAINER.startswith(m["mountPath"] + "/")]
