@@ -47,16 +47,11 @@ _COLUMNS = ("accepting_town", "handling_town", "department", "lead", "deadline",
 
 def add_counts(connection, changes: Counter) -> None:
     """Add each change to its count row, creating it first; rows in key order (two transactions moving the
-    same rows lock them in the same order). The statement is built per dialect (one upsert for both)."""
-    values = [{**dict(zip(_COLUMNS, (k.accepting_town, k.handling_town, k.department, k.lead, k.deadline,
-                                        k.instant, k.stopped), strict=True)), "cases": n}
-              for k, n in sorted(changes.items()) if n]
-    if not values:
-        return
-    stmt = db.dialect_insert(connection)(BoardCount).values(values)
-    stmt = stmt.on_conflict_do_update(index_elements=list(_COLUMNS),
-                                      set_={"cases": BoardCount.cases + stmt.excluded.cases})
-    connection.execute(stmt)
+    same rows lock them in the same order)."""
+    rows = [{**dict(zip(_COLUMNS, (k.accepting_town, k.handling_town, k.department, k.lead, k.deadline,
+                                    k.instant, k.stopped), strict=True)), "cases": n}
+            for k, n in sorted(changes.items()) if n]
+    db.add_to_counters(connection, BoardCount.__table__, _COLUMNS, "cases", rows)
 
 
 def _keys(values: dict) -> tuple[rules.BoardKey, ...]:
