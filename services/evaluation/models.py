@@ -86,6 +86,19 @@ class CaseViews:
             updated_at=now).on_conflict_do_nothing(index_elements=["case_number"]))
         return self.get(case_number, for_update=True)
 
+    def warnable(self, last_deadline: date, also: set[str]) -> list[CaseView]:
+        """Open cases that may stand warned now: the clock running and the deadline on or before
+        `last_deadline` (the partial index on the open cases' deadlines finds them), and the open cases
+        among `also` (those with a warning not yet over). Not every open case: a city has a million."""
+        open_ = CaseView.status.in_([str(x) for x in OPEN_CASE_STATUSES])
+        q = sa.select(CaseView).where(open_, CaseView.deadline <= last_deadline)
+        rows = {v.case_number: v for v in self.s.scalars(q)}
+        rest = sorted(also - set(rows))
+        for i in range(0, len(rest), 1000):
+            q = sa.select(CaseView).where(open_, CaseView.case_number.in_(rest[i:i + 1000]))
+            rows.update((v.case_number, v) for v in self.s.scalars(q))
+        return list(rows.values())
+
     def open_cases(self, town: str | None = None, department: str | None = None) -> list[CaseView]:
         """Open cases (pending materials, in review, paused …), for a town (accepted or handled there) or a
         department (lead or joint)."""

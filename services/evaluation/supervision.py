@@ -122,10 +122,14 @@ class Supervisor:
         due = []
         closed = 0
         with store.transaction() as tx:
-            views = {v.case_number: v for v in CaseViews(tx.session).open_cases()}
-            standings = {n: self._standing(v, today) for n, v in views.items()}
             warnings = Warnings(tx.session)
-            for w in warnings.unresolved():
+            unresolved = warnings.unresolved()
+            # the open cases that can be yellow or red today, and those whose warning may be over
+            last = rules.yellow_until(self.calendar, today, self.config.yellow_days)
+            views = {v.case_number: v for v in CaseViews(tx.session).warnable(
+                last, {w.case_number for w in unresolved})}
+            standings = {n: self._standing(v, today) for n, v in views.items()}
+            for w in unresolved:
                 v = views.get(w.case_number)
                 why = rules.resolution(w.colour, w.deadline, v is not None, v and v.deadline,
                                        standings.get(w.case_number))
