@@ -225,11 +225,10 @@ def add_to_counters(bind, table: sa.Table, key: tuple[str, ...], value: str, row
     (concurrent transactions add, never overwrite). PostgreSQL and SQLite share the upsert's syntax; the
     statement is text made once per table and number of rows, so SQLAlchemy caches its compiled form (a
     dialect's insert with ON CONFLICT has no cache key: it was compiled again for every message)."""
-    if not rows:
-        return
-    stmt = _counter_upsert(table, key, value, len(rows))
-    params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in (*key, value)}
-    bind.execute(stmt, params)
+    for first in range(0, len(rows), 500):  # within SQLite's limit of bound parameters
+        chunk = rows[first:first + 500]
+        stmt = _counter_upsert(table, key, value, len(chunk))
+        bind.execute(stmt, {f"{c}_{i}": row[c] for i, row in enumerate(chunk) for c in (*key, value)})
 
 
 @functools.lru_cache(maxsize=512)

@@ -17,9 +17,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, attributes, mapped_column
 
 from services.evaluation import supervision_rules as rules
-from services.evaluation.models import Base, CaseView
+from services.evaluation.models import Base, CaseEvent, CaseView
 from services.evaluation.models_supervision import Where
 from shared import db
+from shared.workdays import today_in_shanghai
 
 _KEY_FIELDS = ("status", "accepting_town", "handling_town", "department", "departments", "kind", "deadline",
                "paused_since")
@@ -94,6 +95,46 @@ def _counted_on_delete(_mapper, connection, view: CaseView) -> None:
     changes = Counter()
     changes.subtract(Counter(_keys(_current(view))))
     add_counts(connection, changes)
+
+
+class DecisionCount(Base):
+    """Decisions by people per office and Shanghai day: the forecast's recent decision rate (rule decisions of
+    instant cases take no one's time and are not counted)."""
+
+    __tablename__ = "decision_counts"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    office: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
+    department: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    decisions: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+
+
+def decision_counted(type_: str, data: dict | None, occurred_at) -> dict | None:
+    """The decision count row a stored case event adds one to, or None."""
+    data = data or {}
+    if type_ != "case.decided" or str(data.get("decided_by", "")).startswith("rule:") or not data.get("department"):
+        return None
+    return {"day": today_in_shanghai(occurred_at), "department": data["department"],
+            "office": data.get("handling_town") or data.get("accepting_town"), "decisions": 1}
+
+
+@event.listens_for(CaseEvent, "after_insert")
+def _decision_counted(_mapper, connection, case_event: CaseEvent) -> None:
+    row = decision_counted(case_event.type, case_event.data, case_event.occurred_at)
+    if row is not None:
+        db.add_to_counters(connection, DecisionCount.__table__, ("day", "office", "department"), "decisions", [row])
+
+
+class DecisionCounts:
+    def __init__(self, session: Session):
+        self.s = session
+
+    def since(self, first_day: date, last_day: date) -> dict[tuple[str, str], int]:
+        """Decisions per (office, department) from `first_day` to `last_day`, both counted."""
+        D = DecisionCount
+        q = (sa.select(D.office, D.department, sa.func.sum(D.decisions))
+             .where(D.day >= first_day, D.day <= last_day).group_by(D.office, D.department))
+        return {(office, dept): int(n) for office, dept, n in self.s.execute(q)}
 
 
 @dataclass(frozen=True)

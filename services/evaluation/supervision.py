@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.evaluation import forecast as fc
 from services.evaluation import supervision_rules as rules
-from services.evaluation.models import CaseEvent, CaseView, CaseViews
-from services.evaluation.models_board import BoardCounts, BoardPage, CountRow
+from services.evaluation.models import CaseView, CaseViews
+from services.evaluation.models_board import BoardCounts, BoardPage, CountRow, DecisionCounts
 from services.evaluation.models_supervision import (
     SupervisionNotice,
     SupervisionNotices,
@@ -33,7 +32,7 @@ from shared.contracts import make_message, rk_supervision_warned
 from shared.errors import NotPermitted, NotVisible, RuleViolation
 from shared.logging import get_logger
 from shared.store import Store, Tx
-from shared.workdays import SHANGHAI, WorkingCalendar
+from shared.workdays import WorkingCalendar
 
 log = get_logger(__name__)
 
@@ -299,20 +298,9 @@ class Supervisor:
                                             fc.expected_decision(self.calendar, today, k, f.rate)))
 
     def _decisions(self, tx: Tx, today: date) -> dict[tuple[str, str], int]:
-        """Decisions by people per office (handling town, department) in the rate window; rule decisions of
-        instant cases take no one's time and are left out."""
-        start = fc.window_start(self.calendar, today, self.config.window_days)
-        since = datetime.combine(start, time(0), tzinfo=SHANGHAI).astimezone(UTC)
-        until = datetime.combine(today + timedelta(days=1), time(0), tzinfo=SHANGHAI).astimezone(UTC)
-        rows = tx.session.execute(sa.select(CaseEvent.data).where(
-            CaseEvent.type == "case.decided", CaseEvent.occurred_at >= since, CaseEvent.occurred_at < until)).all()
-        counts: dict[tuple[str, str], int] = defaultdict(int)
-        for (data,) in rows:
-            data = data or {}
-            if str(data.get("decided_by", "")).startswith("rule:") or not data.get("department"):
-                continue
-            counts[(data.get("handling_town") or data.get("accepting_town"), data["department"])] += 1
-        return counts
+        """Decisions by people per office (handling town, department) in the rate window, from the counts kept
+        as each case.decided is stored."""
+        return DecisionCounts(tx.session).since(fc.window_start(self.calendar, today, self.config.window_days), today)
 
     def warnings(self, tx: Tx, principal: auth.Principal, query: dict) -> dict:
         where = scope_where(principal, query)
