@@ -12,6 +12,7 @@ then counted once.
 from __future__ import annotations
 
 import threading
+import weakref
 
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -29,18 +30,19 @@ class _ProcessSeries:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._owner: object | None = None
+        # a weak reference: an instance dropped without being closed does not keep the series from the others
+        self._owner: weakref.ref | None = None
 
     def claim(self, metrics: object) -> bool:
         """True when `metrics` appends the process series: it owns them, or nobody does and it takes them."""
         with self._lock:
-            if self._owner is None:
-                self._owner = metrics
-            return self._owner is metrics
+            if self._owner is None or self._owner() is None:
+                self._owner = weakref.ref(metrics)
+            return self._owner() is metrics
 
     def release(self, metrics: object) -> None:
         with self._lock:
-            if self._owner is metrics:
+            if self._owner is not None and self._owner() is metrics:
                 self._owner = None
 
 
@@ -55,6 +57,7 @@ class ServiceMetrics:
         self.instance = instance
         self.registry = CollectorRegistry()
         self._process_series = process_series
+        self._closed = False
         process_series.claim(self)  # the first instance of a process shows its series from the start
         r = self.registry
         self.messages_handled = Counter(
@@ -112,7 +115,7 @@ class ServiceMetrics:
 
     @property
     def shows_process_series(self) -> bool:
-        return self._process_series.claim(self)
+        return not self._closed and self._process_series.claim(self)
 
     def render(self) -> bytes:
         text = generate_latest(self.registry)
@@ -122,4 +125,5 @@ class ServiceMetrics:
 
     def close(self) -> None:
         """The instance stops: another instance of the process appends the process series from now on."""
+        self._closed = True
         self._process_series.release(self)

@@ -1,5 +1,7 @@
 """The instance registry is fit for Prometheus: no label Prometheus reserves for the target, the process's own
 series once per process, HTTP latency by route template."""
+import gc
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.metrics import RESERVED_LABELS, ServiceMetrics, _ProcessSeries
@@ -55,3 +57,10 @@ def test_http_latency_is_a_histogram_by_route_with_the_request_count_beside_it()
     counts = {s.labels["status"]: s.value for s in families["tongban_http_requests"].samples
               if s.name == "tongban_http_requests_total"}
     assert counts == {"200": 3.0, "404": 1.0}
+
+
+def test_an_instance_dropped_without_closing_does_not_keep_the_process_series():
+    series = _ProcessSeries()
+    ServiceMetrics("gone", "notify", process_series=series)  # made, never closed, dropped
+    gc.collect()
+    assert _process_names(_families(ServiceMetrics("next", "notify", process_series=series)))
