@@ -127,3 +127,13 @@ class ServiceMetrics:
         """The instance stops: another instance of the process appends the process series from now on."""
         self._closed = True
         self._process_series.release(self)
+
+
+def scrape_targets(instances, port: int = 8000) -> str:
+    """A Prometheus file_sd target file (YAML) for instances reached by their names (compose's containers),
+    each on `port`; Prometheus's job "tongban" reads it (deploy/prometheus/prometheus.yml)."""
+    lines = ["# Prometheus targets (file_sd) of job tongban: every instance of the city, by its container name.",
+             "# Generated from the catalogue (shared.metrics.scrape_targets); tests/unit/test_metrics.py checks it.",
+             "- targets:"]
+    lines += [f'    - "{name}:{port}"' for name in instances]
+    return "\n".join(lines) + "\n"

@@ -64,3 +64,26 @@ def test_an_instance_dropped_without_closing_does_not_keep_the_process_series():
     ServiceMetrics("gone", "notify", process_series=series)  # made, never closed, dropped
     gc.collect()
     assert _process_names(_families(ServiceMetrics("next", "notify", process_series=series)))
+
+
+def test_the_compose_targets_are_the_sample_citys_instances():
+    """deploy/prometheus/targets/tongban.yml lists every instance of the sample city: re-rendered, no difference."""
+    from pathlib import Path
+
+    import yaml
+
+    from shared.catalog import load_catalog
+    from shared.config import Settings
+    from shared.metrics import scrape_targets
+    from tests.support import SIGNING_KEY
+    from tongban.runtime import host_layout
+
+    catalog = load_catalog()
+    # a key given: the layout makes no development key in a data folder
+    base = Settings(service="t", instance="t", token_private_key=SIGNING_KEY.to_pem())
+    layout = host_layout(base, towns=sorted(catalog.towns), departments=sorted(catalog.departments))
+    committed = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "targets" / "tongban.yml"
+    rendered = scrape_targets([s.instance for s in layout])
+    assert committed.read_text() == rendered, "re-render: shared.metrics.scrape_targets"
+    (group,) = yaml.safe_load(rendered)
+    assert len(group["targets"]) == 1 + len(catalog.towns) + len(catalog.departments) + 3
