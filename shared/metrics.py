@@ -20,6 +20,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 #: HTTP latency buckets (seconds): health answers in ~1 ms, a PDF notice or a monthly table in ~1 s
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+#: why an outbox message did not leave (shared.relay), and what became of a failed message (shared.bus.Settler)
+PUBLISH_FAILURES = ("unroutable", "refused", "nack", "broker")
+SETTLED_OUTCOMES = ("retry", "dead")
+
 #: label names Prometheus reserves for the target: an application label of that name is renamed on
 #: ingestion (exported_instance) or overwrites the target's (honor_labels), either way a trap
 RESERVED_LABELS = frozenset({"instance", "job"})
@@ -85,6 +89,8 @@ class ServiceMetrics:
             "tongban_outbox_publish_failures_total",
             "Outbox messages that did not leave on a try, by reason (unroutable, refused, nack, broker)", ["reason"],
             registry=r)
+        for reason in PUBLISH_FAILURES:  # zero from the start (see expect_queues)
+            self.outbox_failures.labels(reason=reason)
         self.retention_purged = Counter(
             "tongban_retention_purged_total",
             "Published outbox rows and inbox rows deleted after the retention period, by table",
@@ -107,6 +113,13 @@ class ServiceMetrics:
                           ["tongban_instance", "service", "town", "department"], registry=r)
         self.info.labels(tongban_instance=instance, service=service, town=town or "",
                          department=department or "").set(1)
+
+    def expect_queues(self, names) -> None:
+        """Zero series for the queues this instance consumes: a rate or an alert over them starts from 0
+        rather than from nothing when the first message is retried or dead-lettered."""
+        for name in names:
+            for outcome in SETTLED_OUTCOMES:
+                self.messages_settled.labels(queue=name, outcome=outcome)
 
     def observe_request(self, route: str, status: int | str, seconds: float) -> None:
         """One HTTP request answered; `route` is the rule as declared ("GET /cases/<number>")."""

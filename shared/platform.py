@@ -89,6 +89,7 @@ class Platform(DependencyProvider):
 
     def start(self):
         s = self.settings
+        self.metrics.expect_queues(q.name for q in self.work_queues())
         if self._relays:
             self._relay_thread = self.container.spawn_managed_thread(self._relay_loop,
                                                                      identifier="outbox-relay")
