@@ -160,6 +160,15 @@ def test_metric_names_are_read_from_the_syntax_tree():
     assert len(dashboard_queries()) > 40
 
 
+def _families(city, instance) -> dict:
+    """{(name, sorted labels): value} of an instance's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = city.call("GET", instance, "/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
 def _seed(city, clock: ManualClock) -> dict:
     """Cases, a bad rating, a complaint and a dead letter; then a month passes on evaluation's clock (the case
     goes red, the rectification and the complaint overdue). Returns what was made."""
@@ -177,6 +186,9 @@ def _seed(city, clock: ManualClock) -> dict:
     complaint = {"subject": "窗口态度", "text": "办理时被推诿", "town": TOWN_A, "channel": "window",
                  "complainant": {"name": "李四", "phone": VALID_PHONE}}
     assert city.call("POST", "evaluation", "/complaints", window, complaint).status_code == 201
+    standing = _families(city, "evaluation")
+    assert standing[("tongban_rectifications_open", (("state", "open"), ("town", TOWN_A)))] == 1
+    assert standing[("tongban_complaints_open", (("status", "received"), ("town", TOWN_A)))] == 1
     city.publish_raw("not a message", f"case.accepted.{TOWN_A}")  # malformed: dead-lettered at once
     dlq = f"{city.queue('evaluation', 'events')}.dlq"
     wait_for(lambda: city.queue_depth(dlq) == 1, what="the malformed message dead-lettered")
