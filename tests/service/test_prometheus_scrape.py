@@ -209,7 +209,9 @@ def test_prometheus_scrapes_the_suite_fires_on_a_stopped_consumer_and_holds_ever
     prometheus = Prometheus(tmp_path / "prometheus", targets)
     try:
         up = f'count(up{{job="tongban"}} == 1) == {len(targets)} and on () count(up{{job=~"rabbitmq.*"}} == 1) == 2'
-        wait_for(lambda: prometheus.query(up), timeout=20, what="every target scraped")
+        wait_for(lambda: prometheus.query(up), timeout=20,
+                 what=f"every target scraped (the suite's, and RabbitMQ's prometheus plugin at {RABBITMQ_EXPORTER}: "
+                      "./run setup enables it)")
         served = f'rabbitmq_detailed_queue_consumers{{queue="{work}"}} > 0'
         wait_for(lambda: prometheus.query(served), timeout=20, what=f"{work} seen with its consumer")
         assert not [a for a in prometheus.firing("TongbanQueueWithoutConsumer") if a["queue"] == work]
