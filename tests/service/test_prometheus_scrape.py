@@ -193,6 +193,17 @@ def _seed(city, clock: ManualClock) -> dict:
     dlq = f"{city.queue('evaluation', 'events')}.dlq"
     wait_for(lambda: city.queue_depth(dlq) == 1, what="the malformed message dead-lettered")
     clock.advance(days=40)
+
+    def figures():  # evaluation's gauges by town and department, from its read models
+        found = _families(city, "evaluation")
+        return {name: sum(v for (n, labels), v in found.items() if n == name and dict(labels).get("town") == TOWN_A
+                          and dict(labels).get("department") == "renshe" and dict(labels).get("colour", "red") == "red")
+                for name in ("tongban_open_cases", "tongban_open_warnings", "tongban_forecast_breaches")}
+
+    # both cases open and past their deadline: red; the forecast counts those still due, none here
+    wait_for(lambda: figures() == {"tongban_open_cases": 2, "tongban_open_warnings": 2, "tongban_forecast_breaches": 0}
+             and any(n == "tongban_forecast_breaches" for n, _labels in _families(city, "evaluation")),
+             what="two open cases, both red, by town and department")
     return {"open_case": open_case, "dlq": dlq}
 
 
