@@ -24,8 +24,10 @@ In one run it measures
 The simplified city day (not the demo's DemoCity, whose applicants wait for each answer): 80 % at the two
 town windows (instant, promised, joint and consultation items of the departments run here, in the
 catalogue's proportions; city-wide items 30 % for a resident of the other town), 20 % at the village
-stations (relayed to the town); approvers decide every work item as it arrives (7 % refused). Left out:
-escalated items (初审 and the town agent's relay), incomplete materials, ratings and complaints.
+stations (relayed to the town); escalated items pass the town's 初审 and go up to the city bureau through the
+town agents, who relay and return them; approvers decide every work item as it arrives (7 % refused); 30 % of
+the promised cases are rated at acceptance, one case in 200 brings a complaint. Left out: incomplete
+materials (the applicant's next trip), ratings at completion.
 
 Figures are printed and written to bench/results/city.json with the targets and whether they were met.
 Everything the run creates (bus prefix, databases, data folder, outlets) is removed afterwards. Not a test.
@@ -38,7 +40,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -65,9 +66,9 @@ from bench.relay import (  # noqa: E402
     percentile,
 )
 from bench.relay import part_broker as relay_part_broker  # noqa: E402
+from tongban.process_groups import ProcessCluster, process_groups  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "city.json"
-RELAY_PY = ROOT / "bench" / "relay.py"  # its `--part services` runs a group of instances in a process
 MGMT_URL = os.environ.get("TONGBAN_MGMT_URL", "http://127.0.0.1:15672")
 MGMT_AUTH = ("guest", "guest")
 TOWNS = ("320583101", "320583102")
@@ -235,6 +236,16 @@ def load_history(url: str, open_cases: int, history: int, say_=say) -> dict:
         GROUP BY x.m, d, t, k, o, measure"""
     run("figure_counts", f"INSERT INTO figure_counts (month, dimension, town, key, office, measure, value) {dims}")
     say_(f"  figure_counts in {timings['figure_counts']} s")
+    # the board's counts, as the case views' ORM events would have moved them (the loaded cases have one
+    # department each: lead rows only)
+    run("board_counts", """
+        INSERT INTO board_counts (accepting_town, handling_town, department, lead, deadline, instant, stopped, cases)
+        SELECT accepting_town, coalesce(handling_town, ''), coalesce(department, ''), true,
+               coalesce(deadline, DATE '9999-12-31'), coalesce(kind = 'instant', false),
+               paused_since IS NOT NULL OR status NOT IN ('in_review', 'initial_review'), count(*)
+        FROM case_views WHERE status IN ('pending_materials', 'initial_review', 'in_review', 'paused')
+        GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+    say_(f"  board_counts in {timings['board_counts']} s")
     started = time.perf_counter()
     for _, definition in indexes:
         cur.execute(definition)
@@ -243,10 +254,11 @@ def load_history(url: str, open_cases: int, history: int, say_=say) -> dict:
     cur.execute("ANALYZE")
     timings["indexes_and_analyze"] = round(time.perf_counter() - started, 1)
     cur.execute("SELECT (SELECT count(*) FROM case_views), (SELECT count(*) FROM figure_cases), "
-                "(SELECT count(*) FROM figure_counts), pg_database_size(current_database())")
-    views, fcases, counters, size = cur.fetchone()
+                "(SELECT count(*) FROM figure_counts), (SELECT count(*) FROM board_counts), "
+                "pg_database_size(current_database())")
+    views, fcases, counters, board_rows, size = cur.fetchone()
     conn.close()
-    return {"case_views": views, "figure_cases": fcases, "figure_counts": counters,
+    return {"case_views": views, "figure_cases": fcases, "figure_counts": counters, "board_counts": board_rows,
             "database_mb": round(size / 2**20), "seconds": timings}
 
 
@@ -404,50 +416,35 @@ class Suite:
         self.clerks = {t: tokens.issue(key, f"clerk-{t[-3:]}", "clerk", f"town:{t}", name="张敏") for t in TOWNS}
         self.villages = [v["code"] for t in TOWNS for v in self.catalog.towns[t]["villages"]]
         self.agents = {v: tokens.issue(key, f"agent-{v[-6:]}", "agent", f"village:{v}") for v in self.villages}
+        self.town_agents = {t: tokens.issue(key, f"town-agent-{t[-3:]}", "town_agent", f"town:{t}") for t in TOWNS}
+        self.supervisor = tokens.issue(key, "bench-supervisor", "supervisor", "city")
         self.approvers: dict[tuple[str, str], str] = {}
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs = []
+        self.processes = ProcessCluster(self.data_dir, log_level, log_files=True)
         self.urls = {s.instance: s.base_url for s in self.layout}
         self.broker: Broker | None = None
         self.ok = False
 
     def group(self, name: str) -> list:
-        services = dict(self.GROUPS)[name]
-        return [s for s in self.layout if s.service in services]
+        return dict(process_groups(self.layout, len(self.GROUPS)))[name]
 
     def start(self, name: str) -> float:
         started = time.monotonic()
-        spec = self.data_dir / f"{name}.json"
         group = self.group(name)
         if name == "after":
             group = [s.with_(extra={**s.extra, **self.outlets.notify_extra()}) if s.service == "notify" else s
                      for s in group]
-        spec.write_text(json.dumps({"log_level": self.log_level, "instances": [
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in group]}))
-        log = open(self.data_dir / f"{name}.log", "a")
-        self.logs.append(log)
-        self.procs[name] = subprocess.Popen([sys.executable, str(RELAY_PY), "--part", "services", str(spec)],
-                                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.processes.start(name, group)
         return started
 
     def ready(self, name: str) -> None:
-        from eventlet import tpool
-
-        p = self.procs[name]
-        line = tpool.execute(p.stdout.readline).strip()
-        if line != "READY":
-            raise RuntimeError(f"{name} did not start (see {self.data_dir}/{name}.log): {line!r}")
+        self.processes.ready(name)
 
     def stop(self, name: str) -> None:
-        from eventlet import tpool
+        self.processes.stop(name)
 
-        p = self.procs.pop(name)
-        p.send_signal(signal.SIGTERM)
-        try:
-            tpool.execute(p.wait, 60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    @property
+    def procs(self) -> dict:
+        return self.processes.procs
 
     def up(self) -> None:
         from tongban import bus_cmd
@@ -480,8 +477,7 @@ class Suite:
         if self.broker:
             self.broker.close()
         self.outlets.stop()
-        for log in self.logs:
-            log.close()
+        self.processes.stop_all()
         try:
             remove_bus(AMQP_URL, self.prefix, self.layout)
             if self.base.bus_users:
@@ -507,7 +503,8 @@ class Suite:
     def items(self) -> dict[str, list[dict]]:
         served = set(DEPARTMENTS)
         ok = [i for i in self.catalog.items.values() if i["department"] in served
-              and set(i["co_departments"]) <= served and i["kind"] in ("instant", "promised", "joint", "consultation")
+              and set(i["co_departments"]) <= served
+              and i["kind"] in ("instant", "promised", "joint", "consultation", "escalated")
               and i["level"] != "village"]
         return {"window": ok,
                 "station": [i for i in ok if i["agent_allowed"] and not i["in_person"]
@@ -565,14 +562,69 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
                 r = http.post(f"{suite.urls['agent']}/station/submissions", json=body, timeout=60,
                               headers={"Authorization": f"Bearer {suite.agents[place]}",
                                        "Idempotency-Key": uuid.uuid4().hex})
-            code = r.status_code
-            if where == "window" and code in (200, 201) and item["kind"] == "instant":
-                instant_sent[r.json()["case_number"]] = time.time() - (time.monotonic() - scheduled)
+            code, answered = r.status_code, time.monotonic()
         except Exception as exc:
-            code = type(exc).__name__
-        latencies.append((where, time.monotonic() - scheduled))
+            code, answered = type(exc).__name__, time.monotonic()
+        latencies.append((where, answered - scheduled))
         statuses[str(code)] += 1
+        if where == "window" and code in (200, 201):
+            case = r.json()
+            if item["kind"] == "instant":
+                instant_sent[case["case_number"]] = time.time() - (time.monotonic() - scheduled)
+            try:
+                after_acceptance(place, case, item)
+            except Exception as exc:
+                followed[f"error:{type(exc).__name__}"] += 1
         kinds[f"{where}:{item['kind']}"] += 1
+
+    followed = Counter()
+
+    def after_acceptance(town, case, item):
+        """What follows at the window as in the demo: 初审 of an escalated case (then up to the town agent), a
+        rating at acceptance (30 % of promised cases, as on the window's device), now and then a complaint."""
+        headers = {"Authorization": f"Bearer {suite.clerks[town]}"}
+        number = case["case_number"]
+        if case.get("status") == "initial_review":
+            r = http.post(f"{suite.urls['intake-' + town]}/cases/{number}/initial-review", headers=headers,
+                          timeout=60)
+            followed[f"initial_review:{r.status_code}"] += 1
+        if item["kind"] != "instant" and rng.random() < 0.3:
+            level = rng.choices([1, 2, 3, 4, 5], weights=[50, 25, 12, 8, 5])[0]
+            r = http.post(f"{suite.urls['evaluation']}/ratings", timeout=60,
+                          headers={"Authorization": f"Bearer {suite.ops}"},
+                          json={"case_number": number, "level": level, "channel": "window_device",
+                                "stage": "acceptance"})
+            followed[f"rating:{r.status_code}"] += 1
+        if rng.random() < 0.005:
+            r = http.post(f"{suite.urls['evaluation']}/complaints", timeout=60,
+                          headers={"Authorization": f"Bearer {suite.ops}"},
+                          json={"subject": "窗口等候时间过长", "text": "排队时间较长", "town": town,
+                                "channel": "hotline", "case_number": number,
+                                "complainant": {"name": "王先生", "phone": f"139{rng.randint(0, 99999999):08d}"}})
+            followed[f"complaint:{r.status_code}"] += 1
+
+    def town_agents():
+        """Each town's agent relays escalations to the city and returns the city's decisions (the demo's
+        town agents), while the approvers' city bureaus decide them."""
+        while running[0]:
+            if "front" in suite.procs:
+                for town in TOWNS:
+                    headers = {"Authorization": f"Bearer {suite.town_agents[town]}"}
+                    try:
+                        listed = http.get(f"{suite.urls['agent']}/escalations", headers=headers,
+                                          timeout=30).json()["escalations"]
+                    except Exception:
+                        continue
+                    for esc in listed:
+                        step = {"awaiting_relay": "relay", "decided": "return"}.get(esc["status"])
+                        if step:
+                            try:
+                                r = http.post(f"{suite.urls['agent']}/escalations/{esc['case_number']}/{step}",
+                                              headers=headers, timeout=30)
+                                followed[f"escalation_{step}:{r.status_code}"] += 1
+                            except Exception as exc:
+                                followed[f"escalation_{step}:{type(exc).__name__}"] += 1
+            eventlet.sleep(1.0)
 
     backlog_series = []
 
@@ -654,6 +706,7 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
     watchers = [eventlet.spawn(watch_backlog)]
     if decide:
         watchers.append(eventlet.spawn(approvers))
+        watchers.append(eventlet.spawn(town_agents))
     notify_watcher = eventlet.spawn(watch_notify) if watch_notified else None
     pool = eventlet.GreenPool(3000)
     for i, job in enumerate(jobs):
@@ -682,6 +735,7 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
     out = {
         "rate": rate, "seconds": seconds, "submitted": len(jobs), "load_seconds": round(load_seconds, 1),
         "statuses": dict(statuses), "mix": dict(sorted(kinds.items())), "decisions": dict(decided),
+        "followed": dict(sorted(followed.items())),
         "window_submit_ms": {"p50": ms(percentile(window_lat, 0.5)), "p99": ms(percentile(window_lat, 0.99)),
                              "max": ms(max(window_lat)) if window_lat else None},
         "station_submit_ms": {"p50": ms(percentile(station_lat, 0.5)), "p99": ms(percentile(station_lat, 0.99))},

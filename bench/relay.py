@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -214,33 +213,6 @@ def part_relay(backend: str, messages: int, window: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def part_services(spec_file: str) -> None:
-    """Run some instances of a deployment until SIGTERM (the load test's services)."""
-    import eventlet
-
-    eventlet.monkey_patch()
-    from shared.config import Settings
-    from shared.logging import configure_logging
-    from tongban.runtime import Cluster
-
-    spec = json.loads(Path(spec_file).read_text())
-    configure_logging(spec.get("log_level", "WARNING"))
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
-    cluster = Cluster()
-    try:
-        for s in spec["instances"]:
-            s = dict(s, data_dir=Path(s["data_dir"]), retry_delays=tuple(s["retry_delays"]))
-            cluster.start(Settings(**s))
-        print("READY", flush=True)
-        while not stopping:
-            eventlet.sleep(0.2)
-    finally:
-        cluster.stop()
-    print("STOPPED", flush=True)
-
-
 # --- helpers of the main process ------------------------------------------------------------------
 
 def cpu_seconds(pid: int) -> float:
@@ -310,23 +282,18 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
     process_groups = [[intake], [s for s in layout if s is not intake]] if groups > 1 else [layout]
     if intake_only:  # a diagnosis: the intake with the machine to itself (its messages wait in their queues)
         process_groups = [[intake]]
-    procs, logs = [], []
+    from tongban.process_groups import ProcessCluster
+
+    cluster = ProcessCluster(data_dir, log_level, log_files=True)
     result: dict = {}
     try:
         for n, group in enumerate(process_groups):
-            spec = data_dir / f"services{n}.json"
-            spec.write_text(json.dumps({"log_level": log_level, "instances": [
-                {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(s).items()} for s in group]}))
-            log = open(data_dir / f"services{n}.log", "w")
-            logs.append(log)
-            procs.append(subprocess.Popen([sys.executable, __file__, "--part", "services", str(spec)], cwd=ROOT,
-                                          stdout=subprocess.PIPE, stderr=log, text=True))
+            cluster.start(f"services{n}", group)
             if nice_rest and intake not in group:  # the rest of the suite yields the CPU to the intake
-                os.setpriority(os.PRIO_PROCESS, procs[-1].pid, nice_rest)
-        for p in procs:
-            line = p.stdout.readline().strip()
-            if line != "READY":
-                raise RuntimeError(f"services did not start (see {data_dir}/services*.log): {line!r}")
+                os.setpriority(os.PRIO_PROCESS, cluster.procs[f"services{n}"].pid, nice_rest)
+        for n in range(len(process_groups)):
+            cluster.ready(f"services{n}")
+        procs = list(cluster.procs.values())
         say(f"load: {sum(map(len, process_groups))} instances up in {len(procs)} processes on bus prefix {prefix}; "
             f"{rate:g} cases/s for {duration:g} s into {intake.instance}")
 
@@ -462,16 +429,7 @@ def load_test(rate: float, duration: float, groups: int, log_level: str, say, pr
         }
         return result
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for log in logs:
-            log.close()
+        cluster.stop_all()
         try:
             remove_bus(AMQP_URL, prefix, layout)
         except Exception as exc:
@@ -510,8 +468,6 @@ def main() -> int:
             print(json.dumps(part_broker(int(rest[0]), int(rest[1]))))
         elif kind == "relay":
             print(json.dumps(part_relay(rest[0], int(rest[1]), int(rest[2]))))
-        elif kind == "services":
-            part_services(rest[0])
         return 0
 
     def say(*a):

@@ -435,6 +435,19 @@ ensure_poppler() {
     fi
 }
 
+# The deployment tests build the generated kustomize overlay with `kubectl kustomize`. Any kubectl does (the
+# overlay keeps to what kustomize v2 reads); Debian's comes with kubernetes-client.
+ensure_kubectl() {
+    if command -v kubectl >/dev/null 2>&1; then
+        say "kubectl present ($(command -v kubectl))"
+    elif apt_install kubernetes-client && command -v kubectl >/dev/null 2>&1; then
+        say "kubectl installed (kubernetes-client)"
+    else
+        # Not fatal for the set-up; the deployment tests fail saying what is missing.
+        warn "kubectl missing: the deployment tests need it. As root: apt-get install -y kubernetes-client"
+    fi
+}
+
 # ------------------------------------------------- 6. Chromium, portal htmx ---
 
 # The browser tests (tests/browser/) drive Debian's Chromium through Playwright; no browser download.
@@ -510,6 +523,7 @@ bootstrap() {
     ensure_portal_npm
     if [[ $mode == tests ]]; then
         ensure_poppler
+        ensure_kubectl   # the deployment tests
         ensure_chromium
         ensure_prometheus
     fi

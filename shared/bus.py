@@ -308,14 +308,20 @@ class Unroutable(Exception):
     """No queue is bound for this routing key (the broker returned the message)."""
 
 
-def consumer_counts(amqp_url: str, queue_names: list[str], timeout: float = 3.0) -> dict[str, int | None]:
-    """How many consumers each queue has now (passive declares; None where the queue does not exist)."""
-    counts: dict[str, int | None] = {}
+def queue_counts(amqp_url: str, queue_names: list[str], timeout: float = 3.0) -> dict[str, tuple[int, int] | None]:
+    """(messages ready, consumers) of each queue now, exact (passive declares, where the management API's
+    figures lag by seconds); None where the queue does not exist."""
+    counts: dict[str, tuple[int, int] | None] = {}
     with Connection(amqp_url, connect_timeout=timeout) as conn:
         for name in queue_names:
             try:
-                _name, _messages, consumers = conn.default_channel.queue_declare(name, passive=True)
-                counts[name] = consumers
+                _name, messages, consumers = conn.default_channel.queue_declare(name, passive=True)
+                counts[name] = (messages, consumers)
             except ChannelError:  # no such queue: the broker closed the channel; the next name gets a new one
                 counts[name] = None
     return counts
+
+
+def consumer_counts(amqp_url: str, queue_names: list[str], timeout: float = 3.0) -> dict[str, int | None]:
+    """How many consumers each queue has now (passive declares; None where the queue does not exist)."""
+    return {name: None if c is None else c[1] for name, c in queue_counts(amqp_url, queue_names, timeout).items()}

@@ -54,6 +54,7 @@ How contracts evolve (services are deployed one at a time, so old and new run si
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -594,7 +595,7 @@ class Message:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_wire(self) -> dict:
-        schema = PAYLOADS[(self.type, self.schema_version)]()
+        schema = _schema(PAYLOADS[(self.type, self.schema_version)])
         return {
             "message_id": self.message_id,
             "type": self.type,
@@ -607,6 +608,13 @@ class Message:
         }
 
 
+@functools.cache
+def _schema(schema_cls: type[Schema]) -> Schema:
+    """One instance per contract schema: building a marshmallow Schema deep-copies its fields, which cost
+    more than the load or dump itself; an instance is reusable (loads and dumps keep no state on it)."""
+    return schema_cls()
+
+
 def make_message(type_: str, case_number: str, case_version: int, payload: dict, producer: str,
                  occurred_at: datetime | None = None, schema_version: int | None = None) -> Message:
     """Build an outgoing message; the payload is validated now, so a bad one never leaves.
@@ -617,15 +625,15 @@ def make_message(type_: str, case_number: str, case_version: int, payload: dict,
     schema_cls = PAYLOADS.get((type_, schema_version))
     if schema_cls is None:
         raise ValueError(f"no contract {type_} v{schema_version}")
-    wire_payload = schema_cls().dump(payload)
-    errors = schema_cls().validate(wire_payload)
-    if errors:
-        raise ValueError(f"{type_} payload invalid: {errors}")
+    schema = _schema(schema_cls)
+    try:
+        loaded = schema.load(schema.dump(payload))
+    except ValidationError as exc:
+        raise ValueError(f"{type_} payload invalid: {exc.messages}") from None
     extra = {} if occurred_at is None else {"occurred_at": occurred_at}
     message = Message(type=type_, case_number=case_number, case_version=case_version,
-                      payload=schema_cls().load(wire_payload), producer=producer,
-                      schema_version=schema_version, **extra)
-    errors = EnvelopeSchema().validate(message.to_wire())
+                      payload=loaded, producer=producer, schema_version=schema_version, **extra)
+    errors = _schema(EnvelopeSchema).validate(message.to_wire())
     if errors:
         raise ValueError(f"{type_} envelope invalid: {errors}")
     return message
@@ -636,14 +644,14 @@ def decode(body) -> Message:
     if not isinstance(body, dict):
         raise MalformedMessage(f"body must be a JSON object, got {type(body).__name__}")
     try:
-        env = EnvelopeSchema().load(body)
+        env = _schema(EnvelopeSchema).load(body)
     except ValidationError as exc:
         raise MalformedMessage("bad envelope", exc.messages) from None
     schema_cls = PAYLOADS.get((env["type"], env["schema_version"]))
     if schema_cls is None:
         raise MalformedMessage(f"unknown contract {env['type']} v{env['schema_version']}")
     try:
-        payload = schema_cls().load(env["payload"])
+        payload = _schema(schema_cls).load(env["payload"])
     except ValidationError as exc:
         raise MalformedMessage(f"bad {env['type']} payload", exc.messages) from None
     return Message(type=env["type"], case_number=env["case_number"], case_version=env["case_version"],

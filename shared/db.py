@@ -5,6 +5,7 @@ psycopg2 must be made cooperative (psycogreen), or one query would stall the who
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 
@@ -206,13 +207,47 @@ def load_reference(engine: Engine):
     return records, offset
 
 
+def dialect_insert(bind):
+    """The INSERT construct of the bind's dialect, the one with ON CONFLICT (PostgreSQL and SQLite: the suite
+    runs on these two). `bind`: an engine, a connection or a session."""
+    name = (bind.get_bind() if hasattr(bind, "get_bind") else bind).dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the suite runs on these two
+        raise RuntimeError(f"no INSERT … ON CONFLICT for {name}")
+    return insert
+
+
+def add_to_counters(bind, table: sa.Table, key: tuple[str, ...], value: str, rows: list[dict]) -> None:
+    """Add each row's `value` to the counter row of its `key` columns, creating it first, in one statement
+    (concurrent transactions add, never overwrite). PostgreSQL and SQLite share the upsert's syntax; the
+    statement is text made once per table and number of rows, so SQLAlchemy caches its compiled form (a
+    dialect's insert with ON CONFLICT has no cache key: it was compiled again for every message)."""
+    if not rows:
+        return
+    stmt = _counter_upsert(table, key, value, len(rows))
+    params = {f"{c}_{i}": row[c] for i, row in enumerate(rows) for c in (*key, value)}
+    bind.execute(stmt, params)
+
+
+@functools.lru_cache(maxsize=512)
+def _counter_upsert(table: sa.Table, key: tuple[str, ...], value: str, n: int):
+    columns = (*key, value)
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in columns) + ")" for i in range(n))
+    sql = (f'INSERT INTO "{table.name}" ({names}) VALUES {values} '
+           f'ON CONFLICT ({", ".join(chr(34) + c + chr(34) for c in key)}) '
+           f'DO UPDATE SET "{value}" = "{table.name}"."{value}" + excluded."{value}"')
+    return sa.text(sql).bindparams(*(sa.bindparam(f"{c}_{i}", type_=table.c[c].type)
+                                     for i in range(n) for c in columns))
+
+
 def store_reference(engine: Engine, record, offset: int) -> bool:
     """Keep a record (once per kind, version and sha256) and move the cursor past it, in one transaction."""
     t, c = reference_records_table, reference_cursor_table
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = dialect_insert(engine)
     with engine.begin() as conn:
         new = conn.execute(insert(t).values(
             kind=record.kind, version=record.version, sha256=record.sha256, text=record.text,

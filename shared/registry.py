@@ -131,8 +131,33 @@ def catalogue_scope(catalogs) -> tuple[list[str], list[str]]:
     deployment has no catalogue (`catalogs`: a `shared.reference.Catalogs`)."""
     if not catalogs.ready:
         return [], []
-    catalog = catalogs.active()
+    return scope_of(catalogs.active())
+
+
+def scope_of(catalog) -> tuple[list[str], list[str]]:
+    """The towns and departments a catalogue (`shared.catalog.Catalog`) gives a deployment."""
     return sorted(catalog.towns), sorted(catalog.departments)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One logical service instance of a deployment (replicas of it share its queues and its database)."""
+
+    service: str
+    instance: str
+    town: str | None = None
+    department: str | None = None
+
+
+def deployment_instances(towns: Iterable[str], departments: Iterable[str]) -> list[InstanceSpec]:
+    """Every instance of a deployment serving these towns and departments, the portal first: a window per
+    town, an approval service per department, one of each other service. `tongban up`'s host layout and
+    the generated manifests (`tongban deploy`) both come from this list."""
+    specs = [InstanceSpec("portal", "portal")]
+    specs += [InstanceSpec("intake", instance_name("intake", town=t), town=t) for t in towns]
+    specs += [InstanceSpec("approval", instance_name("approval", department=d), department=d) for d in departments]
+    specs += [InstanceSpec(s, s) for s in SINGLETONS]
+    return specs
 
 
 def deployment_kombu_queues(topology, towns: Iterable[str], departments: Iterable[str]) -> list:

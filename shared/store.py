@@ -57,18 +57,17 @@ class Tx:
 
         One INSERT that does nothing on a conflict: no read first, and two concurrent deliveries of one
         message cannot both pass (the second waits for the first's row, then finds it)."""
-        insert = _insert_for(self.session)(inbox_table).values(
-            consumer=consumer, message_id=message.message_id, message_type=message.type,
-            case_number=message.case_number, handled_at=utcnow()).on_conflict_do_nothing()
-        return self.session.execute(insert).rowcount == 1
+        return self.session.execute(_INBOX_INSERT, {
+            "consumer": consumer, "message_id": message.message_id, "message_type": message.type,
+            "case_number": message.case_number, "handled_at": utcnow()}).rowcount == 1
 
 
-def _insert_for(session: Session):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+# as text, the same for PostgreSQL and SQLite: SQLAlchemy caches its compiled form (a dialect's insert with
+# ON CONFLICT has no cache key and was compiled again for every message handled)
+_INBOX_INSERT = sa.text(
+    "INSERT INTO inbox (consumer, message_id, message_type, case_number, handled_at) "
+    "VALUES (:consumer, :message_id, :message_type, :case_number, :handled_at) ON CONFLICT DO NOTHING"
+).bindparams(sa.bindparam("handled_at", type_=inbox_table.c.handled_at.type))
 
 
 @dataclass

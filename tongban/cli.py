@@ -71,10 +71,22 @@ def cmd_up(args) -> int:
 
     # our SMS gateway and SMTP server where no real ones are configured: notices land in files
     layout, outlets, landing = local_outlets.for_up(layout, base.data_dir)
-    cluster = Cluster()
+    processes = _processes(args.processes)
     first_user = _first_city_it_user(base)
+    if processes > 1:
+        from tongban.process_groups import ProcessCluster, process_groups
+
+        cluster = ProcessCluster(base.data_dir / "run", os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
+        start, stop = (lambda: cluster.start_all(process_groups(layout, processes))), cluster.stop_all
+    else:
+        cluster = Cluster()
+        start, stop = (lambda: cluster.start_all(layout)), cluster.stop
     try:
-        cluster.start_all(layout)
+        start()
+        from tongban.status_cmd import write_instances_file
+
+        # `tongban status` finds the instances here (in k8s and compose: TONGBAN_PORTAL_UPSTREAMS)
+        write_instances_file(base.data_dir, {s.instance: s.base_url for s in layout})
         portal = next(s for s in layout if s.service == "portal")
         print(f"portal: {portal.base_url}/   (sign in there)", flush=True)
         if first_user:
@@ -84,18 +96,43 @@ def cmd_up(args) -> int:
             print(f"  {settings.instance:<22} {settings.base_url}   (/health, /metrics)", flush=True)
         for line in landing:
             print(line, flush=True)
-        print(f"tongban is up: {len(layout)} instances, data in {base.data_dir}, broker {_safe(base.amqp_url)}. "
-              "Ctrl-C stops it.", flush=True)
+        where = f" in {processes} processes" if processes > 1 else ""
+        print(f"tongban is up: {len(layout)} instances{where}, data in {base.data_dir}, broker "
+              f"{_safe(base.amqp_url)}. Ctrl-C stops it.", flush=True)
         wait_for_stop_signal()
         print("\nstopping…", flush=True)
     except KeyboardInterrupt:  # Ctrl-C while it was still starting
         print("\nstopping…", flush=True)
     finally:
-        cluster.stop()
+        stop()
         if outlets is not None:
             outlets.stop()
     print("stopped.")
     return 0
+
+
+def _processes(value: str) -> int:
+    """--processes: a number, or auto: a process per kind of work (front, approval, notify and evaluation)
+    where there are two cores or more, one where there is one (one eventlet process uses one core; three
+    busy at different moments keep two cores busier than two would: bench/city.py)."""
+    if value == "auto":
+        return 3 if (os.cpu_count() or 1) >= 2 else 1
+    return int(value)
+
+
+def _processes_arg(value: str) -> str:
+    if value != "auto" and not (value.isdigit() and int(value) >= 1):
+        raise argparse.ArgumentTypeError("a whole number of processes (1 or more), or auto")
+    return value
+
+
+def cmd_serve_group(args) -> int:
+    import eventlet
+
+    eventlet.monkey_patch()
+    from tongban.process_groups import serve_group
+
+    return serve_group(args.spec)
 
 
 def _first_city_it_user(base) -> tuple[str, str] | None:
@@ -297,7 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="approval instances to run (default: every department of the catalogue)")
     up.add_argument("--port", type=int, default=8100, help="first HTTP port, the portal's (default 8100)")
     up.add_argument("--data-dir", help="where the SQLite files live (default $TONGBAN_DATA_DIR or ./var)")
+    up.add_argument("--processes", default="auto", type=_processes_arg,
+                    help="processes to run the instances in: a number, or auto (3 on two cores or more, else 1)")
     up.set_defaults(func=cmd_up)
+    group = sub.add_parser("serve-group")  # a child process of `up --processes` (not for people: no help)
+    group.add_argument("spec")
+    group.set_defaults(func=cmd_serve_group)
 
     serve = sub.add_parser("serve", help="run one service instance (containers, k8s)")
     serve.add_argument("service", choices=["intake", "approval", "agent", "notify", "evaluation", "portal"])
@@ -337,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd, keys_cmd, report_cmd, user_cmd
+    from tongban import bus_cmd, calendar_cmd, catalog_cmd, deploy_cmd, keys_cmd, report_cmd, status_cmd, user_cmd
 
     user_cmd.register(sub)
     bus_cmd.register(sub)
@@ -345,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cmd.register(sub)
     report_cmd.register(sub)
     keys_cmd.register(sub)
+    status_cmd.register(sub)
+    deploy_cmd.register(sub)
     return p
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from nameko.runners import ServiceRunner
 
 from shared.config import Settings
+from shared.registry import deployment_instances
 
 SERVICES = ("intake", "approval", "agent", "notify", "evaluation", "portal")
 
@@ -54,11 +55,10 @@ def host_layout(base: Settings, towns=DEFAULT_TOWNS, departments=DEFAULT_DEPARTM
         base.with_(service="cli").signing_key()
     public = base.token_public_keys or (tokens.jwks_text(key) if key else "")
     base = base.with_(token_public_keys=public, token_private_key="")
-    layout = [base.with_(service="portal", instance="portal", token_private_key=key.to_pem() if key else "")]
-    layout += [base.with_(service="intake", instance=f"intake-{t}", town=t) for t in towns]
-    layout += [base.with_(service="approval", instance=f"approval-{d}", department=d) for d in departments]
-    layout += [base.with_(service=s, instance=s) for s in ("agent", "notify", "evaluation")]
-    layout = [s.with_(http_port=first_port + i) for i, s in enumerate(layout)]
+    layout = [base.with_(service=spec.service, instance=spec.instance, http_port=first_port + i,
+                         **{k: v for k, v in (("town", spec.town), ("department", spec.department)) if v})
+              for i, spec in enumerate(deployment_instances(towns, departments))]
+    layout[0] = layout[0].with_(token_private_key=key.to_pem() if key else "")  # the portal
     # notify fetches a notice's PDF (for the e-mail) from the centre that issued it
     urls = {s.town: s.base_url for s in layout if s.service == "intake"}
     notify_token = tokens.issue(key, "notify", "service", "city", ttl_seconds=365 * 86400) if key else None

@@ -129,15 +129,8 @@ class AgentCases:
 
     def record(self, case: AgentCase) -> None:
         """Keep the case as first announced (a redelivered case.accepted changes nothing)."""
-        dialect = self.s.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # pragma: no cover - the suite runs on these two
-            raise RuntimeError(f"no insert-or-ignore for {dialect}")
         values = {c.key: getattr(case, c.key) for c in AgentCase.__table__.columns}
-        self.s.execute(insert(AgentCase).values(**values).on_conflict_do_nothing(index_elements=["case_number"]))
+        self.s.execute(db.dialect_insert(self.s)(AgentCase).values(**values).on_conflict_do_nothing(index_elements=["case_number"]))
 
     def count(self, town: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(AgentCase)

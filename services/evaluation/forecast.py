@@ -49,14 +49,15 @@ class OfficeForecast:
     window_days: int
     horizon_days: int
     rate: Fraction  # decisions per working day
-    breaches: list[Breach] = field(default_factory=list)  # in the horizon, in queue order
+    breach_count: int = 0  # cases in the horizon that miss their deadline at the recent rate
+    breaches: list[Breach] = field(default_factory=list)  # those cases named, in queue order (where asked for)
     needed_rate: Fraction = Fraction(0)  # the least rate at which nothing in the horizon misses
 
     def summary(self) -> dict:
         return {"town": self.town, "department": self.department, "open_cases": self.open_cases,
                 "overdue": self.overdue, "decisions": self.decisions, "window_days": self.window_days,
                 "horizon_days": self.horizon_days, "rate": _round_down(self.rate),
-                "breaches": len(self.breaches), "needed_rate": _round_up(self.needed_rate),
+                "breaches": self.breach_count, "needed_rate": _round_up(self.needed_rate),
                 "needed_per_day": math.ceil(self.needed_rate),
                 "extra_per_day": _round_up(max(Fraction(0), self.needed_rate - self.rate))}
 
@@ -90,26 +91,76 @@ def nth_working_day(calendar: WorkingCalendar, today: date, n: int) -> date:
     return calendar.add_working_days(today - _ONE_DAY, n).date
 
 
+@dataclass(frozen=True)
+class BreachSpan:
+    """Cases of one deadline that miss it: queue positions `first`..`last` (the group's cases in case number
+    order take the positions from `group_start` + 1 on)."""
+
+    deadline: date
+    group_start: int
+    first: int
+    last: int
+    working_days_available: int
+
+
+def forecast_counts(calendar: WorkingCalendar, today: date, town: str, department: str,
+                    groups: Iterable[tuple[date, int]], decisions: int, *, window_days: int = DEFAULT_WINDOW_DAYS,
+                    horizon_days: int = DEFAULT_HORIZON_DAYS, available: dict[date, int] | None = None
+                    ) -> tuple[OfficeForecast, list[BreachSpan]]:
+    """The forecast from the queue's counts per deadline (cases of one deadline are consecutive in the queue);
+    the breaches as spans of queue positions, not yet named (`forecast_office` names them). `available`: a
+    memo of the working days each deadline has, shared by the offices of one forecast."""
+    memo = {} if available is None else available
+    if window_days < 1 or horizon_days < 1:
+        raise ValueError("the window and the horizon are at least one working day")
+    merged: dict[date, int] = {}
+    for deadline, n in groups:
+        merged[deadline] = merged.get(deadline, 0) + n
+    rate = Fraction(decisions, window_days)
+    result = OfficeForecast(town=town, department=department, open_cases=sum(merged.values()), overdue=0,
+                            decisions=decisions, window_days=window_days, horizon_days=horizon_days, rate=rate)
+    spans: list[BreachSpan] = []
+    start = 0  # cases ahead of this deadline's in the queue
+    for deadline in sorted(merged):
+        n = merged[deadline]
+        if deadline not in memo:
+            memo[deadline] = working_days_available(calendar, today, deadline)
+        available = memo[deadline]
+        if available == 0:
+            result.overdue += n
+        elif available > horizon_days:
+            break  # deadlines come in order: the rest lie beyond the horizon
+        else:
+            result.needed_rate = max(result.needed_rate, Fraction(start + n, available))
+            # position k misses its deadline when k > rate * available (not decided by the end of that day)
+            first = max(start + 1, math.floor(rate * available) + 1)
+            if first <= start + n:
+                spans.append(BreachSpan(deadline, start, first, start + n, available))
+                result.breach_count += start + n - first + 1
+        start += n
+    return result, spans
+
+
+def expected_decision(calendar: WorkingCalendar, today: date, position: int, rate: Fraction) -> date | None:
+    """The day the case at `position` is decided at `rate` (None: the office decided nothing lately)."""
+    return nth_working_day(calendar, today, math.ceil(position / rate)) if rate else None
+
+
 def forecast_office(calendar: WorkingCalendar, today: date, town: str, department: str,
                     cases: Iterable[QueuedCase], decisions: int, *, window_days: int = DEFAULT_WINDOW_DAYS,
                     horizon_days: int = DEFAULT_HORIZON_DAYS) -> OfficeForecast:
-    if window_days < 1 or horizon_days < 1:
-        raise ValueError("the window and the horizon are at least one working day")
+    """The forecast of a queue given case by case, its breaches named."""
     queue = sorted(cases, key=lambda c: (c.deadline, c.case_number))
-    rate = Fraction(decisions, window_days)
-    result = OfficeForecast(town=town, department=department, open_cases=len(queue), overdue=0,
-                            decisions=decisions, window_days=window_days, horizon_days=horizon_days, rate=rate)
-    for k, case in enumerate(queue, start=1):
-        available = working_days_available(calendar, today, case.deadline)
-        if available == 0:
-            result.overdue += 1
-            continue
-        if available > horizon_days:
-            break  # deadlines come in order: the rest lie beyond the horizon
-        result.needed_rate = max(result.needed_rate, Fraction(k, available))
-        if k > rate * available:  # not decided by the end of its deadline day
-            expected = nth_working_day(calendar, today, math.ceil(k / rate)) if rate else None
-            result.breaches.append(Breach(case.case_number, case.deadline, k, available, expected))
+    groups: dict[date, int] = {}
+    for c in queue:
+        groups[c.deadline] = groups.get(c.deadline, 0) + 1
+    result, spans = forecast_counts(calendar, today, town, department, groups.items(), decisions,
+                                    window_days=window_days, horizon_days=horizon_days)
+    for span in spans:
+        for k in range(span.first, span.last + 1):
+            case = queue[k - 1]
+            result.breaches.append(Breach(case.case_number, case.deadline, k, span.working_days_available,
+                                          expected_decision(calendar, today, k, result.rate)))
     return result
 
 

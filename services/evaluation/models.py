@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from shared import db
 from shared.vocabulary import OPEN_CASE_STATUSES
 
+_OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_CASE_STATUSES) + ")"
+
 
 class Base(db.Base):
     """The evaluation database's tables: the shared declarative base, this database's own metadata."""
@@ -36,6 +38,9 @@ class CaseView(Base):
     figures all start here). Each event moves it forward; an older case version never moves it back."""
 
     __tablename__ = "case_views"
+    # the board's page reads the open cases in deadline order (models_board.BoardPage)
+    __table_args__ = (sa.Index("ix_case_views_open_deadline", "deadline", "case_number",
+                               postgresql_where=sa.text(_OPEN_SQL), sqlite_where=sa.text(_OPEN_SQL)),)
 
     case_number: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)  # the newest case version applied
@@ -76,9 +81,7 @@ class CaseViews:
         """The case's row, locked; made first if missing. Two first events of one case handled at once (the
         acceptance and a deadline move) both get here: the INSERT that does nothing on a conflict lets the
         second wait for the first's row instead of failing on the primary key."""
-        from shared.store import _insert_for
-
-        self.s.execute(_insert_for(self.s)(CaseView).values(
+        self.s.execute(db.dialect_insert(self.s)(CaseView).values(
             case_number=case_number, accepting_town=accepting_town, departments=[], version=0,
             updated_at=now).on_conflict_do_nothing(index_elements=["case_number"]))
         return self.get(case_number, for_update=True)
@@ -122,3 +125,7 @@ from services.evaluation import (  # noqa: E402, I001
     models_ratings,  # noqa: F401
     models_supervision,  # noqa: F401
 )
+
+
+# the board's counts move with every case view written, whoever writes it: their ORM events are registered here
+from services.evaluation import models_board  # noqa: E402,F401

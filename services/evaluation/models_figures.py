@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.evaluation.models import Base, CaseView
+from shared import db
 from shared.vocabulary import OPEN_CASE_STATUSES
 
 
@@ -81,20 +82,9 @@ class Counters:
     def add(self, changes: Counter) -> None:
         """Add each change to its row, creating it at 0 first; one statement, rows in key order (two
         transactions moving the same rows lock them in the same order)."""
-        values = [dict(zip(("month", "dimension", "town", "key", "office", "measure"), k, strict=True), value=v)
-                  for k, v in sorted(changes.items()) if v]
-        if not values:
-            return
-        dialect = self.s.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(FigureCount).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["month", "dimension", "town", "key", "office", "measure"],
-            set_={"value": FigureCount.value + stmt.excluded.value})
-        self.s.execute(stmt)
+        key = ("month", "dimension", "town", "key", "office", "measure")
+        rows = [dict(zip(key, k, strict=True), value=v) for k, v in sorted(changes.items()) if v]
+        db.add_to_counters(self.s, FigureCount.__table__, key, "value", rows)
 
     def month(self, month: str, town: str | None = None, dept: str | None = None) -> list[tuple]:
         """(dimension, town, key, measure, value) of one month: all departments' rows (and the department

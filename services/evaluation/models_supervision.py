@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.evaluation.models import Base, CaseView
+from shared import db
 from shared.vocabulary import OPEN_CASE_STATUSES
 
 
@@ -79,10 +80,7 @@ class Warnings:
     def raise_once(self, **values) -> SupervisionWarning | None:
         """Insert the warning unless its (case, colour, deadline) exists; the new row, or None. One INSERT that
         does nothing on a conflict: two watchers at once cannot both raise it (the second waits, then finds it)."""
-        if self.s.bind.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        insert = db.dialect_insert(self.s)
         t = SupervisionWarning.__table__
         done = self.s.execute(insert(t).values(**values).on_conflict_do_nothing(
             index_elements=["case_number", "colour", "deadline"]))

@@ -69,12 +69,26 @@ class ForecastSummarySchema(Schema):
     offices = fields.List(fields.Nested(OfficeForecastSchema), required=True)
 
 
+class BoardOfficeSchema(Schema):
+    town = fields.String(required=True, metadata={"description": "the office's town, or city for a city bureau"})
+    department = fields.String(required=True)
+    red = fields.Integer(required=True)
+    yellow = fields.Integer(required=True)
+    green = fields.Integer(required=True)
+    paused = fields.Integer(required=True, metadata={"description": "of those, clock stopped"})
+    total = fields.Integer(required=True)
+
+
 class BoardSchema(Schema):
     as_of = fields.Date(required=True)
     town = fields.String(allow_none=True)
     department = fields.String(allow_none=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
-    cases = fields.List(fields.Nested(BoardCaseSchema), required=True)
+    open_cases = fields.Integer(required=True, metadata={"description": "all open cases in view"})
+    offices = fields.List(fields.Nested(BoardOfficeSchema), required=True,
+                          metadata={"description": "open cases per office and colour, most red first"})
+    cases = fields.List(fields.Nested(BoardCaseSchema), required=True,
+                        metadata={"description": "the most urgent open cases, ?limit= of them (default 100)"})
     forecast = fields.Nested(ForecastSummarySchema, required=True)
 
 

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from services.evaluation import forecast as fc
 from services.evaluation import supervision_rules as rules
 from services.evaluation.models import CaseEvent, CaseView, CaseViews
+from services.evaluation.models_board import BoardCounts, BoardPage, CountRow
 from services.evaluation.models_supervision import (
     SupervisionNotice,
     SupervisionNotices,
@@ -40,6 +41,15 @@ READERS = ("supervisor", "department_head", "city_admin", "service")
 _TOWN = re.compile(r"^[0-9]{9}$")
 _DEPT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_HORIZON_DAYS = 60
+BOARD_PAGE, BOARD_PAGE_MAX = 100, 1000  # open cases listed on the board, most urgent first
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return BOARD_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= BOARD_PAGE_MAX:
+        raise RuleViolation(f"limit must be a whole number from 1 to {BOARD_PAGE_MAX}", {"limit": value})
+    return int(value)
 
 
 def _setting(settings, key: str, env: str, default, cast):
@@ -185,41 +195,54 @@ class Supervisor:
         """The open warnings and forecast gauges, from the database (any instance sets the same figures)."""
         with store.transaction() as tx:
             counts = Warnings(tx.session).open_counts()
-            offices = self._forecasts(tx, Where(), self.config.horizon_days)
+            offices = [f for f, _ in self._forecasts(tx, Where(), self.config.horizon_days)]
         metrics.open_warnings.clear()
         for colour, accepting, handling, department, n in counts:
             metrics.open_warnings.labels(colour=colour, town=rules.office_town(accepting, handling),
                                          department=department or "").inc(n)
         metrics.forecast_breaches.clear()
         for f in offices:
-            metrics.forecast_breaches.labels(town=f.town, department=f.department).set(len(f.breaches))
+            metrics.forecast_breaches.labels(town=f.town, department=f.department).set(f.breach_count)
         return len(offices)
 
     # --- the board, the forecast, the lists --------------------------------------------------------------
 
     def board(self, tx: Tx, principal: auth.Principal, query: dict) -> dict:
+        """Counts by colour and by office from the board's counts; the most urgent open cases, a page of them
+        (?limit=, default BOARD_PAGE, at most BOARD_PAGE_MAX); the forecast's summary."""
         where = scope_where(principal, query)
+        limit = _limit(query.get("limit"))
         today = self.clock.today()
-        views = CaseViews(tx.session).open_cases(town=where.town, department=where.department)
-        if where.office is not None:
-            views = [v for v in views if rules.office_town(v.accepting_town, v.handling_town) == where.office]
+        yellow_last = rules.yellow_until(self.calendar, today, self.config.yellow_days)
+        counts = {c: 0 for c in rules.COLOURS} | {"paused": 0}
+        offices: dict[tuple[str, str], dict] = {}
+        count_rows = BoardCounts(tx.session).rows(where)
+        for r in count_rows:
+            colour = rules.bucket_colour(deadline=r.deadline, instant=r.instant, stopped=r.stopped, today=today,
+                                         yellow_last=yellow_last)
+            office = offices.setdefault((r.office, r.department), {
+                "town": r.office, "department": r.department, "red": 0, "yellow": 0, "green": 0, "paused": 0,
+                "total": 0})
+            for tally in (counts, office):
+                tally[colour] += r.cases
+                tally["paused"] += r.cases if r.stopped else 0
+            office["total"] += r.cases
         rows = []
-        for v in views:
+        for v in BoardPage(tx.session).cases(where, today, yellow_last, limit):
             s = self._standing(v, today)
             rows.append({"case_number": v.case_number, "item_code": v.item_code, "item_name": v.item_name,
                          "kind": v.kind, "status": v.status, "accepting_town": v.accepting_town,
                          "handling_town": v.handling_town, "department": v.department,
                          "first_responder": v.first_responder, "deadline": v.deadline,
                          "working_days_left": s.working_days_left, "colour": s.colour, "paused": s.clock_stopped})
-        rows.sort(key=lambda r: rules.urgency_key(r["colour"], r["deadline"], r["case_number"]))
-        counts = {c: sum(r["colour"] == c for r in rows) for c in rules.COLOURS}
-        counts["paused"] = sum(r["paused"] for r in rows)
-        offices = self._forecasts(tx, where, self.config.horizon_days)
+        forecasts = self._forecasts(tx, where, self.config.horizon_days, count_rows)
         return {"as_of": today, "town": where.town or where.office, "department": where.department,
-                "counts": counts, "cases": rows,
+                "counts": counts, "open_cases": sum(o["total"] for o in offices.values()), "cases": rows,
+                "offices": sorted(offices.values(),
+                                  key=lambda o: (-o["red"], -o["yellow"], o["town"], o["department"])),
                 "forecast": {"horizon_days": self.config.horizon_days, "window_days": self.config.window_days,
-                             "breaches": sum(len(f.breaches) for f in offices),
-                             "offices": [f.summary() for f in offices if f.breaches or f.overdue]}}
+                             "breaches": sum(f.breach_count for f, _ in forecasts),
+                             "offices": [f.summary() for f, _ in forecasts if f.breach_count or f.overdue]}}
 
     def forecast(self, tx: Tx, principal: auth.Principal, query: dict) -> dict:
         where = scope_where(principal, query)
@@ -227,29 +250,49 @@ class Supervisor:
         if not days.isdigit() or not 1 <= int(days) <= MAX_HORIZON_DAYS:
             raise RuleViolation(f"days must be a whole number of working days from 1 to {MAX_HORIZON_DAYS}",
                                 {"days": days})
-        offices = self._forecasts(tx, where, int(days))
-        return {"as_of": self.clock.today(), "horizon_days": int(days), "window_days": self.config.window_days,
-                "breaches": sum(len(f.breaches) for f in offices), "offices": [f.detail() for f in offices]}
+        today = self.clock.today()
+        forecasts = self._forecasts(tx, where, int(days))
+        for f, spans in forecasts:
+            self._name_breaches(tx, f, spans, today)
+        return {"as_of": today, "horizon_days": int(days), "window_days": self.config.window_days,
+                "breaches": sum(f.breach_count for f, _ in forecasts),
+                "offices": [f.detail() for f, _ in forecasts]}
 
-    def _forecasts(self, tx: Tx, where: Where, horizon_days: int) -> list[fc.OfficeForecast]:
-        """Every office's forecast (those with open cases or recent decisions) within `where`."""
+    def _forecasts(self, tx: Tx, where: Where, horizon_days: int, count_rows: list[CountRow] | None = None
+                   ) -> list[tuple[fc.OfficeForecast, list[fc.BreachSpan]]]:
+        """Every office's forecast (those with open cases or recent decisions) within `where`, from the board's
+        counts (`count_rows`: those of `where`, already read): a case queues at its lead department's office
+        while its clock runs."""
         today = self.clock.today()
         # an office's whole queue, or none of it: a town's forecast is that of the offices in the town (a case
         # it accepted for another town's office counts there)
         only = where.office or where.town
-        queues: dict[tuple[str, str], list[fc.QueuedCase]] = defaultdict(list)
-        for v in CaseViews(tx.session).open_cases(town=only, department=where.department):
-            if v.deadline is None or v.department is None or rules.clock_stopped(v.status, v.paused_since):
+        if count_rows is None:
+            count_rows = BoardCounts(tx.session).rows(Where(office=only, department=where.department))
+        queues: dict[tuple[str, str], list[tuple[date, int]]] = defaultdict(list)
+        for r in count_rows:
+            if not r.lead or r.stopped or r.deadline == rules.NO_DEADLINE or not r.department:
                 continue  # a stopped clock: not decidable now, and its deadline moves when it runs again
-            office = rules.office_town(v.accepting_town, v.handling_town)
-            if (only is None or office == only) and (where.department is None or v.department == where.department):
-                queues[(office, v.department)].append(fc.QueuedCase(v.case_number, v.deadline))
+            if only is not None and r.office != only:
+                continue  # a town's board also counts cases it accepted for another town's office
+            queues[(r.office, r.department)].append((r.deadline, r.cases))
         decisions = self._decisions(tx, today)
         keys = set(queues) | {k for k in decisions if (only is None or k[0] == only)
                               and (where.department is None or k[1] == where.department)}
-        return [fc.forecast_office(self.calendar, today, town, dept, queues.get((town, dept), []),
+        available: dict[date, int] = {}  # working days each deadline has: the same for every office
+        return [fc.forecast_counts(self.calendar, today, town, dept, queues.get((town, dept), []),
                                    decisions.get((town, dept), 0), window_days=self.config.window_days,
-                                   horizon_days=horizon_days) for town, dept in sorted(keys)]
+                                   horizon_days=horizon_days, available=available) for town, dept in sorted(keys)]
+
+    def _name_breaches(self, tx: Tx, f: fc.OfficeForecast, spans: list[fc.BreachSpan], today: date) -> None:
+        """The cases behind the breach spans, by their positions in the office's queue."""
+        for span in spans:
+            numbers = BoardPage(tx.session).queued(f.town, f.department, span.deadline,
+                                                   offset=span.first - span.group_start - 1,
+                                                   limit=span.last - span.first + 1)
+            for k, number in enumerate(numbers, start=span.first):
+                f.breaches.append(fc.Breach(number, span.deadline, k, span.working_days_available,
+                                            fc.expected_decision(self.calendar, today, k, f.rate)))
 
     def _decisions(self, tx: Tx, today: date) -> dict[tuple[str, str], int]:
         """Decisions by people per office (handling town, department) in the rate window; rule decisions of

@@ -123,3 +123,61 @@ def notice_text(case_number: str, item_name: str | None, department: str | None,
     late = f"已超期{overdue}个工作日" if overdue > 0 else "已超过办结时限"
     return (f"督办通知：办件{case_number}（{item_name or '事项'}）承诺办结时限为{deadline.isoformat()}，{late}。"
             f"请{department or '承办部门'}负责人督促办理并说明原因；首问负责人：{first_responder or '—'}。")
+
+
+# --- the board's counts (board_counts): open cases by office, department, deadline and clock ------------------
+
+NO_DEADLINE = date(9999, 12, 31)  # a count row's deadline for a case without one (sorts last, as on the board)
+
+
+@dataclass(frozen=True, order=True)
+class BoardKey:
+    """One row of the board's counts. Each open case counts once per department it concerns (its lead and
+    joint departments), and the row of its lead department says so: the city and town boards add the lead
+    rows, a department's board the rows of that department."""
+
+    accepting_town: str
+    handling_town: str  # "" where none (the accepting town's office decides), "city" for a city bureau
+    department: str  # "" where none
+    lead: bool
+    deadline: date
+    instant: bool
+    stopped: bool
+
+
+def board_keys(*, status: str | None, accepting_town: str | None, handling_town: str | None,
+               department: str | None, departments, kind: str | None, deadline: date | None,
+               paused_since: date | None) -> tuple[BoardKey, ...]:
+    """The count rows a case read model's values put it in: none unless it is open."""
+    if status not in OPEN_STATUSES or accepting_town is None:
+        return ()
+    common = dict(accepting_town=accepting_town, handling_town=handling_town or "",
+                  deadline=deadline or NO_DEADLINE, instant=kind == CaseKind.INSTANT,
+                  stopped=clock_stopped(status, paused_since))
+    lead = department or ""
+    others = sorted({d for d in (departments or ()) if d and d != lead})
+    return (BoardKey(department=lead, lead=True, **common),
+            *(BoardKey(department=d, lead=False, **common) for d in others))
+
+
+def yellow_until(calendar: WorkingCalendar, today: date, yellow_days: int = DEFAULT_YELLOW_DAYS) -> date:
+    """The last deadline that is yellow today (at most `yellow_days` working days left): from today on, every
+    deadline up to it is yellow, every later one green (working days left only grow with the deadline)."""
+    day = today
+    for _ in range(366):  # a bound, not a limit met in practice: a year of holidays
+        nxt = date.fromordinal(day.toordinal() + 1)
+        if working_days_left(calendar, today, nxt) > yellow_days:
+            return day
+        day = nxt
+    return day
+
+
+def bucket_colour(*, deadline: date, instant: bool, stopped: bool, today: date, yellow_last: date) -> str:
+    """A count row's colour today, as `standing` gives each of its cases (yellow_last from yellow_until)."""
+    if stopped or deadline == NO_DEADLINE:
+        return GREEN
+    if deadline < today:
+        return RED
+    if deadline <= yellow_last and not instant:
+        return YELLOW
+    return GREEN

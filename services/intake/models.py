@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.intake import domain
@@ -186,7 +184,7 @@ class Ledger:
         """The day's next number, safe under concurrent requests: the (town, day) row is created if
         absent (a concurrent creator's row wins, no error), then counted up in one atomic UPDATE,
         which holds the row until this transaction ends, so numbers are unique and have no gaps."""
-        insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[self.s.get_bind().dialect.name]
+        insert = db.dialect_insert(self.s)
         self.s.execute(insert(DailySequence).values(town=town, day=day, last=0)
                        .on_conflict_do_nothing(index_elements=["town", "day"]))
         last = self.s.execute(sa.update(DailySequence)

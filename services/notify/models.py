@@ -80,14 +80,7 @@ class Delivery(Base):
 
 def insert_ignoring_duplicates(session: Session, model, values: dict, key: list[str]) -> None:
     """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL (two workers may hear of a case at once)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the suite runs on these two
-        raise RuntimeError(f"no insert-or-ignore for {dialect}")
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=key))
+    session.execute(db.dialect_insert(session)(model).values(**values).on_conflict_do_nothing(index_elements=key))
 
 
 class KnownCases:

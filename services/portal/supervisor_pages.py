@@ -67,7 +67,8 @@ class SupervisorPages:
         forecast = reads.get("/forecast", params) or {}
         cases = board.get("cases", [])
         return Page("supervisor/board.html.j2", {
-            "title": "督办看板", "board": board, "cases": cases, "offices": rules.group_board(cases),
+            "title": "督办看板", "board": board, "cases": cases,
+            "offices": board.get("offices", []),  # counted by evaluation over every open case, not the page
             "counts": board.get("counts", {}), "warnings": warnings,
             "all_warnings": view.query.get("warnings") == "all",
             "forecast": forecast, "filter": {"town": view.query.get("town", ""),

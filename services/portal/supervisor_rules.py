@@ -43,26 +43,6 @@ _TOWN = re.compile(r"\d{9}")
 _DEPT = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
-def office_town(case: dict) -> str:
-    """The town whose office handles a case: the handling town (全城通办 routes it there), else the accepting one."""
-    return case.get("handling_town") or case.get("accepting_town") or ""
-
-
-def group_board(cases: Iterable[dict]) -> list[dict]:
-    """The board's open cases counted per office (town, department) and colour, the most urgent office
-    first (most red, then most yellow), then by town and department."""
-    groups: dict[tuple[str, str], dict] = {}
-    for c in cases:
-        key = (office_town(c), c.get("department") or "")
-        g = groups.setdefault(key, {"town": key[0], "department": key[1], "red": 0, "yellow": 0, "green": 0,
-                                    "paused": 0, "total": 0})
-        colour = c.get("colour") if c.get("colour") in COLOURS else "green"
-        g[colour] += 1
-        g["paused"] += bool(c.get("paused"))
-        g["total"] += 1
-    return sorted(groups.values(), key=lambda g: (-g["red"], -g["yellow"], g["town"], g["department"]))
-
-
 def is_bad(rating: dict) -> bool:
     return int(rating.get("level") or 0) in BAD_LEVELS
 

@@ -15,6 +15,7 @@ import eventlet
 import pytest
 
 from services.evaluation import recount
+from services.evaluation.models_board import BoardCounts
 from shared.bus import consumer_counts
 from shared.clock import ManualClock
 from shared.platform import Platform
@@ -145,6 +146,13 @@ def test_the_board_and_the_report_agree_with_a_recount_of_the_events(pg_city):
     assert open_cases >= {left_open, paused, joint}
     assert {c["case_number"]: c["deadline"] for c in board["cases"]} == \
         {n: views[n]["deadline"].isoformat() for n in open_cases}
+    # the board's counts (moved with each view written) are what the views, recounted, put in them
+    with evaluation.store.read() as session:
+        boards = BoardCounts(session)
+        assert boards.held() == boards.recount() and sum(boards.recount().values()) >= len(open_cases)
+    assert board["open_cases"] == len(open_cases) == sum(o["total"] for o in board["offices"])
+    assert sum(board["counts"][c] for c in ("red", "yellow", "green")) == len(open_cases)
+    assert board["counts"]["paused"] == sum(c["paused"] for c in board["cases"])
 
 
 # --- the recount's rules on a hand-made case (no broker) ------------------------------------------------------

@@ -1,12 +1,13 @@
 """The deployment files agree with the code: variable names, the host layout, probes, scrape annotations,
 the bus set-up step and the broker credentials each instance gets.
 
-No Docker or Kubernetes here: the files are parsed as YAML (and the Dockerfile as text) and checked
-against shared/config.py and tongban.runtime.host_layout, so a typo in a variable name, a missing
-instance or a probe on the wrong path fails the unit tests instead of a deployment. Where it matters
-the environment a container would get is resolved (compose interpolation, ConfigMap, the example
-Secret) and read with `Settings.from_env`, as the container would: an instance must connect as the
-user, with the password, that `tongban bus users` in the set-up step gave its service kind.
+No Docker or Kubernetes cluster here: the k8s overlay is built with `kubectl kustomize`, the compose file
+parsed as YAML (and the Dockerfile as text), and checked against shared/config.py and tongban.runtime.host_layout
+(for the sample city's towns and departments), so a typo in a variable name, a missing instance or a probe on the
+wrong path fails the unit tests instead of a deployment. Where it matters the environment a container would get
+is resolved (compose interpolation, ConfigMap, the example Secrets and the ones the operators make) and read with
+`Settings.from_env`, as the container would: an instance must connect as the user, with the password, that the
+set-up gave its service kind (`tongban bus users` on one host; the Messaging Topology Operator's User in k8s).
 """
 from __future__ import annotations
 
@@ -24,13 +25,12 @@ with warnings.catch_warnings():  # nameko imports eventlet, which warns that it 
     warnings.simplefilter("ignore")
     from tongban.runtime import host_layout
 
-from shared import busauth
-from shared.config import BUS_PASSWORD_VARIABLES, Settings
+from shared import busauth, registry
+from shared.catalog import load_catalog
+from shared.config import BUS_PASSWORD_VARIABLES, Settings, secret_problems
+from tests.unit.deploy_support import CATALOG, COMPOSE, K8S, OVERLAY, ROOT, built, example_secrets
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-K8S = ROOT / "deploy" / "k8s"
 INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
 ENABLED_PLUGINS = ROOT / "deploy" / "rabbitmq" / "enabled_plugins"
 
@@ -41,15 +41,23 @@ ENVIRON_READ_RE = re.compile(r"(?:environ\.get\(|environ\[|getenv\()\s*[\"'](TON
 CODE_DIRS = ("shared", "services", "tongban")
 CONTAINER_PORT = 8000
 PASSWORD_VARIABLES = set(BUS_PASSWORD_VARIABLES.values())
-BUS_SETUP_STEPS = [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
+CATALOG_IN_CONTAINER = "/etc/tongban/catalog/catalog.yaml"  # where the set-up finds the city's catalogue
+LOAD_CATALOG = ["tongban", "catalog", "load", CATALOG_IN_CONTAINER]
+BUS_SETUP_STEPS = [["tongban", "bus", "users"], LOAD_CATALOG, ["tongban", "bus", "declare"]]
+# in k8s the operator makes the users: the Job loads the catalogue and declares what no operator resource does
+K8S_BUS_SETUP_STEPS = [LOAD_CATALOG, ["tongban", "bus", "declare"]]
+CONFIG = "tongban-config"
 # what the compose file requires from the shell (`${NAME:?...}`), as a test gives it
 COMPOSE_SHELL = {"TONGBAN_TOKEN_PUBLIC_KEYS": '{"keys": []}',
                  "TONGBAN_TOKEN_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
                  "TONGBAN_NOTIFY_TOKEN": "notify-token-under-test",
-                 "TONGBAN_BUS_SECRET": "bus-secret-under-test"}
+                 "TONGBAN_BUS_SECRET": "bus-secret-under-test", "GRAFANA_ADMIN_PASSWORD": "grafana-under-test"}
 
-LAYOUT = host_layout(Settings(service="intake", instance="layout"))
+# the sample city, as `tongban up` would lay it out on one host
+TOWNS, DEPARTMENTS = registry.scope_of(load_catalog(CATALOG))
+LAYOUT = host_layout(Settings(service="intake", instance="layout"), towns=TOWNS, departments=DEPARTMENTS)
 INSTANCES = [s.instance for s in LAYOUT]
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 
 def known_variables() -> set[str]:
@@ -67,18 +75,20 @@ def unknown_variables(text: str, known: set[str]) -> set[str]:
 
 
 def k8s_files() -> list[Path]:
-    return sorted(p for p in K8S.iterdir() if p.suffix in (".yaml", ".yml"))
+    return sorted(p for p in K8S.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
 def k8s_docs() -> list[dict]:
-    docs = []
-    for path in k8s_files():
-        docs += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-    return docs
+    """The overlay as `kubectl apply -k` sends it."""
+    return built()
 
 
 def of_kind(kind: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in k8s_docs() if d.get("kind") == kind}
+    """Built objects of a kind by name; Deployments and Services by the instance they run."""
+    docs = [d for d in k8s_docs() if d.get("kind") == kind]
+    if kind in ("Deployment", "Service"):
+        return {d["metadata"]["labels"][INSTANCE_LABEL]: d for d in docs}
+    return {d["metadata"]["name"]: d for d in docs}
 
 
 def compose() -> dict:
@@ -171,9 +181,9 @@ def pod_container(doc: dict) -> dict:
 
 def resolved_env(doc: dict) -> dict[str, str]:
     """The environment a Deployment's or Job's container gets: its ConfigMaps, then its own env
-    (which wins), secrets taken from the example Secret."""
+    (which wins), secrets taken from the example Secrets and the operators'."""
     container = pod_container(doc)
-    config_maps, secrets = of_kind("ConfigMap"), of_kind("Secret")
+    config_maps, secrets = of_kind("ConfigMap"), example_secrets()
     env = {}
     for ref in container.get("envFrom", []):
         env.update(config_maps[ref["configMapRef"]["name"]]["data"])
@@ -182,7 +192,7 @@ def resolved_env(doc: dict) -> dict[str, str]:
             env[entry["name"]] = str(entry["value"])
         else:
             ref = entry["valueFrom"]["secretKeyRef"]
-            env[entry["name"]] = secrets[ref["name"]]["stringData"][ref["key"]]
+            env[entry["name"]] = secrets[ref["name"]][ref["key"]]
     return env
 
 
@@ -244,9 +254,11 @@ def test_password_checker_catches_a_missing_a_foreign_and_the_shared_password():
 
 
 def test_setup_steps_reads_a_shell_chain_and_keeps_anything_else_whole():
-    assert setup_steps(["sh", "-c", "tongban bus users && exec tongban bus declare"]) == BUS_SETUP_STEPS
+    assert setup_steps(["sh", "-c", "tongban bus users && exec tongban bus declare"]) == \
+        [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
     # `;` would run declare after a failed `users`: it is not the chain the tests accept
-    assert setup_steps(["sh", "-c", "tongban bus users; tongban bus declare"]) != BUS_SETUP_STEPS
+    assert setup_steps(["sh", "-c", "tongban bus users; tongban bus declare"]) != \
+        [["tongban", "bus", "users"], ["tongban", "bus", "declare"]]
     assert setup_steps(["bus", "users"]) == [["bus", "users"]]
 
 
@@ -278,13 +290,16 @@ def test_deployment_checker_catches_a_wrong_probe_and_missing_annotations():
 
 
 def test_the_layout_is_the_one_these_files_describe():
-    assert INSTANCES == ["portal", "intake-320583101", "intake-320583102", "approval-minzheng", "approval-renshe",
+    """The sample city: its twelve towns' windows and fourteen departments, as `tongban up` would run them."""
+    assert INSTANCES == ["portal", *(f"intake-{t}" for t in TOWNS), *(f"approval-{d}" for d in DEPARTMENTS),
                          "agent", "notify", "evaluation"]
+    assert (len(TOWNS), len(DEPARTMENTS)) == (12, 14)
+    assert INSTANCES == [s.instance for s in registry.deployment_instances(TOWNS, DEPARTMENTS)]
 
 
 # --- variable names ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, *k8s_files()], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, *k8s_files()], ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_tongban_variable_is_one_the_code_reads(path):
     assert unknown_variables(path.read_text(encoding="utf-8"), known_variables()) == set()
 
@@ -293,9 +308,10 @@ def test_every_tongban_variable_is_one_the_code_reads(path):
 def test_compose_and_k8s_give_each_instance_the_same_variable_names(settings):
     """The same names, but for the broker password: on one host every instance derives its kind's from
     TONGBAN_BUS_SECRET; in k8s a pod is given only its own kind's."""
-    config = next(iter(of_kind("ConfigMap").values()))
+    config = of_kind("ConfigMap")[CONFIG]
     in_compose = {k for k in compose()["services"][settings.instance]["environment"] if k.startswith("TONGBAN_")}
-    in_k8s = set(container_env(of_kind("Deployment")[settings.instance])) | set(config["data"])
+    in_k8s = {k for k in set(container_env(of_kind("Deployment")[settings.instance])) | set(config["data"])
+              if k.startswith("TONGBAN_")}
     assert "TONGBAN_BUS_SECRET" in in_compose and not in_compose & PASSWORD_VARIABLES
     assert password_problems(in_k8s, settings.service) == []
     assert in_compose - {"TONGBAN_BUS_SECRET"} == in_k8s - {BUS_PASSWORD_VARIABLES[settings.service]}
@@ -304,15 +320,19 @@ def test_compose_and_k8s_give_each_instance_the_same_variable_names(settings):
 # --- docker-compose -----------------------------------------------------------------------------
 
 def test_compose_runs_every_instance_of_the_host_layout_and_nothing_else():
-    assert set(compose()["services"]) == set(INSTANCES) | {"rabbitmq", "postgres", "bus-setup"}
+    assert set(compose()["services"]) == set(INSTANCES) | {"rabbitmq", "postgres", "bus-setup", "prometheus",
+                                                            "grafana"}
 
 
-def test_compose_bus_setup_runs_users_then_declare_as_the_admin(monkeypatch):
+def test_compose_bus_setup_runs_users_loads_the_catalogue_then_declares_as_the_admin(monkeypatch):
     services = compose()["services"]
     setup = services["bus-setup"]
     # the image's ENTRYPOINT is `tongban`: the two commands are chained in a shell that stops at a failure
     assert setup["build"]["context"] == "." and setup["image"] == services[INSTANCES[0]]["image"]
     assert setup_steps(setup["entrypoint"] + setup.get("command", [])) == BUS_SETUP_STEPS
+    # the catalogue it loads is the city's the file was rendered from
+    (mount,) = [v for v in setup["volumes"] if v.split(":")[1] == CATALOG_IN_CONTAINER]
+    assert (ROOT / mount.split(":")[0]).read_text(encoding="utf-8") == CATALOG.read_text(encoding="utf-8")
     assert str(setup.get("restart", "no")) == "no", "a one-shot service must not be restarted after it exits"
     assert setup["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
     admin = bus_setup_settings(compose_env("bus-setup"), monkeypatch)
@@ -408,35 +428,56 @@ def test_every_k8s_document_parses_and_has_a_kind():
 def test_k8s_runs_every_instance_of_the_host_layout_and_nothing_else():
     assert set(of_kind("Deployment")) == set(INSTANCES)
     assert set(of_kind("Service")) == set(INSTANCES)
-    assert set(of_kind("Job")) == {"bus-setup"}
+    assert set(of_kind("Job")) == {"tongban-bus-setup"}
 
 
-def test_k8s_bus_setup_job_runs_users_then_declare_as_the_admin(monkeypatch):
-    job = of_kind("Job")["bus-setup"]
+def k8s_bus_admin(monkeypatch) -> Settings:
+    """What `tongban bus declare` in the Job works with: the operator's admin account on the cluster's broker."""
+    return bus_setup_settings(resolved_env(of_kind("Job")["tongban-bus-setup"]), monkeypatch)
+
+
+def k8s_kind_settings(kind: str, monkeypatch) -> Settings:
+    """The set-up of a kind's user in k8s, as Settings: the User imports its name and password from a Secret
+    (the operator sets them on the broker), on the broker the Job declares."""
+    (user,) = [u for u in of_kind("User").values()
+               if u["metadata"]["labels"].get("app.kubernetes.io/component") == kind]
+    secret = example_secrets()[user["spec"]["importCredentialsSecret"]["name"]]
+    admin = k8s_bus_admin(monkeypatch)
+    assert secret["username"] == busauth.user_name(admin.bus_users, kind)
+    return admin.with_(bus_passwords={kind: secret["password"]})
+
+
+def test_k8s_bus_setup_job_declares_as_the_operators_admin(monkeypatch):
+    job = of_kind("Job")["tongban-bus-setup"]
     container = pod_container(job)
     env = container_env(job)
-    assert setup_steps(container.get("command", []) + container.get("args", [])) == BUS_SETUP_STEPS
+    # `command` replaces the image's ENTRYPOINT (`tongban`): a shell chains the two steps, stopping at a failure
+    assert setup_steps(container["command"]) == K8S_BUS_SETUP_STEPS and "args" not in container
+    # the catalogue it loads is the city's the overlay was rendered from, from a ConfigMap kustomize makes
+    (mount,) = [m for m in container["volumeMounts"] if CATALOG_IN_CONTAINER.startswith(m["mountPath"] + "/")]
+    volume = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}[mount["name"]]
+    catalog = of_kind("ConfigMap")[volume["configMap"]["name"]]["data"][CATALOG_IN_CONTAINER.rsplit("/", 1)[1]]
+    assert catalog == CATALOG.read_text(encoding="utf-8")
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     assert container["image"] == pod_container(of_kind("Deployment")[INSTANCES[0]])["image"]
-    assert {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])} == set(of_kind("ConfigMap"))
-    # the admin URL and every kind's password, from the Secret; the shared secret is not needed
-    for name in {"TONGBAN_AMQP_URL"} | PASSWORD_VARIABLES:
-        assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"], name
-    assert env["TONGBAN_AMQP_URL"]["valueFrom"]["secretKeyRef"]["key"] == "amqp-admin-url"
-    admin = bus_setup_settings(resolved_env(job), monkeypatch)
-    assert "TONGBAN_BUS_SECRET" not in resolved_env(job)
-    assert admin.bus_users
-    assert set(admin.bus_passwords) == set(busauth.KINDS), "a kind's password would fall back to the dev secret"
+    assert {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])} == {CONFIG}
+    # the admin URL from the operator's Secret; no kind's password and no shared secret
+    assert env["TONGBAN_AMQP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "tongban-rabbitmq-default-user",
+                                                                   "key": "connection_string"}
+    assert not set(resolved_env(job)) & (PASSWORD_VARIABLES | {"TONGBAN_BUS_SECRET"})
+    admin = k8s_bus_admin(monkeypatch)
     url = urlsplit(admin.amqp_url)
     assert url.username and url.password, "bus-setup needs the admin account"
+    (cluster,) = of_kind("RabbitmqCluster").values()
+    assert url.hostname.split(".")[0] == cluster["metadata"]["name"]
     res = container.get("resources") or {}
     assert all({"cpu", "memory"} <= set(res.get(part) or {}) for part in ("requests", "limits"))
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 def test_k8s_example_secret_gives_each_kind_its_own_password():
-    (secret,) = of_kind("Secret").values()
-    passwords = [secret["stringData"][f"bus-password-{kind}"] for kind in busauth.KINDS]
+    secrets = example_secrets()
+    passwords = [secrets[f"tongban-bus-{kind}"]["password"] for kind in busauth.KINDS]
     assert len(set(passwords)) == len(passwords), "equal example passwords would hide a kind's pod using another's"
 
 
@@ -462,46 +503,86 @@ def test_k8s_deployment_env(settings, monkeypatch):
         assert "TONGBAN_DEPARTMENT" not in env
     # secrets come from the Secret, never as literal values; of the broker passwords only its own kind's
     own = BUS_PASSWORD_VARIABLES[settings.service]
-    secret_names = ("TONGBAN_TOKEN_PUBLIC_KEYS", "TONGBAN_DATABASE_URL", own)
+    secret_names = ("TONGBAN_TOKEN_PUBLIC_KEYS", "PGPASSWORD", own)
     secret_names += ("TONGBAN_TOKEN_PRIVATE_KEY",) if settings.service == "portal" else ()
     assert ("TONGBAN_TOKEN_PRIVATE_KEY" in env) == (settings.service == "portal"), "the signing key: portal only"
     for name in secret_names:
         assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"], name
-    assert env[own]["valueFrom"]["secretKeyRef"]["key"] == f"bus-password-{settings.service}"
+    assert env[own]["valueFrom"]["secretKeyRef"] == {"name": f"tongban-bus-{settings.service}", "key": "password"}
+    # the database URL names no password (libpq takes PGPASSWORD)
+    assert urlsplit(env["TONGBAN_DATABASE_URL"]["value"]).password is None
     config_maps = {ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref}
-    assert config_maps and config_maps <= set(of_kind("ConfigMap"))
+    assert config_maps == {CONFIG}
     pod_env = resolved_env(dep)
     assert password_problems(set(pod_env), settings.service) == []
-    admin = bus_setup_settings(resolved_env(of_kind("Job")["bus-setup"]), monkeypatch)
-    assert_connects_as_its_kind(settings_in(pod_env, settings.service, monkeypatch), admin)
+    set_up = k8s_kind_settings(settings.service, monkeypatch)
+    assert_connects_as_its_kind(settings_in(pod_env, settings.service, monkeypatch), set_up)
 
 
-def test_k8s_secret_refs_resolve_in_the_example_secret():
-    secrets = of_kind("Secret")
+def secret_refs(doc: dict) -> list[tuple[str, str, dict]]:
+    """(secret, key, the reference) for every Secret key an object reads: containers' env, and the operators'
+    resources (a User's name and password, CloudNativePG's owner, the backups' keys, KEDA's broker account)."""
+    refs = []
+
+    def env_refs(node):
+        if isinstance(node, dict):
+            ref = node.get("secretKeyRef")
+            if isinstance(ref, dict):
+                refs.append((ref["name"], ref["key"], ref))
+            for value in node.values():
+                env_refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                env_refs(value)
+
+    env_refs(doc)
+    spec = doc.get("spec") or {}
+    whole = []  # Secrets read whole: their username and password
+    if doc["kind"] == "User":
+        whole.append(spec["importCredentialsSecret"]["name"])
+    if doc["kind"] == "Cluster":
+        whole.append(spec["bootstrap"]["initdb"]["secret"]["name"])
+    if doc["kind"] == "ObjectStore":
+        refs += [(r["name"], r["key"], r) for r in spec["configuration"]["s3Credentials"].values()]
+    if doc["kind"] == "TriggerAuthentication":
+        refs += [(r["name"], r["key"], r) for r in spec["secretTargetRef"]]
+    refs += [(name, key, {"name": name}) for name in whole for key in ("username", "password")]
+    return refs
+
+
+@pytest.mark.parametrize("settings", LAYOUT, ids=lambda s: s.instance)
+def test_every_instance_would_start_outside_development_mode(settings, monkeypatch):
+    """A service refuses to start without its token keys or with the published bus secret (shared.config):
+    neither deployment leaves an instance to that refusal."""
+    k8s = settings_in(resolved_env(of_kind("Deployment")[settings.instance]), settings.service, monkeypatch)
+    assert secret_problems(k8s, env={}) == []
+    on_one_host = settings_in(compose_env(settings.instance), settings.service, monkeypatch)
+    assert secret_problems(on_one_host, env={}) == []
+    assert secret_problems(on_one_host.with_(token_public_keys=""), env={}), "the check itself checks"
+
+
+def test_k8s_secret_refs_resolve_in_the_example_secrets():
+    secrets = example_secrets()
     used = set()
-    for name_, doc in [*of_kind("Deployment").items(), *of_kind("Job").items()]:
-        for name, entry in container_env(doc).items():
-            ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
-            if not ref:
-                continue
-            assert ref["name"] in secrets, (name_, name)
-            assert not ref.get("optional"), (name_, name, "a missing key must stop the pod, not start it without")
-            secret = secrets[ref["name"]]
-            keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
-            assert ref["key"] in keys, (name_, name, ref["key"])
-            used.add((ref["name"], ref["key"]))
+    for doc in k8s_docs():
+        for name, key, ref in secret_refs(doc):
+            where = (doc["kind"], doc["metadata"]["name"], name, key)
+            assert name in secrets, where
+            assert not ref.get("optional"), (*where, "a missing key must stop the pod, not start it without")
+            assert key in secrets[name], where
+            used.add((name, key))
     # and the example holds nothing that nothing reads (a key left over from an older layout)
-    for secret_name, secret in secrets.items():
-        for key in set(secret.get("stringData") or {}) | set(secret.get("data") or {}):
-            assert (secret_name, key) in used, f"{secret_name}: key {key} is read by no pod"
-    for instance, dep in of_kind("Deployment").items():
-        db_key = container_env(dep)["TONGBAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
-        url = secrets[db_key["name"]]["stringData"][db_key["key"]]
-        assert url.rsplit("/", 1)[1] == database_name(instance)
+    for doc in load_example_secrets():
+        for key in doc["stringData"]:
+            assert (doc["metadata"]["name"], key) in used, f"{doc['metadata']['name']}: key {key} is read by nothing"
+
+
+def load_example_secrets() -> list[dict]:
+    return [d for d in yaml.safe_load_all((OVERLAY / "secrets.example.yaml").read_text(encoding="utf-8")) if d]
 
 
 def test_k8s_configmap_listens_on_the_container_port():
-    (config,) = of_kind("ConfigMap").values()
+    config = of_kind("ConfigMap")[CONFIG]
     assert config["data"]["TONGBAN_HTTP_HOST"] == "0.0.0.0"
     assert str(config["data"]["TONGBAN_HTTP_PORT"]) == str(CONTAINER_PORT)
     assert all(isinstance(v, str) for v in config["data"].values()), "ConfigMap values must be strings"
@@ -523,16 +604,18 @@ def test_k8s_service_selects_its_deployment(instance):
 def test_k8s_everything_is_in_one_namespace():
     (ns,) = of_kind("Namespace")
     for doc in k8s_docs():
-        if doc["kind"] not in ("Namespace", "Kustomization"):
+        if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace") == ns, (doc["kind"], doc["metadata"]["name"])
 
 
 def test_kustomization_lists_exactly_the_manifests_present():
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
     listed = kustomization["resources"]
     assert len(listed) == len(set(listed)), "a resource is listed twice"
-    present = {p.name for p in k8s_files()} - {"kustomization.yaml"}
+    present = {p.name for p in OVERLAY.iterdir() if p.suffix == ".yaml"} - {"kustomization.yaml"}
     examples = {name for name in present if ".example." in name}
     # example files hold placeholders: they are never applied with `kubectl apply -k`
     assert set(listed) == present - examples
-    assert examples == {"secret.example.yaml"}
+    assert examples == {"secrets.example.yaml"}
+    assert kustomization["bases"] == [f"instances/{i}" for i in INSTANCES]
+    assert sorted(p.name for p in (OVERLAY / "instances").iterdir()) == sorted(INSTANCES)

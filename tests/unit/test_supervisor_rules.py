@@ -6,23 +6,6 @@ import pytest
 from services.portal import supervisor_rules as rules
 
 
-def case(colour, town="320583101", dept="minzheng", handling=None, paused=False):
-    return {"colour": colour, "accepting_town": town, "handling_town": handling, "department": dept, "paused": paused}
-
-
-def test_the_board_groups_by_office_most_red_then_most_yellow_first():
-    groups = rules.group_board([
-        case("green"), case("yellow"), case("green", dept="renshe"),
-        case("red", dept="renshe"), case("red", town="320583102", handling="320583101", dept="renshe"),
-        case("yellow", town="320583102", paused=True)])
-    assert [(g["town"], g["department"]) for g in groups] == [
-        ("320583101", "renshe"), ("320583101", "minzheng"), ("320583102", "minzheng")]
-    assert groups[0] == {"town": "320583101", "department": "renshe", "red": 2, "yellow": 0, "green": 1,
-                         "paused": 0, "total": 3}, "a city-wide case counts at the town that handles it"
-    assert groups[2]["paused"] == 1 and groups[2]["yellow"] == 1
-    assert rules.group_board([]) == []
-
-
 def test_every_colour_has_words():
     assert set(rules.COLOURS) <= set(rules.COLOUR_TEXT) and "超期" in rules.COLOUR_TEXT["red"]
 
