@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up helper for ./run: Python 3.11 + .venv, RabbitMQ (with management and
 # prometheus plugins), PostgreSQL for the tests, fonts and poppler, the portal's
-# htmx (npm), Chromium for the browser tests.
+# htmx (npm), Chromium for the browser tests, Prometheus (promtool) for the alert tests.
 #
 # Sourced by ./run, which then calls `bootstrap MODE` (MODE: app | tests).
 # Can also be run on its own: `bash scripts/bootstrap.sh [app|tests]`.
@@ -464,6 +464,21 @@ ensure_chromium() {
     fi
 }
 
+# The alert rule tests (promtool check/test rules) and the scrape test (a real Prometheus started by the test)
+# use Debian's `prometheus` package: /usr/bin/prometheus and /usr/bin/promtool.
+PROMETHEUS="${TONGBAN_PROMETHEUS:-/usr/bin/prometheus}"
+
+ensure_prometheus() {
+    if [[ -x $PROMETHEUS ]] && command -v promtool >/dev/null 2>&1; then
+        say "Prometheus present ($PROMETHEUS, promtool)"
+    elif apt_install prometheus && [[ -x $PROMETHEUS ]]; then
+        say "Prometheus installed ($PROMETHEUS, promtool)"
+    else
+        # Not fatal for the set-up; the alert and scrape tests fail saying what is missing.
+        warn "Prometheus missing: the alert rule and scrape tests need it. As root: apt-get install -y prometheus"
+    fi
+}
+
 # The portal serves htmx from its npm package (services/portal/static/package.json); the pages work
 # without it, so a failure here only warns. Reinstalled when package-lock.json changes.
 PORTAL_STATIC="$TB_ROOT/services/portal/static"
@@ -496,7 +511,7 @@ ensure_portal_npm() {
 # ------------------------------------------------------------------ main ---
 
 # bootstrap app   : what `tongban demo/up/...` needs
-# bootstrap tests : that, plus PostgreSQL, poppler and Chromium for the test suite
+# bootstrap tests : that, plus PostgreSQL, poppler, Chromium and Prometheus for the test suite
 bootstrap() {
     local mode="${1:-app}"
     ensure_venv
@@ -510,6 +525,7 @@ bootstrap() {
         ensure_poppler
         ensure_kubectl   # the deployment tests
         ensure_chromium
+        ensure_prometheus
     fi
 }
 

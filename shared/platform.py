@@ -69,8 +69,7 @@ class Platform(DependencyProvider):
         s = self.settings
         check_secrets(s)  # never run on published development secrets, nor without the keys to check tokens
         self.tokens = TokenVerifier(s.public_keys(), revocations=self.reference.revocations)
-        self.metrics = ServiceMetrics(s.instance)
-        self.metrics.info.labels(instance=s.instance, service=s.service).set(1)
+        self.metrics = ServiceMetrics(s.instance, s.service, town=s.town, department=s.department)
         self.store = Store(s.db_url, self.versions_dir, self.topology.events.name)
         self.store.migrate()
         self.store.on_commit_with_messages = self._wake.set
@@ -90,6 +89,7 @@ class Platform(DependencyProvider):
 
     def start(self):
         s = self.settings
+        self.metrics.expect_queues(q.name for q in self.work_queues())
         if self._relays:
             self._relay_thread = self.container.spawn_managed_thread(self._relay_loop,
                                                                      identifier="outbox-relay")
@@ -120,6 +120,8 @@ class Platform(DependencyProvider):
             self._probe.close()
         if self.store:
             self.store.dispose()
+        if self.metrics is not None:
+            self.metrics.close()  # another instance of this process shows the process series from now on
 
     def kill(self):
         self._stopping = True
@@ -132,6 +134,8 @@ class Platform(DependencyProvider):
             self._relay.abort()
         if self._probe is not None:
             self._probe.drop()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -311,6 +315,7 @@ class Platform(DependencyProvider):
             outbox = {"backlog": stats.backlog, "oldest_unsent_seconds": round(age, 1),
                       "unroutable": stats.unroutable, "relay": "on" if self._relays else "off"}
             self.metrics.outbox_oldest_unsent.set(age)
+            self.metrics.outbox_unroutable.set(stats.unroutable)
             if self._relays:  # the backlog gauge is the relay's: an instance that relays nothing shows none
                 self.metrics.outbox_backlog.set(stats.backlog)
             checks["outbox"] = ("ok" if age <= s.outbox_max_age else

@@ -4,6 +4,7 @@ and a clear 4xx for every bad request — never a 500 for bad input.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import metadata
@@ -207,6 +208,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         def entry(service, request, **params):
             platform = service.platform
             status = 500
+            started = time.perf_counter()
             try:
                 principal = None
                 if not public:
@@ -238,7 +240,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
                 log.exception("http.internal_error", route=route)
                 return error_response(500, "internal", "internal error; the incident is logged")
             finally:
-                platform.metrics.http_requests.labels(route=route, status=str(status)).inc()
+                platform.metrics.observe_request(route, status, time.perf_counter() - started)
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__

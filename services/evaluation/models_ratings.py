@@ -186,6 +186,13 @@ class Rectifications:
              .where(Rectification.state.in_([str(s) for s in states])))
         return [(r, g) for r, g in self.s.execute(q).all()]
 
+    def open_by_town(self) -> dict[tuple[str, str], int]:
+        """(town, state) -> rectifications not closed yet (open, called back, rectified awaiting the follow-up)."""
+        q = (sa.select(Rating.town, Rectification.state, sa.func.count()).select_from(Rectification)
+             .join(Rating, Rating.id == Rectification.rating_id)
+             .where(Rectification.state != RectState.CLOSED).group_by(Rating.town, Rectification.state))
+        return {(t, str(s)): n for t, s, n in self.s.execute(q).all()}
+
     def overdue_by_town(self, today: date) -> dict[str, int]:
         """Open rectifications past a due date (the callback's while open, the rectification's until done)."""
         late = sa.or_(sa.and_(Rectification.state == RectState.OPEN, Rectification.callback_due < today),
@@ -255,6 +262,12 @@ class Complaints:
         if open_only:
             q = q.where(Complaint.status != ComplaintStatus.RESOLVED)
         return list(self.s.scalars(q.order_by(Complaint.due, Complaint.number).limit(limit)))
+
+    def open_by_town(self) -> dict[tuple[str, str], int]:
+        """(town, status) -> complaints not resolved yet."""
+        q = (sa.select(Complaint.town, Complaint.status, sa.func.count())
+             .where(Complaint.status != ComplaintStatus.RESOLVED).group_by(Complaint.town, Complaint.status))
+        return {(t, str(s)): n for t, s, n in self.s.execute(q).all()}
 
     def overdue_by_town(self, today: date) -> dict[str, int]:
         q = (sa.select(Complaint.town, sa.func.count())

@@ -18,6 +18,7 @@ window checks their scope itself.
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 from services.portal.applicant_rules import town_of
@@ -59,6 +60,7 @@ def open311(method: str, path: str):
 
         def entry(service, request, **params):
             status = 500
+            started = time.perf_counter()
             try:
                 status, payload = fn(service, request, **params)
                 return json_response(payload, status)
@@ -72,7 +74,7 @@ def open311(method: str, path: str):
                 log.exception("open311.failed", route=route)
                 return json_response([{"code": 500, "description": "internal error; the incident is logged"}], 500)
             finally:
-                service.platform.metrics.http_requests.labels(route=route, status=str(status)).inc()
+                service.platform.metrics.observe_request(route, status, time.perf_counter() - started)
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__

@@ -7,6 +7,7 @@ token (form field `csrf_token` or header `X-CSRF-Token`, which htmx sends): with
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -117,6 +118,7 @@ def page(method: str, path: str, roles: tuple[str, ...] | None = None, public: b
 
         def entry(service, request, **params):
             status = 500
+            started = time.perf_counter()
             try:
                 with service.platform.store.transaction() as tx:
                     found = directory.find_session(tx, request.cookies.get(COOKIE))
@@ -161,7 +163,7 @@ def page(method: str, path: str, roles: tuple[str, ...] | None = None, public: b
                 return render("error.html.j2", 500, user=None, csrf_token="", home="/", role_name=None,
                               title="出错了", message="页面出错，已记录，请稍后再试。")
             finally:
-                service.platform.metrics.http_requests.labels(route=route, status=str(status)).inc()
+                service.platform.metrics.observe_request(route, status, time.perf_counter() - started)
 
         entry.__name__ = fn.__name__
         entry.__doc__ = fn.__doc__

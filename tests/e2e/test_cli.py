@@ -63,6 +63,7 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
         # the portal, two windows, every department, three more
         assert len(urls) == 1 + 2 + departments + 3, "".join(lines)
         assert "approval-minzheng" in "".join(lines) and "approval-zhujian" in "".join(lines)
+        process_series = []  # the instances showing the process's own series: one, as they share a process
         for url in urls:
             health = requests.get(f"{url}/health", timeout=10)
             checks = health.json()["checks"]
@@ -71,6 +72,8 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             metrics = requests.get(f"{url}/metrics", timeout=10)
             names = {f.name for f in text_string_to_metric_families(metrics.text)}
             assert {"tongban_outbox_backlog", "tongban_instance_info"} <= names, names
+            process_series += [url] if any(n.startswith("process_") for n in names) else []
+        assert len(process_series) == 1, process_series
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
