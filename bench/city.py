@@ -246,6 +246,12 @@ def load_history(url: str, open_cases: int, history: int, say_=say) -> dict:
         FROM case_views WHERE status IN ('pending_materials', 'initial_review', 'in_review', 'paused')
         GROUP BY 1, 2, 3, 4, 5, 6, 7""")
     say_(f"  board_counts in {timings['board_counts']} s")
+    # the decisions the forecast's rate reads: the history's completions of the last 30 days, per office and day
+    run("decision_counts", """
+        INSERT INTO decision_counts (day, office, department, decisions)
+        SELECT completed_on, handling_town, department, count(*) FROM case_views
+        WHERE status = 'completed' AND completed_on >= current_date - 30 AND department IS NOT NULL
+        GROUP BY 1, 2, 3""")
     started = time.perf_counter()
     for _, definition in indexes:
         cur.execute(definition)
