@@ -19,6 +19,7 @@ from tongban import deploy_compose, deploy_render
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
+DASHBOARDS_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 
 
 def read_rule_files(folder: Path = RULES_DIR) -> dict[str, dict]:
@@ -45,12 +46,18 @@ def write_tree(out: Path, files: dict[str, str], owned: list[str]) -> list[Path]
     return written
 
 
+def read_dashboards(folder: Path = DASHBOARDS_DIR) -> dict[str, str]:
+    """Grafana's dashboards (file name -> JSON text), as compose provisions them."""
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.json"))}
+
+
 def render_k8s(catalog_path: Path, out: Path, name: str | None = None, portal_host: str | None = None,
-               rules_dir: Path = RULES_DIR) -> list[Path]:
+               rules_dir: Path = RULES_DIR, dashboards_dir: Path = DASHBOARDS_DIR) -> list[Path]:
     catalog = load_catalog(catalog_path)
     name = name or catalog_path.stem
     city = deploy_render.city_of(catalog, name, portal_host or f"tongban.{catalog.data['city']['code']}.example.cn")
-    files = deploy_render.k8s_tree(city, read_rule_files(rules_dir), catalog_path.read_text(encoding="utf-8"))
+    files = deploy_render.k8s_tree(city, read_rule_files(rules_dir), catalog_path.read_text(encoding="utf-8"),
+                                   read_dashboards(dashboards_dir))
     return write_tree(out, files, ["base", f"overlays/{name}"])
 
 

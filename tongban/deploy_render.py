@@ -626,7 +626,16 @@ and KEDA)."""
 
 # --- the overlay --------------------------------------------------------------------------------------
 
-def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) -> dict[str, str]:
+def grafana_dashboards(dashboards: dict[str, str]) -> list[dict]:
+    """A ConfigMap per dashboard, labelled for Grafana's dashboard sidecar (grafana_dashboard: "1", as the
+    Grafana Helm chart and kube-prometheus-stack look for them)."""
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": _meta(f"tongban-dashboard-{name.removesuffix('.json')}", grafana_dashboard="1"),
+             "data": {name: text}} for name, text in sorted(dashboards.items())]
+
+
+def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str,
+                  dashboards: dict[str, str] | None = None) -> dict[str, str]:
     """The overlay's files, by path inside it; the catalogue is copied as it is (a record on the stream is its
     text: another text of the same version would be refused)."""
     catalog_file = f"catalog/{city.name}.yaml"
@@ -669,6 +678,10 @@ def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) ->
     rule = prometheus_rule(rule_files)
     if rule:
         files["prometheus-rules.yaml"] = _yaml([rule], "The alert rules of deploy/prometheus/rules/*.rules.yml.")
+    if dashboards:
+        files["grafana-dashboards.yaml"] = _yaml(grafana_dashboards(dashboards),
+                                                 "The dashboards of deploy/grafana/dashboards/, for Grafana's "
+                                                 "dashboard sidecar.")
     files["secrets.example.yaml"] = _yaml(example_secrets(), SECRETS_COMMENT)
     resources = sorted(p for p in files if "/" not in p and p != "secrets.example.yaml")
     kustomization = {
@@ -686,9 +699,10 @@ def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str) ->
     return files
 
 
-def k8s_tree(city: City, rule_files: dict[str, dict], catalog_text: str) -> dict[str, str]:
+def k8s_tree(city: City, rule_files: dict[str, dict], catalog_text: str,
+             dashboards: dict[str, str] | None = None) -> dict[str, str]:
     """Every file under deploy/k8s: the base and the city's overlay."""
     files = {posixpath.join("base", p): t for p, t in base_files().items()}
     files.update({posixpath.join("overlays", city.name, p): t
-                  for p, t in overlay_files(city, rule_files, catalog_text).items()})
+                  for p, t in overlay_files(city, rule_files, catalog_text, dashboards).items()})
     return files

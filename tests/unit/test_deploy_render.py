@@ -498,3 +498,13 @@ def test_kustomize_fails_loudly_on_a_broken_overlay(tmp_path):
     deploy_cmd.write_tree(tmp_path, {"kustomization.yaml": "resources: [missing.yaml]\n"}, [])
     with pytest.raises(AssertionError, match="kubectl kustomize"):
         kustomize(tmp_path)
+
+
+def test_grafana_gets_every_dashboard_through_its_sidecar():
+    maps = {d["metadata"]["name"]: d for d in built() if d["kind"] == "ConfigMap"
+            and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"}
+    files = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert len(files) >= 5 and len(maps) == len(files)
+    for path in files:
+        (data,) = maps[f"tongban-dashboard-{path.stem}"]["data"].items()
+        assert data == (path.name, path.read_text(encoding="utf-8"))
