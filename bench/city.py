@@ -9,7 +9,7 @@ In one run it measures
    built through the contracts);
 2. the suite on PostgreSQL in three processes (the windows and the village stations; the approval
    departments; notify and evaluation), each instance on its own database and the whole on a bus prefix of
-   its own, driven over HTTP by an open-loop simplified city day at increasing rates (10, 20, 40, 80, 160
+   its own, driven over HTTP by an open-loop simplified city day at increasing rates (5, 10, 20, 40, 80, 160
    cases/s, 60 s each; 15 s in --quick) until a rate is not sustained (the backlog of queued messages and
    outbox rows grows, submissions fail or wait seconds); messages per case from the broker's exchange stats;
 3. at 50 cases/s: window submit latency p50/p99 and instant cases' submit-to-notified p99 (the result SMS
@@ -919,13 +919,15 @@ def run_suite(args, quick: bool) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a short run of everything")
-    ap.add_argument("--rates", default=None, help="cases/s of the ramp, comma separated (default 10,20,40,80,160)")
+    ap.add_argument("--rates", default=None, help="cases/s of the ramp, comma separated (default 5,10,20,40,80,160)")
     ap.add_argument("--step-seconds", type=float, default=None, help="seconds per rate (default 60, quick 15)")
     ap.add_argument("--outage-seconds", type=float, default=None, help="consumer outage (default 60, quick 15)")
     ap.add_argument("--open-cases", type=int, default=None, help="open cases loaded (default 1M, quick 100k)")
     ap.add_argument("--history", type=int, default=None, help="historical cases loaded (default 10M, quick 1M)")
     ap.add_argument("--log-level", default="WARNING", help="the services' log level")
-    ap.add_argument("--skip", default="", help="sections to leave out: broker,suite,history")
+    ap.add_argument("--skip", default="", help="sections to leave out: broker,suite,history (their figures are "
+                                               "carried from bench/results/city.json, said so in it)")
+    ap.add_argument("--fresh", action="store_true", help="carry no figures from an earlier run")
     ap.add_argument("--keep-series", action="store_true", help="keep each step's backlog series in the JSON")
     ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -939,7 +941,7 @@ def main() -> int:
         return 0
 
     quick = args.quick
-    args.rates = args.rates or "10,20,40,80,160"
+    args.rates = args.rates or "5,10,20,40,80,160"
     skip = set(filter(None, args.skip.split(",")))
     started = time.monotonic()
     say(f"tongban city bench{' (quick)' if quick else ''} on {os.cpu_count()} cores")
@@ -947,6 +949,19 @@ def main() -> int:
                  "python": platform.python_version(), "quick": quick,
                  "load_average_at_start": list(os.getloadavg())}
     broker = suite = history = None
+    # a section left out keeps its figures from the last run, said so in the JSON (a long load need not be
+    # repeated to measure the suite again); --fresh drops them
+    earlier = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
+    carried = {}
+    for section in ("broker", "suite", "history"):
+        if section in skip and section in earlier:
+            out[section] = earlier[section]
+            carried[section] = earlier.get("sections_measured_at", {}).get(section, earlier.get("when"))
+    broker, suite, history = (out.get(k) for k in ("broker", "suite", "history"))
+    out["sections_measured_at"] = {k: carried.get(k, out["when"]) for k in ("broker", "suite", "history")
+                                   if k not in skip or k in carried}
+    if carried:
+        say(f"carried from earlier runs: {', '.join(f'{k} ({v})' for k, v in carried.items())}")
     if "broker" not in skip:
         n = 20000 if quick else 100000
         broker = run_part("broker", str(n), str(1000 if quick else 3000))
