@@ -136,6 +136,10 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
         summary.update(city.how_the_city_serves(outlets))
         summary["reconciled"] = summary["reconciled"] and _served_balanced(summary["service_books"])
         if keep:  # the suite stays up to look around in, as the people the demo played
+            from tongban.status_cmd import write_instances_file
+
+            # `tongban status` finds the instances here, as after `tongban up` (TONGBAN_DATA_DIR=data_dir)
+            write_instances_file(data_dir, {s.instance: s.base_url for s in layout})
             portal = next(s for s in layout if s.service == "portal")
             summary["portal"] = {"url": f"{portal.base_url}/",
                                  "sign_ins": city.sign_ins(cluster.platform("portal").store)}
@@ -144,7 +148,8 @@ def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: 
                 _print_summary(summary)
                 _print_sign_ins(summary["portal"])
                 print(f"the suite keeps running for you to look around; Ctrl-C stops it (data stays in {data_dir}, "
-                      f"queues under bus prefix {base.bus_prefix}).", flush=True)
+                      f"queues under bus prefix {base.bus_prefix}; `TONGBAN_DATA_DIR={data_dir} "
+                      f"TONGBAN_BUS_PREFIX={base.bus_prefix} tongban status` shows how it runs).", flush=True)
                 try:
                     wait_for_stop_signal()
                 except KeyboardInterrupt:
