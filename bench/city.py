@@ -22,13 +22,12 @@ In one run it measures
    and JSON), median of several runs.
 
 The simplified city day (not the demo's DemoCity, whose applicants wait for each answer): 80 % at the two
-town windows (instant, promised, joint and consultation items of the departments run here, in the
+town windows (instant, promised, joint, consultation and escalated items of the departments run here, in the
 catalogue's proportions; city-wide items 30 % for a resident of the other town), 20 % at the village
 stations (relayed to the town); escalated items pass the town's 初审 and go up to the city bureau through the
 town agents, who relay and return them; approvers decide every work item as it arrives (7 % refused); 30 % of
-the cases that are not instant are rated at acceptance (once evaluation has heard of them), one case
-in 200 brings a complaint. Left out: incomplete
-materials (the applicant's next trip), ratings at completion.
+the cases that are not instant are rated at acceptance (once evaluation has heard of them), one case in 200
+brings a complaint. Left out: incomplete materials (the applicant's next trip), ratings at completion.
 
 Figures are printed and written to bench/results/city.json with the targets and whether they were met.
 Everything the run creates (bus prefix, databases, data folder, outlets) is removed afterwards. Not a test.
