@@ -42,7 +42,7 @@ def _lines_until(proc, marker: str, seconds: float, lines: list[str]) -> list[st
 def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
     prefix = f"up{uuid.uuid4().hex[:8]}"
     port = _free_port_block(1 + 2 + len(load_catalog().departments) + 3)
-    proc = subprocess.Popen([*TONGBAN, "up", "--port", str(port)], env=_env(tmp_path, prefix),
+    proc = subprocess.Popen([*TONGBAN, "up", "--port", str(port), "--processes", "3"], env=_env(tmp_path, prefix),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
@@ -73,7 +73,9 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
             names = {f.name for f in text_string_to_metric_families(metrics.text)}
             assert {"tongban_outbox_backlog", "tongban_instance_info"} <= names, names
             process_series += [url] if any(n.startswith("process_") for n in names) else []
-        assert len(process_series) == 1, process_series
+        # the process-wide series once per process: `up` runs its instances in a process per kind of work
+        processes = int(re.search(r"instances in (\d+) processes", "".join(lines)).group(1))
+        assert processes == 3 and len(process_series) == processes, process_series
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
@@ -165,7 +167,7 @@ def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tm
     lines, kept = [], None
     try:
         out = "".join(_lines_until(proc, "keeps running", 300, lines))
-        kept = re.search(r"data stays in (\S+), queues under bus prefix (\w+)\)", out).groups()
+        kept = re.search(r"data stays in (\S+), queues under bus prefix (\w+)[;)]", out).groups()
         assert "RECONCILED" in out
         portal, password = re.search(r"portal: (http://\S+)/\s+sign in as \(password (\S+) for all\)", out).groups()
         people = dict(re.findall(r"^  (\S+)\s+\S+\s+(clerk|approver|department_head|agent|town_agent|supervisor|"
