@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -164,11 +165,22 @@ def _wait(proc: subprocess.Popen, timeout: float) -> None:
 
 def serve_group(spec_file: str) -> int:
     """The child's side: run the spec's instances until SIGTERM or SIGINT (eventlet patched already)."""
+    import eventlet
+
     from shared.logging import configure_logging
     from tongban.runtime import Cluster, wait_for_stop_signal
 
     spec = json.loads(Path(spec_file).read_text())
     configure_logging(spec.get("log_level", "WARNING"))
+    parent = os.getppid()
+
+    def orphaned():
+        # the parent killed outright (SIGKILL: it could not stop us): stop as on SIGTERM, not serve on alone
+        while os.getppid() == parent:
+            eventlet.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    eventlet.spawn(orphaned)
     cluster = Cluster()
     try:
         cluster.start_all(settings_of(spec))
