@@ -71,7 +71,7 @@ def cmd_up(args) -> int:
 
     # our SMS gateway and SMTP server where no real ones are configured: notices land in files
     layout, outlets, landing = local_outlets.for_up(layout, base.data_dir)
-    processes = _processes(args.processes)
+    processes = args.processes
     first_user = _first_city_it_user(base)
     if processes > 1:
         from tongban.process_groups import ProcessCluster, process_groups
@@ -117,13 +117,9 @@ def _processes(value: str) -> int:
     busy at different moments keep two cores busier than two would: bench/city.py)."""
     if value == "auto":
         return 3 if (os.cpu_count() or 1) >= 2 else 1
-    return int(value)
-
-
-def _processes_arg(value: str) -> str:
-    if value != "auto" and not (value.isdigit() and int(value) >= 1):
+    if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError("a whole number of processes (1 or more), or auto")
-    return value
+    return int(value)
 
 
 def cmd_serve_group(args) -> int:
@@ -334,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="approval instances to run (default: every department of the catalogue)")
     up.add_argument("--port", type=int, default=8100, help="first HTTP port, the portal's (default 8100)")
     up.add_argument("--data-dir", help="where the SQLite files live (default $TONGBAN_DATA_DIR or ./var)")
-    up.add_argument("--processes", default="auto", type=_processes_arg,
+    up.add_argument("--processes", default="auto", type=_processes,
                     help="processes to run the instances in: a number, or auto (3 on two cores or more, else 1)")
     up.set_defaults(func=cmd_up)
     group = sub.add_parser("serve-group")  # a child process of `up --processes` (not for people: no help)
