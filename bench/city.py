@@ -596,7 +596,7 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
             followed[f"initial_review:{r.status_code}"] += 1
         if item["kind"] != "instant" and rng.random() < 0.3:
             level = rng.choices([1, 2, 3, 4, 5], weights=[50, 25, 12, 8, 5])[0]
-            eventlet.spawn(rate, number, level)
+            eventlet.spawn(rate_at_acceptance, number, level)
         if rng.random() < 0.005:
             r = http.post(f"{suite.urls['evaluation']}/complaints", timeout=60,
                           headers={"Authorization": f"Bearer {suite.ops}"},
@@ -605,7 +605,7 @@ def drive(suite: Suite, rate: float, seconds: float, rng: random.Random, watch_n
                                 "complainant": {"name": "王先生", "phone": f"139{rng.randint(0, 99999999):08d}"}})
             followed[f"complaint:{r.status_code}"] += 1
 
-    def rate(number, level):
+    def rate_at_acceptance(number, level):
         """The applicant rates at acceptance, once evaluation has heard of the case (it learns of it from the
         bus: a rating a moment too early is answered 404, and the device asks again)."""
         for _ in range(20):
