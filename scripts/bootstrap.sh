@@ -425,58 +425,44 @@ ensure_fonts() {
     warn "no TrueType Chinese font: PDF notices cannot be rendered. As root: apt-get install -y fonts-wqy-microhei"
 }
 
-ensure_poppler() {
-    if command -v pdftoppm >/dev/null 2>&1; then
-        say "pdftoppm present (poppler-utils)"
-    elif apt_install poppler-utils && command -v pdftoppm >/dev/null 2>&1; then
-        say "pdftoppm installed (poppler-utils)"
+# ensure_tool WHAT PACKAGE NEEDED_BY CHECK... : the tool there (CHECK succeeds), else installed from Debian's
+# PACKAGE. Not fatal for the set-up when neither: the tests that need it fail saying what is missing.
+ensure_tool() {
+    local what=$1 package=$2 needed_by=$3
+    shift 3
+    if "$@"; then
+        say "$what present"
+    elif apt_install "$package" && "$@"; then
+        say "$what installed ($package)"
     else
-        warn "pdftoppm missing: the PDF tests need it. As root: apt-get install -y poppler-utils"
+        warn "$what missing: $needed_by need it. As root: apt-get install -y $package"
     fi
 }
+
+has_command() { command -v "$1" >/dev/null 2>&1; }
+is_executable() { [[ -x $1 ]]; }
+
+ensure_poppler() { ensure_tool pdftoppm poppler-utils "the PDF tests" has_command pdftoppm; }
 
 # The deployment tests build the generated kustomize overlay with `kubectl kustomize`. Any kubectl does (the
 # overlay keeps to what kustomize v2 reads); Debian's comes with kubernetes-client.
-ensure_kubectl() {
-    if command -v kubectl >/dev/null 2>&1; then
-        say "kubectl present ($(command -v kubectl))"
-    elif apt_install kubernetes-client && command -v kubectl >/dev/null 2>&1; then
-        say "kubectl installed (kubernetes-client)"
-    else
-        # Not fatal for the set-up; the deployment tests fail saying what is missing.
-        warn "kubectl missing: the deployment tests need it. As root: apt-get install -y kubernetes-client"
-    fi
-}
-
-# ------------------------------------------------- 6. Chromium, portal htmx ---
+ensure_kubectl() { ensure_tool kubectl kubernetes-client "the deployment tests" has_command kubectl; }
 
 # The browser tests (tests/browser/) drive Debian's Chromium through Playwright; no browser download.
 CHROMIUM="${TONGBAN_CHROMIUM:-/usr/bin/chromium}"
 
 ensure_chromium() {
-    if [[ -x $CHROMIUM ]]; then
-        say "Chromium present ($CHROMIUM)"
-    elif apt_install chromium && [[ -x $CHROMIUM ]]; then
-        say "Chromium installed ($CHROMIUM)"
-    else
-        # Not fatal for the set-up; the browser tests fail saying what is missing.
-        warn "Chromium missing: the browser tests need it. As root: apt-get install -y chromium (or set TONGBAN_CHROMIUM)"
-    fi
+    ensure_tool "Chromium ($CHROMIUM, or set TONGBAN_CHROMIUM)" chromium "the browser tests" is_executable "$CHROMIUM"
 }
 
 # The alert rule tests (promtool check/test rules) and the scrape test (a real Prometheus started by the test)
 # use Debian's `prometheus` package: /usr/bin/prometheus and /usr/bin/promtool.
 PROMETHEUS="${TONGBAN_PROMETHEUS:-/usr/bin/prometheus}"
 
+prometheus_tools() { [[ -x $PROMETHEUS ]] && has_command promtool; }
+
 ensure_prometheus() {
-    if [[ -x $PROMETHEUS ]] && command -v promtool >/dev/null 2>&1; then
-        say "Prometheus present ($PROMETHEUS, promtool)"
-    elif apt_install prometheus && [[ -x $PROMETHEUS ]]; then
-        say "Prometheus installed ($PROMETHEUS, promtool)"
-    else
-        # Not fatal for the set-up; the alert and scrape tests fail saying what is missing.
-        warn "Prometheus missing: the alert rule and scrape tests need it. As root: apt-get install -y prometheus"
-    fi
+    ensure_tool "Prometheus ($PROMETHEUS, promtool)" prometheus "the alert rule and scrape tests" prometheus_tools
 }
 
 # The portal serves htmx from its npm package (services/portal/static/package.json); the pages work
