@@ -99,17 +99,6 @@ class CaseViews:
             rows.update((v.case_number, v) for v in self.s.scalars(q))
         return list(rows.values())
 
-    def open_cases(self, town: str | None = None, department: str | None = None) -> list[CaseView]:
-        """Open cases (pending materials, in review, paused …), for a town (accepted or handled there) or a
-        department (lead or joint)."""
-        q = sa.select(CaseView).where(CaseView.status.in_([str(x) for x in OPEN_CASE_STATUSES]))
-        if town is not None:
-            q = q.where(sa.or_(CaseView.accepting_town == town, CaseView.handling_town == town))
-        rows = list(self.s.scalars(q.order_by(CaseView.deadline, CaseView.case_number)))
-        if department is not None:  # the JSON list is filtered here: portable across SQLite and PostgreSQL
-            rows = [r for r in rows if r.department == department or department in (r.departments or [])]
-        return rows
-
 
 class Events:
     def __init__(self, session: Session):

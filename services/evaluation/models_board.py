@@ -182,13 +182,6 @@ class BoardCounts:
         q = sa.select(*(getattr(B, c) for c in _COLUMNS), B.cases).where(B.cases != 0)
         return Counter({rules.BoardKey(*r[:-1]): r[-1] for r in self.s.execute(q)})
 
-    def rebuild(self) -> int:
-        """Replace the rows with a recount of the case views (after a bulk load that went around the ORM)."""
-        self.s.execute(sa.delete(BoardCount))
-        counts = self.recount()
-        add_counts(self.s.connection(), counts)
-        return sum(n for k, n in counts.items() if k.lead)
-
 
 class BoardPage:
     """The open cases in board order (red, then yellow, then green; by deadline, none last; by case number),
