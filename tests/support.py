@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -195,7 +196,9 @@ class City:
             try:
                 remove()
             except Exception as exc:
-                print(f"note: bus {self.prefix} not wholly removed ({exc!r}); the next run sweeps it")
+                # to the real stderr: this runs beside the next test, whose captured output it must not join
+                print(f"note: bus {self.prefix} not wholly removed ({exc!r}); the next run sweeps it",
+                      file=sys.__stderr__)
         if self._users:
             busauth.delete_users(self.amqp_url, self.prefix)
 

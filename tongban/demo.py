@@ -482,7 +482,7 @@ class DemoCity:
                 "completed": {"intake": completed, "result_notices": notify["by_kind"].get("result", 0),
                               "evaluation": evaluation.get("case.completed", 0)},
                 "decisions": {"approval": sum(x["decided"] for x in approval),
-                              "intake": sum(x["department_decisions"] for x in intake)},
+                              "intake": sum(x["department_decisions"] + x["late_decisions"] for x in intake)},
                 "work_items": {"received": sum(x["received"] for x in approval),
                                "decided+withdrawn+superseded": sum(x["decided"] + x["withdrawn"] + x["superseded"]
                                                                    for x in approval)},

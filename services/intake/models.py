@@ -293,6 +293,9 @@ class Ledger:
                 out[outcome] += n
         out["department_decisions"] = self.s.execute(
             sa.select(sa.func.count()).select_from(DepartmentDecision)).scalar_one()
+        out["late_decisions"] = self.s.execute(
+            sa.select(sa.func.count()).select_from(CaseAction).where(CaseAction.action == "late_decision")
+        ).scalar_one()
         out.update(self._counts_across_services())
         return out
 

@@ -266,6 +266,9 @@ class StatsSchema(StrictSchema):
     by_kind = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
         "description": "the catalogue's kind, plus supplement and returned as they happened"})
     department_decisions = fields.Integer(required=True)
+    late_decisions = fields.Integer(required=True, metadata={
+        "description": "departments' decisions that arrived after the case had moved on (closed by another "
+                       "department's refusal, superseded): on the timeline, changing nothing"})
     from_villages = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
         "description": "cases village stations relayed: cases, completed, returned"})
     escalated = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={

@@ -493,10 +493,23 @@ class Window:
                 or case.routed_version != message.case_version or p["department"] not in case.departments):
             log.warning("decision.stale", routed_version=case.routed_version, decided_on=message.case_version,
                         status=case.status, department=p["department"])
+            self._note_late_decision(tx, case, message)
             return "stale"
         if any(d.department == p["department"] for d in Ledger(tx.session).decisions(case.case_number)):
             return "duplicate"
         return None
+
+    def _note_late_decision(self, tx: Tx, case: Case, message: Message) -> None:
+        """A department decided while the case moved on (another department of a joint case refused it, a new
+        version superseded the work): the decision changes nothing, but it was made, so the timeline keeps it
+        and the books can count it against the departments' own."""
+        p, repo = message.payload, Ledger(tx.session)
+        key = f"{case.case_number}:late_decision:{p['department']}:{message.case_version}"
+        if p["department"] not in case.departments or repo.has_action(key):
+            return
+        repo.append(case, "late_decision", p["decided_by"], self.clock.now(), key, reason=p.get("reason"),
+                    data={"department": p["department"], "outcome": p["outcome"],
+                          "case_version": message.case_version, "status_then": str(case.status)})
 
     # --- the town agent's hops of an escalated case (上报件) ---------------------------------------------
 
