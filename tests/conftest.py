@@ -59,3 +59,25 @@ def any_city(request, tmp_path, postgres):
     c = _city(tmp_path, request.param, postgres if request.param == "postgres" else None)
     yield c
     c.close()
+
+
+# --- the CI set and the full set ---------------------------------------------------------------------
+# `./run tests` (CI) runs the CI set; long runs are marked `full` and join with `./run tests --full`
+# (or TONGBAN_FULL_TESTS=1): the full chaos run, the deeper fuzzing, the slow end-to-end variants.
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true", default=False,
+                     help="also run the long tests marked `full` (the CI set leaves them out)")
+
+
+def _full_run(config) -> bool:
+    return config.getoption("--full") or os.environ.get("TONGBAN_FULL_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _full_run(config):
+        return
+    skip = pytest.mark.skip(reason="long: runs with ./run tests --full")
+    for item in items:
+        if "full" in item.keywords:
+            item.add_marker(skip)
