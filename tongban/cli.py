@@ -389,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Patch before the parser imports anything: the parser's modules import nameko, kombu and amqp, and a
+    # module that took `from time import sleep` (kombu's reconnect loop) before the patch keeps the blocking
+    # one. After a broker restart that sleep held a whole process of instances in 1 s stalls, every other
+    # connection's handshake timed out, and the process never reconnected (found by bench/chaos.py).
+    import eventlet
+
+    eventlet.monkey_patch()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "dlq":
