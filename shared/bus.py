@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from functools import partial
 
-from amqp.exceptions import ChannelError
+from amqp.exceptions import ChannelError, RecoverableConnectionError
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Connection, Exchange, Queue, binding
 from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.extensions import DependencyProvider
@@ -232,6 +233,24 @@ class SafeQueueConsumer(QueueConsumer):
             consumer.qos(prefetch_count=self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
+
+    # Settling on a connection that just died (a broker restart) raises a socket error, which nameko's own
+    # guard (AMQP's ConnectionError only) lets through: the worker's thread dies with it and takes the whole
+    # service container down, which then consumes nothing more. The broker takes an unsettled message back
+    # when its connection goes and delivers it again; the inbox recognises it.
+    _LOST_CONNECTION = (OSError, AmqpConnectionError, RecoverableConnectionError)
+
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except self._LOST_CONNECTION as exc:
+            log.warning("message.settle_lost", settle="ack", error=str(exc))
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except self._LOST_CONNECTION as exc:
+            log.warning("message.settle_lost", settle="requeue", error=str(exc))
 
     def _dead_letter_undecodable(self, provider, message, exc):
         log.warning("message.undecodable", queue=provider.queue.name,

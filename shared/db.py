@@ -6,6 +6,7 @@ psycopg2 must be made cooperative (psycogreen), or one query would stall the who
 from __future__ import annotations
 
 import functools
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +36,15 @@ def _make_psycopg_green() -> None:
         _psycopg_patched = True
 
 
+def _env_count(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def make_engine(url: str) -> Engine:
     """An engine fit for a nameko service on eventlet."""
     if url.startswith("sqlite"):
@@ -57,7 +67,10 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         _make_psycopg_green()
-        return sa.create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        # every instance's pool counts against the server's max_connections (100 by default): a host running
+        # many instances on one server sizes them down (TONGBAN_DB_POOL_SIZE, TONGBAN_DB_MAX_OVERFLOW)
+        return sa.create_engine(url, pool_size=_env_count("TONGBAN_DB_POOL_SIZE", 5),
+                                max_overflow=_env_count("TONGBAN_DB_MAX_OVERFLOW", 5), pool_pre_ping=True)
     return sa.create_engine(url)
 
 
