@@ -104,9 +104,9 @@ MATRIX: dict[tuple[str, str], str] = {
     # --- evaluation: events, ratings (好差评), complaints (有诉即办), supervision ---------------------------------
     ("evaluation", "GET /cases/{case_number}/events"):               "1   3   3   3   3   3   3   O4  O   O   O",
     ("evaluation", "GET /stats"):                                    "1   3   3   3   3   3   3   OH  O   O   O",
-    ("evaluation", "GET /board"):                                    "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /forecast"):                                 "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /reports/monthly"):                          "1   3   3   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /board"):                                    "1   3   3   OH  O   3   3   OH  O   O   O",
+    ("evaluation", "GET /forecast"):                                 "1   3   3   OH  O   3   3   OH  O   O   O",
+    ("evaluation", "GET /reports/monthly"):                          "1   3   3   OH  O   3   3   OH  O   O   O",
     ("evaluation", "GET /supervision/notices"):                      "1   3   3   OH  H   3   3   OH  O   O   O",
     ("evaluation", "GET /supervision/warnings"):                     "1   3   3   OH  H   3   3   OH  O   O   O",
     ("evaluation", "GET /ratings"):                                  "1   OH  OH  OH  H   3   3   OH  O   O   O",
@@ -136,10 +136,35 @@ for _kind in KINDS:  # every instance answers these to anyone (probes, scrapers,
     for _route in PUBLIC_ROUTES:
         MATRIX[(_kind, _route)] = PUBLIC
 
-# query strings the rows need (a month for the reports; a city-wide caller names the town)
+# query strings the rows need: the reports' month is the current one, which town A's records are in
 QUERY = {
-    ("agent", "GET /reports/village"): "month=2026-10",
-    ("evaluation", "GET /reports/monthly"): "month=2026-10",
+    ("agent", "GET /reports/village"): "month={month}",
+    ("evaluation", "GET /reports/monthly"): "month={month}",
+}
+
+# The lists again, with filters naming town A or its office: the same answers as the row's, or the answers given
+# here (the city-level head names a town office not its own); where a caller's answer is H it may also be a
+# refusal, 403 or 404 (naming another's town in a filter is refused: a route, not a record to hide).
+#                     an  cl  ap  hd  ch  ag  ta  su  cs  ad  sv
+NOT_THE_CITY_HEADS = "1   3   3   OH  4   3   3   OH  O   O   O"  # the board: no such office of theirs
+NOT_THE_CITY_HEADS_FIGURES = "1   3   3   OH  3   3   3   OH  O   O   O"  # the report: not a scope of theirs
+FILTERS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("intake", "GET /cases"): ("item_code=MZ-0001&status=completed", None),
+    ("intake", "GET /transfers"): ("overdue=1", None),
+    ("approval", "GET /work-items"): ("assignee=none", None),
+    ("agent", "GET /escalations"): ("status=awaiting_relay", None),
+    ("agent", "GET /replies"): ("status=to_reply", None),
+    ("agent", "GET /reports/village"): ("month={month}&town={town}", None),
+    ("evaluation", "GET /reports/monthly"): ("month={month}&town={town}&dept=minzheng",
+                                              NOT_THE_CITY_HEADS_FIGURES),
+    ("evaluation", "GET /ratings"): ("town={town}", None),
+    ("evaluation", "GET /complaints"): ("town={town}", None),
+    ("evaluation", "GET /rectifications"): ("town={town}&department=minzheng&state=all", None),
+    ("evaluation", "GET /appeals"): ("town={town}&department=minzheng", None),
+    ("evaluation", "GET /board"): ("town={town}&department=minzheng", NOT_THE_CITY_HEADS),
+    ("evaluation", "GET /forecast"): ("town={town}&department=minzheng", NOT_THE_CITY_HEADS),
+    ("evaluation", "GET /supervision/notices"): ("town={town}&department=minzheng", NOT_THE_CITY_HEADS),
+    ("evaluation", "GET /supervision/warnings"): ("town={town}&department=minzheng", NOT_THE_CITY_HEADS),
 }
 
 # bodies of the rows that take one: valid, so that what answers is the access check, not the body's
