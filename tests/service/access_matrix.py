@@ -6,6 +6,7 @@ Columns, the callers; each role asks once in its own scope and once in a foreign
     anon   an  no token: the applicant, anyone on the street
     clerk  cl  window clerk (窗口) of town A / of town B
     approv ap  approver of the row's department at its town-A office / at its town-B office
+    o_dept ao  approver of another department's town-A office (the same town, not the row's department)
     head   hd  department head (科室负责人) of the same offices
     c_head ch  the head of the row's department at the city level (市级部门): a level above, not town A's office
     agent  ag  village agent (代办员) of A001 who submitted the records / the agent of A002
@@ -16,7 +17,7 @@ Columns, the callers; each role asks once in its own scope and once in a foreign
     svc    sv  a machine (the portal's own calls, the demo driver; scope city)
 
 The portal's directory knows the same roles (every one but `service`, services/portal/directory_rules.py).
-`anon`, `c_head` and the city-wide callers ask in one scope only.
+`anon`, `o_dept`, `c_head` and the city-wide callers ask in one scope only.
 
 A cell is one answer for both scopes, or two: own then foreign ("O4": 2xx for the own, 404 for the foreign):
 
@@ -36,101 +37,103 @@ rows' query strings and bodies.
 """
 from __future__ import annotations
 
-CALLERS = ("anon", "clerk", "approv", "head", "c_head", "agent", "t_agt", "sup", "c_sup", "admin", "svc")
-ONE_SCOPE = ("anon", "c_head", "c_sup", "admin", "svc")
-# the department whose offices the approv and head columns are, by service kind (else DEFAULT_DEPARTMENT)
+CALLERS = ("anon", "clerk", "approv", "o_dept", "head", "c_head", "agent", "t_agt", "sup", "c_sup", "admin", "svc")
+ONE_SCOPE = ("anon", "o_dept", "c_head", "c_sup", "admin", "svc")
+# the department whose offices the approv and head columns are, by service kind (else DEFAULT_DEPARTMENT), and
+# the other one, o_dept's
 DEPARTMENT = {"approval": "renshe"}
 DEFAULT_DEPARTMENT = "minzheng"
+OTHER_DEPARTMENT = {"renshe": "minzheng", "minzheng": "renshe"}
 ANSWERS = {"O": "ok", "I": "admitted", "H": "hidden", "1": "401", "3": "403", "4": "404"}
 
-PUBLIC = "O   O   O   O   O   O   O   O   O   O   O"
+PUBLIC = "O   O   O   O   O   O   O   O   O   O   O   O"
 PUBLIC_ROUTES = ("GET /health", "GET /health/live", "GET /metrics", "GET /openapi.json")
 KINDS = ("intake", "approval", "agent", "notify", "evaluation", "portal")
 
 MATRIX: dict[tuple[str, str], str] = {
-    # (kind, route)                                                   an  cl  ap  hd  ch  ag  ta  su  cs  ad  sv
+    # (kind, route)                                                   an  cl  ap  ao  hd  ch  ag  ta  su  cs  ad  sv
     # --- intake, town A's window --------------------------------------------------------------------------------
-    ("intake", "GET /catalog"):                                      "1   O   O   O   O   O   O   O   O   O   O",
-    ("intake", "GET /catalog/items/{code}"):                         "1   O   O   O   O   O   O   O   O   O   O",
-    ("intake", "GET /cases"):                                        "1   O4  3   3   3   3   O4  O4  O   O   O",
-    ("intake", "GET /cases/{case_number}"):                          "1   O4  3   3   3   3   O4  O4  O   O   O",
-    ("intake", "GET /cases/{case_number}/notices/{notice_id}.pdf"):  "1   O4  3   3   3   3   O4  O4  O   O   O",
-    ("intake", "GET /transfers"):                                    "1   O4  O4  O4  4   3   O4  O4  O   O   O",
-    ("intake", "GET /stats"):                                        "1   3   3   3   3   3   3   O4  O   O   O",
-    ("intake", "GET /ledger/verify"):                                "1   3   3   3   3   3   3   O4  O   O   O",
-    ("intake", "POST /cases/{case_number}/notices/{notice_id}.pdf"): "1   O4  3   3   3   3   O4  O4  O   O   O",
-    ("intake", "POST /public/lookup"):                               "1   3   3   3   3   3   3   3   3   3   O",
-    ("intake", "POST /cases"):                                       "1   O3  3   3   3   3   3   3   3   3   O",
-    ("intake", "POST /cases/{case_number}/deferred"):                "1   I4  3   3   3   3   3   3   3   3   I",
-    ("intake", "POST /cases/{case_number}/supplement"):              "1   I4  3   3   3   3   3   3   3   3   I",
-    ("intake", "POST /cases/{case_number}/initial-review"):          "1   I4  3   3   3   3   I4  3   3   3   I",
-    ("intake", "POST /cases/{case_number}/pause"):                   "1   I4  3   I4  4   3   3   I4  I   I   I",
-    ("intake", "POST /cases/{case_number}/resume"):                  "1   I4  3   I4  4   3   3   I4  I   I   I",
-    ("intake", "POST /cases/{case_number}/extension"):               "1   3   3   I4  4   3   3   I4  I   I   3",
-    ("intake", "POST /cases/{case_number}/return"):                  "1   I4  3   3   3   3   3   3   3   3   I",
-    ("intake", "POST /cases/{case_number}/review"):                  "1   I4  3   3   3   3   3   3   3   3   I",
-    ("intake", "POST /cases/{case_number}/query-code"):              "1   I4  3   3   3   3   3   3   3   3   I",
+    ("intake", "GET /catalog"):                                      "1   O   O   O   O   O   O   O   O   O   O   O",
+    ("intake", "GET /catalog/items/{code}"):                         "1   O   O   O   O   O   O   O   O   O   O   O",
+    ("intake", "GET /cases"):                                        "1   O4  3   3   3   3   3   O4  O4  O   O   O",
+    ("intake", "GET /cases/{case_number}"):                          "1   O4  3   3   3   3   3   O4  O4  O   O   O",
+    ("intake", "GET /cases/{case_number}/notices/{notice_id}.pdf"):  "1   O4  3   3   3   3   3   O4  O4  O   O   O",
+    ("intake", "GET /transfers"):                                    "1   O4  O4  H   O4  4   3   O4  O4  O   O   O",
+    ("intake", "GET /stats"):                                        "1   3   3   3   3   3   3   3   O4  O   O   O",
+    ("intake", "GET /ledger/verify"):                                "1   3   3   3   3   3   3   3   O4  O   O   O",
+    ("intake", "POST /cases/{case_number}/notices/{notice_id}.pdf"): "1   O4  3   3   3   3   3   O4  O4  O   O   O",
+    ("intake", "POST /public/lookup"):                               "1   3   3   3   3   3   3   3   3   3   3   O",
+    ("intake", "POST /cases"):                                       "1   O3  3   3   3   3   3   3   3   3   3   O",
+    ("intake", "POST /cases/{case_number}/deferred"):                "1   I4  3   3   3   3   3   3   3   3   3   I",
+    ("intake", "POST /cases/{case_number}/supplement"):              "1   I4  3   3   3   3   3   3   3   3   3   I",
+    ("intake", "POST /cases/{case_number}/initial-review"):          "1   I4  3   3   3   3   3   I4  3   3   3   I",
+    ("intake", "POST /cases/{case_number}/pause"):                   "1   I4  3   3   I4  4   3   3   I4  I   I   I",
+    ("intake", "POST /cases/{case_number}/resume"):                  "1   I4  3   3   I4  4   3   3   I4  I   I   I",
+    ("intake", "POST /cases/{case_number}/extension"):               "1   3   3   3   I4  4   3   3   I4  I   I   3",
+    ("intake", "POST /cases/{case_number}/return"):                  "1   I4  3   3   3   3   3   3   3   3   3   I",
+    ("intake", "POST /cases/{case_number}/review"):                  "1   I4  3   3   3   3   3   3   3   3   3   I",
+    ("intake", "POST /cases/{case_number}/query-code"):              "1   I4  3   3   3   3   3   3   3   3   3   I",
     # --- approval, the department's service (renshe) ------------------------------------------------------------
-    ("approval", "GET /work-items"):                                 "1   3   OH  OH  H   3   3   4   O   O   O",
-    ("approval", "GET /work-items/{item_id}"):                       "1   3   O4  O4  4   3   3   4   O   O   O",
-    ("approval", "GET /posts"):                                      "1   3   O   O   O   3   3   4   O   O   O",
-    ("approval", "GET /posts/{office}/handovers"):                   "1   3   O4  O4  4   3   3   4   O   O   O",
-    ("approval", "GET /stats"):                                      "1   3   3   3   3   3   3   4   O   O   O",
-    ("approval", "PUT /posts/{office}"):                             "1   3   3   I3  3   3   3   3   3   I   3",
-    ("approval", "POST /posts/{office}/absences"):                   "1   3   3   I3  3   3   3   3   3   I   3",
-    ("approval", "POST /work-items/{item_id}/claim"):                "1   3   I4  I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/materials"):            "1   3   I4  I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/procedure"):            "1   3   I4  I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/procedure/end"):        "1   3   I4  I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/extension"):            "1   3   I4  I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/extension/approve"):    "1   3   3   I4  4   3   3   3   3   3   3",
-    ("approval", "POST /work-items/{item_id}/decision"):             "1   3   I4  I4  4   3   3   3   3   3   3",
+    ("approval", "GET /work-items"):                                 "1   3   OH  4   OH  H   3   3   4   O   O   O",
+    ("approval", "GET /work-items/{item_id}"):                       "1   3   O4  4   O4  4   3   3   4   O   O   O",
+    ("approval", "GET /posts"):                                      "1   3   O   4   O   O   3   3   4   O   O   O",
+    ("approval", "GET /posts/{office}/handovers"):                   "1   3   O4  4   O4  4   3   3   4   O   O   O",
+    ("approval", "GET /stats"):                                      "1   3   3   3   3   3   3   3   4   O   O   O",
+    ("approval", "PUT /posts/{office}"):                             "1   3   3   3   I3  3   3   3   3   3   I   3",
+    ("approval", "POST /posts/{office}/absences"):                   "1   3   3   3   I3  3   3   3   3   3   I   3",
+    ("approval", "POST /work-items/{item_id}/claim"):                "1   3   I4  4   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/materials"):            "1   3   I4  4   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/procedure"):            "1   3   I4  4   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/procedure/end"):        "1   3   I4  4   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/extension"):            "1   3   I4  4   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/extension/approve"):    "1   3   3   3   I4  4   3   3   3   3   3   3",
+    ("approval", "POST /work-items/{item_id}/decision"):             "1   3   I4  4   I4  4   3   3   3   3   3   3",
     # --- agent: village stations and town agents ----------------------------------------------------------------
-    ("agent", "GET /escalations"):                                   "1   3   3   3   3   3   OH  OH  O   O   O",
-    ("agent", "GET /escalations/{case_number}"):                     "1   3   3   3   3   3   O4  O4  O   O   O",
-    ("agent", "GET /replies"):                                       "1   3   3   3   3   OH  3   OH  O   O   O",
-    ("agent", "GET /station/services"):                              "1   OH  3   3   3   OH  OH  OH  O   O   O",
-    ("agent", "GET /station/services/{number}"):                     "1   O4  3   3   3   O4  O4  O4  O   O   O",
-    ("agent", "GET /reports/village"):                               "1   OH  3   3   3   OH  OH  OH  O   O   O",
-    ("agent", "GET /stats"):                                         "1   3   3   3   3   3   3   OH  O   O   O",
-    ("agent", "POST /replies/{case_number}"):                        "1   3   3   3   3   I4  3   3   3   3   I",
-    ("agent", "POST /station/help"):                                 "1   3   3   3   3   O   3   3   3   3   3",
-    ("agent", "POST /station/submissions"):                          "1   3   3   3   3   O   3   3   3   3   3",
-    ("agent", "POST /escalations/{case_number}/relay"):              "1   3   3   3   3   3   I4  3   3   3   I",
-    ("agent", "POST /escalations/{case_number}/return"):             "1   3   3   3   3   3   I4  3   3   3   I",
+    ("agent", "GET /escalations"):                                   "1   3   3   3   3   3   3   OH  OH  O   O   O",
+    ("agent", "GET /escalations/{case_number}"):                     "1   3   3   3   3   3   3   O4  O4  O   O   O",
+    ("agent", "GET /replies"):                                       "1   3   3   3   3   3   OH  3   OH  O   O   O",
+    ("agent", "GET /station/services"):                              "1   OH  3   3   3   3   OH  OH  OH  O   O   O",
+    ("agent", "GET /station/services/{number}"):                     "1   O4  3   3   3   3   O4  O4  O4  O   O   O",
+    ("agent", "GET /reports/village"):                               "1   OH  3   3   3   3   OH  OH  OH  O   O   O",
+    ("agent", "GET /stats"):                                         "1   3   3   3   3   3   3   3   OH  O   O   O",
+    ("agent", "POST /replies/{case_number}"):                        "1   3   3   3   3   3   I4  3   3   3   3   I",
+    ("agent", "POST /station/help"):                                 "1   3   3   3   3   3   O   3   3   3   3   3",
+    ("agent", "POST /station/submissions"):                          "1   3   3   3   3   3   O   3   3   3   3   3",
+    ("agent", "POST /escalations/{case_number}/relay"):              "1   3   3   3   3   3   3   I4  3   3   3   I",
+    ("agent", "POST /escalations/{case_number}/return"):             "1   3   3   3   3   3   3   I4  3   3   3   I",
     # --- notify -------------------------------------------------------------------------------------------------
-    ("notify", "GET /cases/{case_number}/deliveries"):               "1   O4  3   3   3   3   3   O4  O   O   O",
-    ("notify", "GET /stats"):                                        "1   3   3   3   3   3   3   OH  O   O   O",
+    ("notify", "GET /cases/{case_number}/deliveries"):               "1   O4  3   3   3   3   3   3   O4  O   O   O",
+    ("notify", "GET /stats"):                                        "1   3   3   3   3   3   3   3   OH  O   O   O",
     # --- evaluation: events, ratings (好差评), complaints (有诉即办), supervision ---------------------------------
-    ("evaluation", "GET /cases/{case_number}/events"):               "1   3   3   3   3   3   3   O4  O   O   O",
-    ("evaluation", "GET /stats"):                                    "1   3   3   3   3   3   3   OH  O   O   O",
-    ("evaluation", "GET /board"):                                    "1   3   3   OH  O   3   3   OH  O   O   O",
-    ("evaluation", "GET /forecast"):                                 "1   3   3   OH  O   3   3   OH  O   O   O",
-    ("evaluation", "GET /reports/monthly"):                          "1   3   3   OH  O   3   3   OH  O   O   O",
-    ("evaluation", "GET /supervision/notices"):                      "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /supervision/warnings"):                     "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /ratings"):                                  "1   OH  OH  OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /ratings/{rating_id}"):                      "1   O4  O4  O4  4   3   3   O4  O   O   O",
-    ("evaluation", "GET /rectifications"):                           "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /appeals"):                                  "1   3   3   OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /complaints"):                               "1   OH  OH  OH  H   3   3   OH  O   O   O",
-    ("evaluation", "GET /complaints/{number}"):                      "1   O4  O4  O4  4   3   3   O4  O   O   O",
-    ("evaluation", "POST /ratings"):                                 "1   I4  3   3   3   3   3   3   3   3   I",
-    ("evaluation", "POST /ratings/{rating_id}/follow-up"):           "1   I4  3   3   3   3   3   I4  I   3   I",
-    ("evaluation", "POST /ratings/{rating_id}/appeal"):              "1   3   3   I4  4   3   3   I4  3   3   3",
-    ("evaluation", "POST /appeals/{appeal_id}/decision"):            "1   3   3   3   3   3   3   I4  I   3   3",
-    ("evaluation", "POST /rectifications/{rect_id}/callback"):       "1   3   3   I4  4   3   3   I4  I   3   3",
-    ("evaluation", "POST /rectifications/{rect_id}/rectify"):        "1   3   3   I4  4   3   3   I4  I   3   3",
-    ("evaluation", "POST /rectifications/{rect_id}/close"):          "1   3   3   I4  4   3   3   I4  I   3   3",
-    ("evaluation", "POST /complaints"):                              "1   O3  3   3   3   3   3   O3  O   3   O",
-    ("evaluation", "POST /complaints/{number}/acknowledge"):         "1   I4  3   3   3   3   3   I4  I   3   I",
-    ("evaluation", "POST /complaints/{number}/assign"):              "1   I4  3   3   3   3   3   I4  I   3   I",
-    ("evaluation", "POST /complaints/{number}/resolve"):             "1   34  I4  I4  4   3   3   I4  I   3   I",
+    ("evaluation", "GET /cases/{case_number}/events"):               "1   3   3   3   3   3   3   3   O4  O   O   O",
+    ("evaluation", "GET /stats"):                                    "1   3   3   3   3   3   3   3   OH  O   O   O",
+    ("evaluation", "GET /board"):                                    "1   3   3   3   OH  O   3   3   OH  O   O   O",
+    ("evaluation", "GET /forecast"):                                 "1   3   3   3   OH  O   3   3   OH  O   O   O",
+    ("evaluation", "GET /reports/monthly"):                          "1   3   3   3   OH  O   3   3   OH  O   O   O",
+    ("evaluation", "GET /supervision/notices"):                      "1   3   3   3   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /supervision/warnings"):                     "1   3   3   3   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /ratings"):                                  "1   OH  OH  H   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /ratings/{rating_id}"):                      "1   O4  O4  4   O4  4   3   3   O4  O   O   O",
+    ("evaluation", "GET /rectifications"):                           "1   3   3   3   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /appeals"):                                  "1   3   3   3   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /complaints"):                               "1   OH  OH  H   OH  H   3   3   OH  O   O   O",
+    ("evaluation", "GET /complaints/{number}"):                      "1   O4  O4  4   O4  4   3   3   O4  O   O   O",
+    ("evaluation", "POST /ratings"):                                 "1   I4  3   3   3   3   3   3   3   3   3   I",
+    ("evaluation", "POST /ratings/{rating_id}/follow-up"):           "1   I4  3   3   3   3   3   3   I4  I   3   I",
+    ("evaluation", "POST /ratings/{rating_id}/appeal"):              "1   3   3   3   I4  4   3   3   I4  3   3   3",
+    ("evaluation", "POST /appeals/{appeal_id}/decision"):            "1   3   3   3   3   3   3   3   I4  I   3   3",
+    ("evaluation", "POST /rectifications/{rect_id}/callback"):       "1   3   3   3   I4  4   3   3   I4  I   3   3",
+    ("evaluation", "POST /rectifications/{rect_id}/rectify"):        "1   3   3   3   I4  4   3   3   I4  I   3   3",
+    ("evaluation", "POST /rectifications/{rect_id}/close"):          "1   3   3   3   I4  4   3   3   I4  I   3   3",
+    ("evaluation", "POST /complaints"):                              "1   O3  3   3   3   3   3   3   O3  O   3   O",
+    ("evaluation", "POST /complaints/{number}/acknowledge"):         "1   I4  3   3   3   3   3   3   I4  I   3   I",
+    ("evaluation", "POST /complaints/{number}/assign"):              "1   I4  3   3   3   3   3   3   I4  I   3   I",
+    ("evaluation", "POST /complaints/{number}/resolve"):             "1   34  I4  4   I4  4   3   3   I4  I   3   I",
     # --- the portal's JSON: Open311 (GeoReport v2: its refusals are 403, as the specification has them) ---------
-    ("portal", "GET /open311/v2/services.json"):                     "O   O   O   O   O   O   O   O   O   O   O",
-    ("portal", "GET /open311/v2/services/{code}.json"):              "O   O   O   O   O   O   O   O   O   O   O",
-    ("portal", "GET /open311/v2/requests/{request_id}.json"):        "3   O4  3   3   3   3   3   3   3   3   O",
-    ("portal", "POST /open311/v2/requests.json"):                    "3   O3  3   3   3   3   3   3   3   3   O",
+    ("portal", "GET /open311/v2/services.json"):                     "O   O   O   O   O   O   O   O   O   O   O   O",
+    ("portal", "GET /open311/v2/services/{code}.json"):              "O   O   O   O   O   O   O   O   O   O   O   O",
+    ("portal", "GET /open311/v2/requests/{request_id}.json"):        "3   O4  3   3   3   3   3   3   3   3   3   O",
+    ("portal", "POST /open311/v2/requests.json"):                    "3   O3  3   3   3   3   3   3   3   3   3   O",
 }
 for _kind in KINDS:  # every instance answers these to anyone (probes, scrapers, clients reading the document)
     for _route in PUBLIC_ROUTES:
@@ -145,9 +148,9 @@ QUERY = {
 # The lists again, with filters naming town A or its office: the same answers as the row's, or the answers given
 # here (the city-level head names a town office not its own); where a caller's answer is H it may also be a
 # refusal, 403 or 404 (naming another's town in a filter is refused: a route, not a record to hide).
-#                     an  cl  ap  hd  ch  ag  ta  su  cs  ad  sv
-NOT_THE_CITY_HEADS = "1   3   3   OH  4   3   3   OH  O   O   O"  # the board: no such office of theirs
-NOT_THE_CITY_HEADS_FIGURES = "1   3   3   OH  3   3   3   OH  O   O   O"  # the report: not a scope of theirs
+#                     an  cl  ap  ao  hd  ch  ag  ta  su  cs  ad  sv
+NOT_THE_CITY_HEADS = "1   3   3   3   OH  4   3   3   OH  O   O   O"  # the board: no such office of theirs
+NOT_THE_CITY_HEADS_FIGURES = "1   3   3   3   OH  3   3   3   OH  O   O   O"  # the report: not a scope of theirs
 FILTERS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("intake", "GET /cases"): ("item_code=MZ-0001&status=completed", None),
     ("intake", "GET /transfers"): ("overdue=1", None),

@@ -25,6 +25,7 @@ from tests.service.access_matrix import (
     FILTERS,
     KINDS,
     MATRIX,
+    OTHER_DEPARTMENT,
     QUERY,
     cells,
 )
@@ -53,6 +54,7 @@ def caller_claims(caller: str, side: str, kind: str) -> tuple[str, str, str] | N
         "anon": None,
         "clerk": ("clerk", f"town:{town}", f"clerk-{side}"),
         "approv": ("approver", f"department:{dept}@{town}", f"approver-{side}"),
+        "o_dept": ("approver", f"department:{OTHER_DEPARTMENT[dept]}@{TOWN_A}", "approver-other"),
         "head": ("department_head", f"department:{dept}@{town}", f"head-{side}"),
         "c_head": ("department_head", f"department:{dept}", "head-city"),
         "agent": ("agent", f"village:{TOWN_A}001", AGENT) if side == "own" else
