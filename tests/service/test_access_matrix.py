@@ -20,11 +20,13 @@ from shared import tokens
 from tests.portal.support import hidden
 from tests.service.access_matrix import (
     BODIES,
+    CALLERS,
     DEFAULT_DEPARTMENT,
     DEPARTMENT,
     FILTERS,
     KINDS,
     MATRIX,
+    ONE_SCOPE,
     OTHER_DEPARTMENT,
     QUERY,
     cells,
@@ -247,6 +249,28 @@ def walk(asker: Asker, expecting=None, before=None) -> tuple[dict, list[str], in
 
 # --- the test ----------------------------------------------------------------------------------------------
 
+def traces_of_foreign_callers(city, recs: dict) -> list[str]:
+    """A refused step must have done nothing: no subject of a foreign caller in town A's records afterwards."""
+    foreign = {caller_claims(c, side, kind)[2] for c in CALLERS if c != "anon" for kind in KINDS
+               for side in (("foreign",) if c not in ONE_SCOPE else ("own",))} - {
+                   caller_claims(c, "own", "intake")[2] for c in ("c_sup", "admin", "svc")}
+    reads = [(instance_of("intake"), f"/cases/{recs[n]}") for n in ("instant", "promised", "escalated")] + [
+        (instance_of("approval"), f"/work-items/{recs['item']}"), ("agent", f"/escalations/{recs['escalated']}"),
+        ("agent", f"/station/services/{recs['station']}"), ("evaluation", f"/ratings/{recs['rating']}"),
+        ("evaluation", f"/complaints/{recs['complaint']}"), ("evaluation", "/appeals?status=all"),
+        ("evaluation", "/rectifications?state=all"), ("evaluation", f"/cases/{recs['instant']}/events")]
+    found, seen = [], ""
+    for instance, path in reads:
+        text = city.call("GET", instance, path, city.ops).text
+        seen += text
+        found += [f"{instance} {path} names {who}, whose steps were refused" for who in foreign
+                  if re.search(rf"\b{re.escape(who)}\b", text)]
+    # the check sees who acted: the own callers' admitted steps are there
+    found += [f"no trace of {who}'s steps: the check is blind" for who in ("clerk-own", "approver-own", "sup-own")
+              if who not in seen]
+    return found
+
+
 def test_every_documented_route_has_a_row():
     """A new endpoint without a row fails here (the documents are the ones /openapi.json serves)."""
     documented = {(LAYOUT[i].service, f"{method} {path}") for i in LAYOUT for method, path, _ in operations(spec(i))}
@@ -345,6 +369,7 @@ def test_the_access_matrix(city):
     wrong += lookup_is_rate_limited(city, recs)  # before the matrix's own steps reissue the codes
     _, mismatches, asked = walk(asker, before=before)
     wrong += mismatches
+    wrong += traces_of_foreign_callers(city, recs)
 
     for instance in instances:
         for reason, token in bad_tokens("ops-2").items():
