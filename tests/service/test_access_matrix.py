@@ -15,8 +15,11 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from services.portal import directory
 from shared import tokens
+from tests.conftest import AMQP_URL
 from tests.portal.support import hidden
 from tests.service.access_matrix import (
     BODIES,
@@ -31,7 +34,7 @@ from tests.service.access_matrix import (
     QUERY,
     cells,
 )
-from tests.support import PUBLIC_KEYS, SIGNING_KEY, TOWN_A, TOWN_B, VALID_ID, VALID_PHONE, wait_for
+from tests.support import PUBLIC_KEYS, SIGNING_KEY, TOWN_A, TOWN_B, VALID_ID, VALID_PHONE, City, wait_for
 from tests.unit.test_openapi import LAYOUT, operations, spec
 
 AGENT = "agent-a"  # the village agent (of A001) who submits town A's records
@@ -347,6 +350,21 @@ def lookup_is_rate_limited(city, recs: dict) -> list[str]:
 
 
 def test_the_access_matrix(city):
+    """The CI set: one city on SQLite."""
+    run_the_matrix(city)
+
+
+@pytest.mark.full
+def test_the_access_matrix_on_postgresql(tmp_path, postgres):
+    """The same on PostgreSQL (a missing row or a scope filter may be answered differently by another database)."""
+    city = City(amqp_url=AMQP_URL, data_dir=tmp_path / "data", backend="postgres", postgres=postgres)
+    try:
+        run_the_matrix(city)
+    finally:
+        city.close()
+
+
+def run_the_matrix(city):
     city.start()
     city.start("portal")
 
