@@ -328,25 +328,30 @@ def refused(answer: tuple[int, str], instance: str, reason: str) -> bool:
 
 
 def lookup_is_rate_limited(city, recs: dict) -> list[str]:
-    """The portal's /track: the right code answers; five wrong guesses at a case, each from another claimed
-    address, and then even the right code is refused (429) for that case."""
+    """The portal's /track, per case and per address: the right code answers; after five wrong guesses at a
+    case, each from another address, even the right code is refused (429) for that case; after five wrong
+    guesses from one address, that address is refused (429) for any case."""
     portal, browser = city.url("portal"), city.session
     form = hidden(browser.get(portal + "/track", timeout=30).text, "form_token")
 
-    def attempt(code: str, address: str) -> int:
-        return browser.post(portal + "/track", data={"form_token": form, "case_number": recs["promised"],
-                                                     "query_code": code},
-                            headers={"X-Forwarded-For": address}, timeout=30).status_code
+    def attempts(case: str, codes_and_addresses) -> list[int]:
+        return [browser.post(portal + "/track", data={"form_token": form, "case_number": recs[case],
+                                                      "query_code": code},
+                             headers={"X-Forwarded-For": address}, timeout=30).status_code
+                for code, address in codes_and_addresses]
 
-    wrong = []
-    if (got := attempt(recs["promised_code"], "10.0.0.1")) != 200:
-        wrong.append(f"the lookup with the right code: {got}")
-    guesses = [attempt("ZZZZ2345", f"10.0.1.{i}") for i in range(5)]
-    if guesses != [404] * 5:
-        wrong.append(f"five wrong guesses: {guesses}")
-    if (got := attempt(recs["promised_code"], "10.0.2.1")) != 429:
-        wrong.append(f"the right code after five wrong guesses from other addresses: {got}, not 429")
-    return wrong
+    right, guess = recs["promised_code"], "ZZZZ2345"
+    steps = [
+        ("the right code", attempts("promised", [(right, "10.0.0.1")]), [200]),
+        ("five wrong guesses at a case, from five addresses",
+         attempts("promised", [(guess, f"10.0.1.{i}") for i in range(5)]), [404] * 5),
+        ("then the right code for that case, from another address", attempts("promised", [(right, "10.0.2.1")]),
+         [429]),
+        ("five wrong guesses at another case, from one address",
+         attempts("instant", [(guess, "10.0.3.1")] * 5), [404] * 5),
+        ("then that address at a third case", attempts("escalated", [(guess, "10.0.3.1")]), [429]),
+    ]
+    return [f"the query-code lookup, {what}: {got}, not {wanted}" for what, got, wanted in steps if got != wanted]
 
 
 def test_the_access_matrix(city):
