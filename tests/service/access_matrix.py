@@ -31,9 +31,9 @@ A cell is one answer for both scopes, or two: own then foreign ("O4": 2xx for th
     4   404, exactly the answer for a record that does not exist (status and body, the record's id set aside)
 
 Rows: (service kind, "METHOD /path"), the route as /openapi.json has it; its {params} are filled with town A's
-records (see test_access_matrix.records). Rows run in this order, so a step that changes a record comes after
-the reads and steps that need it as it was (the query code is reissued last). QUERY and BODIES below give the
-rows' query strings and bodies.
+records (see test_access_matrix.records). The reads run first (then the lists again with FILTERS), then the steps
+in this order, so a step that changes a record comes after the steps that need it as it was (the query code is
+reissued last). QUERY and BODIES below give the rows' query strings and bodies.
 """
 from __future__ import annotations
 
