@@ -47,6 +47,8 @@ __all__ = [
     "visible_town",
     "town_of_case",
     "require_role",
+    "ROLE_SCOPE_KINDS",
+    "scope_fits_role",
 ]
 
 #: Roles, in rough order from front line to machine:
@@ -67,6 +69,21 @@ ROLES: tuple[str, ...] = (
 )
 
 SCOPE_KINDS: tuple[str, ...] = ("city", "town", "department", "village")
+
+#: The kinds of scope each role works in. The read and write rules assume them (a village agent sees what
+#: that agent submitted, but any role with the city scope sees every town), so a person outside them, e.g.
+#: a village agent with a town's or the city's scope, would see far more than the role is for: the staff
+#: directory adds no one outside them. Machines (service) get the scope their job needs.
+ROLE_SCOPE_KINDS: dict[str, tuple[str, ...]] = {
+    "clerk": ("town",),
+    "approver": ("department",),
+    "department_head": ("department",),
+    "agent": ("village",),
+    "town_agent": ("town",),
+    "supervisor": ("town", "city"),
+    "city_admin": ("city",),
+    "service": SCOPE_KINDS,
+}
 
 DEFAULT_TTL_SECONDS = 8 * 3600
 
@@ -289,6 +306,11 @@ def parse_bearer(header_value: str | None) -> str:
 # --------------------------------------------------------------------------
 # Authorisation predicates
 # --------------------------------------------------------------------------
+
+
+def scope_fits_role(role: str, scope: Scope) -> bool:
+    """Whether `role` works in a scope of `scope`'s kind (ROLE_SCOPE_KINDS); False for an unknown role."""
+    return scope.kind in ROLE_SCOPE_KINDS.get(role, ())
 
 
 def can_see_town(principal: Principal, town_code: str) -> bool:

@@ -12,6 +12,8 @@ from shared import auth
 PERSON_ROLES = tuple(r for r in auth.ROLES if r != "service")
 FORM_FIELDS = ("staff_number", "name", "role", "scope", "password")
 SCOPE_HELP = "city、town:九位镇代码、department:部门代码[@九位镇代码] 或 village:十二位村代码"
+SCOPE_KIND_HELP = {"city": "city", "town": "town:九位镇代码", "department": "department:部门代码[@九位镇代码]",
+                   "village": "village:十二位村代码"}
 
 
 def field_problem(message: str) -> tuple[str, str]:
@@ -25,6 +27,10 @@ def field_problem(message: str) -> tuple[str, str]:
         return "name", "姓名须为 1–50 个字符，首尾不含空格。"
     if text.startswith("role"):
         return "role", "请选择岗位。"
+    if text.startswith("scope: the role "):  # a well-formed scope the role does not work in
+        role = text.removeprefix("scope: the role ").split(" ", 1)[0]
+        kinds = "或".join(SCOPE_KIND_HELP[k] for k in auth.ROLE_SCOPE_KINDS.get(role, ()))
+        return "scope", f"此岗位的范围须为 {kinds}。"
     if text.startswith("scope"):
         return "scope", f"范围格式不正确，应为 {SCOPE_HELP}。"
     if text.startswith("password"):

@@ -25,9 +25,12 @@ def check_new_user(staff_number: str, name: str, role: str, scope: str) -> None:
     if role not in auth.ROLES or role == "service":
         raise DirectoryError(f"role: one of {', '.join(r for r in auth.ROLES if r != 'service')}")
     try:
-        auth.Scope.parse(scope)
+        parsed = auth.Scope.parse(scope)
     except ValueError as exc:
         raise DirectoryError(f"scope: {exc}") from None
+    if not auth.scope_fits_role(role, parsed):
+        kinds = " or ".join(auth.ROLE_SCOPE_KINDS[role])
+        raise DirectoryError(f"scope: the role {role} works in a {kinds} scope, not {parsed.kind}")
 
 
 def check_password(password: str) -> None:

@@ -82,12 +82,14 @@ def test_user_add_list_disable_enable_reset_audit(tmp_path):
 BAD_INPUT = [
     (("add", "c1", "--name", "张敏", "--role", "clerk", "--scope", "town:123", "--password-stdin"), PASSWORD, "scope"),
     (("add", "c1", "--name", "张敏", "--role", "service", "--scope", "city", "--password-stdin"), PASSWORD, "role"),
-    (("add", "c1", "--name", "张敏", "--role", "clerk", "--scope", "city", "--password-stdin"), "short\n",
+    (("add", "c1", "--name", "张敏", "--role", "agent", "--scope", "city", "--password-stdin"), PASSWORD,
+     "scope: the role agent works in a village scope, not city"),
+    (("add", "c1", "--name", "张敏", "--role", "clerk", "--scope", "town:320583101", "--password-stdin"), "short\n",
      "password: at least 10"),
-    (("add", "c 1", "--name", "张敏", "--role", "clerk", "--scope", "city", "--password-stdin"), PASSWORD,
+    (("add", "c 1", "--name", "张敏", "--role", "clerk", "--scope", "town:320583101", "--password-stdin"), PASSWORD,
      "staff number"),
-    (("add", "c1", "--name", " ", "--role", "clerk", "--scope", "city", "--generate"), "", "name"),
-    (("add", "c1", "--role", "clerk", "--scope", "city", "--generate"), "", "--name, --role and --scope"),
+    (("add", "c1", "--name", " ", "--role", "clerk", "--scope", "town:320583101", "--generate"), "", "name"),
+    (("add", "c1", "--role", "clerk", "--scope", "town:320583101", "--generate"), "", "--name, --role and --scope"),
     (("reset-password",), "", "give the staff number"),
 ]
 
@@ -105,8 +107,9 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, monkeypatch, capsys, a
 
 def test_a_taken_or_unknown_staff_number_and_an_unknown_action(tmp_path):
     data = tmp_path / "data"
-    assert user(data, "add", "c1", "--name", "张敏", "--role", "clerk", "--scope", "city", "--generate").returncode == 0
-    taken = user(data, "add", "c1", "--name", "李四", "--role", "clerk", "--scope", "city", "--generate")
+    town = "town:320583101"
+    assert user(data, "add", "c1", "--name", "张敏", "--role", "clerk", "--scope", town, "--generate").returncode == 0
+    taken = user(data, "add", "c1", "--name", "李四", "--role", "clerk", "--scope", town, "--generate")
     assert taken.returncode == 2 and "tongban user add: staff number c1 is taken" in taken.stderr
     assert "Traceback" not in taken.stderr
     unknown = user(data, "disable", "nobody")  # not found: exit 1

@@ -13,6 +13,7 @@ from services.portal.directory_rules import DirectoryError, check_new_user, chec
     (lambda: check_new_user("c1", "", "clerk", "city"), "name"),
     (lambda: check_new_user("c1", "张敏", "service", "city"), "role"),
     (lambda: check_new_user("c1", "张敏", "clerk", "town:1"), "scope"),
+    (lambda: check_new_user("c1", "张敏", "agent", "city"), "scope"),
     (lambda: check_password("short"), "password"),
 ])
 def test_every_directory_refusal_lands_next_to_its_field_in_chinese(call, field):
@@ -20,6 +21,27 @@ def test_every_directory_refusal_lands_next_to_its_field_in_chinese(call, field)
         call()
     found, message = rules.field_problem(str(info.value))
     assert found == field and message and message.isascii() is False
+
+
+@pytest.mark.parametrize("role, scope", [
+    ("agent", "city"), ("agent", "town:320583101"), ("clerk", "city"), ("clerk", "department:minzheng"),
+    ("town_agent", "city"), ("approver", "town:320583101"), ("department_head", "city"),
+    ("supervisor", "department:minzheng"), ("city_admin", "town:320583101")])
+def test_no_one_is_added_with_a_scope_their_role_does_not_work_in(role, scope):
+    """Such a person would see more than the role is for (a village agent with the city's scope: every
+    village's records); the page says which scopes the role takes."""
+    with pytest.raises(DirectoryError) as info:
+        check_new_user("c1", "张敏", role, scope)
+    field, message = rules.field_problem(str(info.value))
+    assert field == "scope" and message.startswith("此岗位的范围须为"), message
+
+
+@pytest.mark.parametrize("role, scope", [
+    ("clerk", "town:320583101"), ("approver", "department:minzheng@320583101"), ("approver", "department:minzheng"),
+    ("department_head", "department:renshe"), ("agent", "village:320583101001"), ("town_agent", "town:320583101"),
+    ("supervisor", "town:320583101"), ("supervisor", "city"), ("city_admin", "city")])
+def test_each_role_is_added_in_the_scopes_it_works_in(role, scope):
+    check_new_user("c1", "张敏", role, scope)
 
 
 def test_a_taken_staff_number_and_an_unknown_message():
