@@ -220,12 +220,37 @@ start_rabbit() {
     if systemd_is_init; then
         as_root systemctl start rabbitmq-server >/dev/null 2>&1 || true
     else
-        # The Debian wrapper switches to the rabbitmq user itself. Every quorum queue holds file
-        # handles: start it with room for a city's queues, not the shell's 1024.
-        ( ulimit -n 65536 2>/dev/null || true; as_root rabbitmq-server -detached >/dev/null 2>&1 ) || true
+        # Every quorum queue holds file handles, and a broker whose budget is spent stalls (even its own
+        # boot, recovering its queues): start it with the open-files hard limit (at most 65536), not the
+        # shell's 1024. The Debian wrapper switches user through `su`, whose PAM session sets the limit
+        # back: as root, switch with setpriv, which keeps it.
+        (
+            local hard
+            hard="$(ulimit -Hn)"
+            [[ $hard == unlimited || $hard -gt 65536 ]] && hard=65536
+            ulimit -n "$hard" 2>/dev/null || true
+            if [[ $(id -u) -eq 0 ]] && command -v setpriv >/dev/null && id rabbitmq >/dev/null 2>&1 \
+                && [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+                cd /var/lib/rabbitmq && HOME=/var/lib/rabbitmq setpriv --reuid rabbitmq --regid rabbitmq \
+                    --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server -detached
+            else
+                as_root rabbitmq-server -detached
+            fi
+        ) >/dev/null 2>&1 || true
     fi
     wait_for 60 rabbit_alive \
         || die "RabbitMQ did not answer within 60 s; see /var/log/rabbitmq/"
+}
+
+# A whole restart of this machine's broker (the chaos run's fault): stop the node, start it as above,
+# wait until it has booted (its queues recovered) and raise its file-handle budget again.
+restart_rabbit() {
+    can_root || die "restarting RabbitMQ needs root"
+    as_root rabbitmqctl -q shutdown >/dev/null 2>&1 || true
+    start_rabbit
+    as_root rabbitmqctl -q await_startup --timeout 300 >/dev/null 2>&1 \
+        || die "RabbitMQ did not finish booting within 300 s; see /var/log/rabbitmq/"
+    ensure_rabbit_file_handles
 }
 
 ensure_rabbitmq() {

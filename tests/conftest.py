@@ -75,6 +75,8 @@ def _full_run(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    # the chaos runs restart this machine's RabbitMQ and PostgreSQL: after everything else
+    items.sort(key=lambda item: "chaos" in item.keywords)
     if _full_run(config):
         return
     skip = pytest.mark.skip(reason="long: runs with ./run tests --full")
