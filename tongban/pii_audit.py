@@ -7,6 +7,7 @@ It scans a finished (or still running) deployment:
 * metrics: every label value of every instance's `/metrics`;
 * HTTP lists: every GET endpoint without path parameters that an instance's `/openapi.json` lists (the
   portal's too), read with staff tokens of each role and scope the deployment has;
+* the portal's pages as staff members see them, signed in (`portal_logins`), following the links;
 * notices and case views shown to staff: the GET endpoints with a `{case_number}` parameter (the case view
   with its notices, notify's deliveries, the timeline, escalations) for a sample of the cases the lists
   named; the notice PDF is left out, being the applicant's own document;
@@ -157,6 +158,24 @@ def staff_tokens(signing_key, urls: dict[str, str]) -> dict[str, str]:
     return {f"{role}@{scope}": tokens.issue(signing_key, f"pii-audit-{role}", role, scope) for role, scope in grants}
 
 
+def _tokens_for(instance: str, tokens: dict[str, str]) -> dict[str, str]:
+    """The tokens worth trying at an instance: the city's, and those scoped to its town or department (the
+    singletons: every town's)."""
+    kind, _, scope = instance.partition("-")
+
+    def fits(who: str) -> bool:
+        where = who.split("@", 1)[1]
+        if where == "city":
+            return True
+        if kind == "intake":
+            return where == f"town:{scope}"
+        if kind == "approval":
+            return where.startswith(f"department:{scope}")
+        return where.startswith("town:")
+
+    return {who: token for who, token in tokens.items() if fits(who)}
+
+
 def _get_paths(http, url: str, timeout: float) -> list[str]:
     r = http.get(f"{url}/openapi.json", timeout=timeout)
     if r.status_code != 200:
@@ -195,13 +214,15 @@ def audit_http(urls: dict[str, str], signing_key, http=None, case_sample: int = 
                 per_case.append((instance, path))
             if params:
                 continue
-            for who, token in tokens.items():
+            for who, token in _tokens_for(instance, tokens).items():
                 findings += _read(http, instance, url, path, who, token, timeout, cases, read, "http lists")
     place = lambda path: "notice" if "notice" in path or "deliver" in path else "http"  # noqa: E731
     for number in sorted(cases)[:case_sample]:
         read["cases"] += 1
         for instance, path in per_case:
-            for who, token in tokens.items():
+            # the city's readers, and the clerk of the town whose centre accepted the case
+            mine = {w: t for w, t in tokens.items() if w.endswith("@city") or w == f"clerk@town:{number[:9]}"}
+            for who, token in mine.items():
                 findings += [Finding(place(path), f.where, f.kind, f.excerpt) for f in
                              _read(http, instance, urls[instance], path.replace("{case_number}", number), who,
                                    token, timeout, cases, read, "case views")]
@@ -220,6 +241,48 @@ def _read(http, instance, url, path, who, token, timeout, cases: set, read: Coun
         except ValueError:
             pass
     return findings_in(r.text, "http", f"{instance} GET {path} as {who}")
+
+
+# --- the portal's pages, as the staff see them --------------------------------------------------------------
+
+_HREF_RE = re.compile(r"""href=["'](/[^"'#]*)["']""")
+_NOT_PAGES = ("/static/", "/logout", ".pdf", ".xlsx")
+
+
+def audit_portal(portal_url: str, logins: dict[str, str], max_pages: int = 25, timeout: float = 30.0,
+                 read: Counter | None = None) -> list[Finding]:
+    """The portal's pages as each staff member sees them: sign in (`logins`: {staff number: password}) and
+    read the page signed in to and the portal pages it links to, breadth first, up to `max_pages` per person
+    (no PDF or spreadsheet; links with query strings are followed like any other). `read` counts "portal
+    pages" and "portal sign-ins"."""
+    import requests
+
+    read = read if read is not None else Counter()
+    findings = []
+    for staff, password in sorted(logins.items()):
+        browser = requests.Session()
+        r = browser.post(f"{portal_url}/login", data={"staff_number": staff, "password": password}, timeout=timeout)
+        if r.status_code != 200 or r.url.rstrip("/").endswith("/login"):
+            raise RuntimeError(f"portal sign-in as {staff} failed: HTTP {r.status_code}")
+        read["portal sign-ins"] += 1
+        start = r.url[len(portal_url):] or "/"
+        seen, todo, pages = {start}, [start], 0
+        while todo and pages < max_pages:
+            path = todo.pop(0)
+            r = browser.get(f"{portal_url}{path}", timeout=timeout)
+            if r.status_code != 200:
+                continue
+            pages += 1
+            read["portal pages"] += 1
+            findings += [Finding("portal", f"portal GET {path} as {staff}", f.kind, f.excerpt)
+                         for f in findings_in(r.text, "portal", "")]
+            for link in _HREF_RE.findall(r.text):
+                link = link.replace("&amp;", "&")
+                if link not in seen and not any(n in link for n in _NOT_PAGES):
+                    seen.add(link)
+                    todo.append(link)
+        browser.close()
+    return findings
 
 
 # --- outbox and inbox past retention ---------------------------------------------------------------------------
@@ -270,7 +333,7 @@ def audit_pii(data_dir: str | Path | None = None, *, urls: dict[str, str] | None
               log_paths: Iterable[str | Path] = (), database_urls: dict[str, str] | None = None,
               signing_key=None, retention_days: float = 7.0, now: datetime | None = None,
               case_sample: int = 20, timeout: float = 30.0, read: Counter | None = None,
-              **retention_settings) -> list[Finding]:
+              portal_logins: dict[str, str] | None = None, **retention_settings) -> list[Finding]:
     """Scan a deployment for unmasked ID, credit-code and mobile numbers; the findings (empty: none).
 
     data_dir       the deployment's data folder (a kept demo's, `tongban up`'s): its instances.json names the
@@ -286,6 +349,8 @@ def audit_pii(data_dir: str | Path | None = None, *, urls: dict[str, str] | None
     retention_days the deployment's TONGBAN_RETENTION_DAYS; with `now`, which outbox and inbox rows are past it
                    (`retention_settings`: retry_delays, delivery_limit, relay_lease as the deployment runs).
     case_sample    how many of the cases the lists named have their case views and notices read.
+    portal_logins  {staff number: password} of staff to sign in at the portal as (`urls["portal"]`): the pages
+                   each sees are read (see audit_portal).
     read           a Counter to fill with what was read (log lines, metric samples, http lists, case views,
                    cases, databases, old rows): an audit that read nothing proves nothing.
     """
@@ -302,6 +367,8 @@ def audit_pii(data_dir: str | Path | None = None, *, urls: dict[str, str] | None
             signing_key = Settings(service="cli", instance="cli", data_dir=Path(data_dir)).signing_key()
         if signing_key is not None:
             findings += audit_http(urls, signing_key, case_sample=case_sample, timeout=timeout, read=read)
+        if portal_logins and "portal" in urls:
+            findings += audit_portal(urls["portal"], portal_logins, timeout=timeout, read=read)
     if database_urls is None and data_dir is not None:
         database_urls = {f.stem: f"sqlite:///{f.resolve()}" for f in sorted(Path(data_dir).glob("*.db"))}
     if database_urls:
@@ -324,7 +391,8 @@ def cmd_audit_pii(args) -> int:
                                  **({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
     read = Counter()
     findings = audit_pii(settings.data_dir, log_paths=args.log or (), retention_days=settings.outbox_retention_days,
-                         case_sample=args.cases, read=read)
+                         case_sample=args.cases, read=read,
+                         portal_logins=dict(x.split(":", 1) for x in args.login or ()))
     if args.json:
         print(json.dumps([asdict(f) for f in findings], ensure_ascii=False))
     else:
@@ -343,6 +411,8 @@ def register(sub) -> None:
     audit.add_argument("--data-dir", help="the deployment's data folder (default $TONGBAN_DATA_DIR or ./var): "
                                           "its instances.json, *.log files and SQLite databases")
     audit.add_argument("--log", action="append", help="a log file or a folder of *.log files (repeatable)")
+    audit.add_argument("--login", action="append", metavar="STAFF:PASSWORD",
+                       help="sign in at the portal as this staff member and read the pages they see (repeatable)")
     audit.add_argument("--cases", type=int, default=20, help="how many cases' views and notices to read")
     audit.add_argument("--json", action="store_true", help="print the findings as JSON")
     audit.set_defaults(func=cmd_audit_pii)

@@ -15,7 +15,7 @@ from shared import tokens
 from shared.db import inbox_table, make_engine, outbox_table
 from shared.pii import mask_text
 from tongban import cli
-from tongban.pii_audit import audit_http, audit_logs, audit_metrics, audit_pii, audit_tables, scan_text
+from tongban.pii_audit import audit_http, audit_logs, audit_metrics, audit_pii, audit_portal, audit_tables, scan_text
 
 ID = "11010519491231002X"  # a resident ID with a right check character
 CREDIT = "91350100M000100Y43"  # a credit code with a right check character
@@ -177,3 +177,32 @@ def test_audit_pii_of_a_data_folder_and_the_command(tmp_path, capsys, monkeypatc
     (data / "notify.db").unlink()
     assert cli.main(["audit-pii"]) == 0
     assert "0 unmasked number(s) found" in capsys.readouterr().err
+
+
+def _portal(environ, start_response):
+    """A portal: sign in, a workbench linking to a case page, which shows an unmasked number; a PDF link."""
+    path, cookie = environ["PATH_INFO"], environ.get("HTTP_COOKIE", "")
+    if path == "/login" and environ["REQUEST_METHOD"] == "POST":
+        start_response("303 See Other", [("Location", "/clerk"), ("Set-Cookie", "s=1; Path=/")])
+        return [b""]
+    if "s=1" not in cookie:
+        start_response("303 See Other", [("Location", "/login")])
+        return [b""]
+    pages = {"/clerk": '<a href="/clerk/cases/1">1</a> <a href="/clerk/cases/1/notices/1.pdf">pdf</a> '
+                       '<a href="/logout">out</a>',
+             "/clerk/cases/1": f"<td>{mask_text(ID)}</td><td>{MOBILE}</td>",
+             "/login": "<form></form>"}
+    if path not in pages:
+        start_response("404 Not Found", [("Content-Type", "text/html")])
+        return [b"no such page; " + ID.encode()]
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [pages[path].encode()]
+
+
+def test_portal_pages_as_a_signed_in_staff_member_sees_them(serve):
+    url = serve(_portal)
+    read = Counter()
+    found = audit_portal(url, {"c001": "pw"}, read=read)
+    assert [(f.place, f.kind, f.where) for f in found] == [("portal", "mobile", "portal GET /clerk/cases/1 as c001")]
+    assert read == {"portal sign-ins": 1, "portal pages": 2}
+    assert not _unmasked(str(found[0]))
