@@ -100,7 +100,7 @@ def serve():
 
     def start(app) -> str:
         server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
 
