@@ -375,7 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
 
-    from tongban import bus_cmd, calendar_cmd, catalog_cmd, deploy_cmd, keys_cmd, report_cmd, status_cmd, user_cmd
+    from tongban import (
+        bus_cmd,
+        calendar_cmd,
+        catalog_cmd,
+        deploy_cmd,
+        keys_cmd,
+        pii_audit,
+        report_cmd,
+        status_cmd,
+        user_cmd,
+    )
 
     user_cmd.register(sub)
     bus_cmd.register(sub)
@@ -384,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.register(sub)
     keys_cmd.register(sub)
     status_cmd.register(sub)
+    pii_audit.register(sub)
     deploy_cmd.register(sub)
     return p
 

@@ -14,6 +14,7 @@ case is closed, each service's own records are checked against the others.
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import sys
@@ -101,7 +102,9 @@ class Http:
 
 def run_demo(cases: int = 300, as_json: bool = False, keep: bool = False, seed: int = 20261123,
              timeout: float = 900.0) -> dict:
-    configure_logging("ERROR")
+    # the services log to stderr: errors only, unless TONGBAN_LOG_LEVEL asks for more (the personal-data
+    # audit reads every line of work)
+    configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "ERROR"))
     rng = random.Random(seed)
     catalog = load_catalog()
     stamp = time.strftime("%Y%m%d%H%M%S")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +16,7 @@ from shared import busauth, tokens
 from shared.catalog import load_catalog
 from shared.config import Settings
 from tests.support import _free_port_block
+from tongban.pii_audit import audit_logs, audit_pii
 from tongban.runtime import host_layout, remove_bus
 
 TONGBAN = [sys.executable, "-m", "tongban.cli"]
@@ -162,8 +164,12 @@ def test_token_is_minted_for_a_role_and_scope(tmp_path):
 
 
 def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tmp_path):
-    proc = subprocess.Popen([*TONGBAN, "demo", "--cases", "20", "--keep"], env=_env(tmp_path, "unused"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # every line of work logged, to a file (a pipe nobody reads while the audit runs would stall the suite)
+    log = tmp_path / "demo-stderr.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen([*TONGBAN, "demo", "--cases", "20", "--keep"],
+                                env={**_env(tmp_path, "unused"), "TONGBAN_LOG_LEVEL": "INFO"},
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines, kept = [], None
     try:
         out = "".join(_lines_until(proc, "keeps running", 300, lines))
@@ -180,9 +186,17 @@ def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tm
         assert r.status_code == 200 and r.url.endswith("/clerk")
         today = browser.get(portal + "/clerk/today", timeout=30)
         assert today.status_code == 200 and "/clerk/cases/" in today.text, "the demo's cases at the clerk's window"
+        # the personal-data audit of the whole run (issue 14): no unmasked number anywhere staff or logs show
+        read = Counter()
+        findings = audit_pii(kept[0], log_paths=[log], read=read, portal_logins={n: password for n in people})
+        assert findings == [], "\n".join(map(str, findings[:20]))
+        assert read["log lines"] > 1000 and read["metric samples"] and read["http lists"] > 20, read
+        assert read["cases"] == 20 and read["case views"] and read["databases"] >= 10, read
+        assert read["portal sign-ins"] == len(people) and read["portal pages"] > 3 * len(people), read
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, rest
+        assert audit_logs([log]) == [], "nor in what the suite logged as it stopped"
     finally:
         if proc.poll() is None:
             proc.kill()
