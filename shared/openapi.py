@@ -36,6 +36,21 @@ _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "M
            409: "Conflicts with the current state"}
 
 
+# the largest id a path may name: the services' ids are INTEGER columns (4 bytes on PostgreSQL)
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` of every route: at most MAX_ID unless the route says otherwise, so a larger number is a
+    route that does not match (a 404), not a database error."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
+
+
+ROUTE_CONVERTERS = {"int": IdConverter}  # for the routers (shared.web) and for the document alike
+
+
 def build_openapi(service_cls: type, title: str, version: str) -> dict:
     plugin = MarshmallowPlugin()
     spec = APISpec(title=title, version=version, openapi_version=OPENAPI_VERSION, plugins=[plugin])
@@ -63,7 +78,7 @@ def build_openapi(service_cls: type, title: str, version: str) -> dict:
 def convert_path(path: str) -> tuple[str, list[dict]]:
     """`/cases/<string:case_number>` -> (`/cases/{case_number}`, [its path parameter])."""
     rule = Rule(path)
-    Map([rule])  # binding parses the rule and makes its converters
+    Map([rule], converters=ROUTE_CONVERTERS)  # binding parses the rule and makes its converters
     # `_converters` (name -> converter, in path order) is private, but the only place werkzeug keeps them
     parameters = [{"name": name, "in": "path", "required": True, "schema": _converter_schema(converter)}
                   for name, converter in rule._converters.items()]
@@ -108,7 +123,7 @@ def _operation(name, fn, method, roles, schema, response, public, parameters, er
         responses["201"] = {"description": "Created", "content": _success_content(response)}
     codes = [400] if schema is not None or parameters else []
     codes += [] if public else [401, 403]
-    codes += [404] if parameters else []
+    codes += [404] if parameters or schema is not None else []  # a path or a body naming a record
     codes += [409] if method == "POST" else []
     codes = errors[0] if errors else codes  # a protocol of its own (Open311): its codes and error body
     for code in codes:

@@ -3,10 +3,22 @@ the error body and the platform routes' responses (/health, /health/live, /opena
 for the OpenAPI document."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
 from shared.vocabulary import ContactChannel
+
+
+class UtcDateTime(fields.DateTime):
+    """A timestamp sent with its zone: what the databases hand back without one (SQLite keeps none) is UTC,
+    as every timestamp is stored, so it leaves as RFC 3339 `date-time`, as the document says."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class StrictSchema(Schema):

@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import metadata
 
 import eventlet
 from marshmallow import Schema, ValidationError
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer
-from werkzeug.wrappers import Response
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, RequestRedirect
+from werkzeug.wrappers import Request, Response
 
 from shared import auth, errors
 from shared.auth import Principal
 from shared.logging import bind_context, get_logger
-from shared.openapi import build_openapi
+from shared.openapi import ROUTE_CONVERTERS, build_openapi
 from shared.pii import mask_value
 from shared.schemas import HealthSchema, OpenApiDocumentSchema
 
@@ -91,6 +93,28 @@ def domain_error_response(exc: Exception) -> Response | None:
     return error_response(status, code, str(exc))
 
 
+class JsonRoutingApp(WsgiApp):
+    """nameko's WSGI app, except that a request no route takes (an unknown path, a path parameter of the
+    wrong type or too large, another method) is answered like every other error of an API, in JSON, not
+    with werkzeug's HTML page: the service class's `routing_error` says how (PlatformEndpoints)."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)  # as nameko's: nobody reads the body before the handler
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except RequestRedirect as exc:  # a canonical URL (a slash added): werkzeug's redirect as it is
+            return exc(environ, start_response)
+        except HTTPException as exc:
+            answer = getattr(self.server.container.service_cls, "routing_error", lambda *_: None)(request.path, exc)
+            if answer is None:
+                answer = exc
+            elif isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                answer.headers["Allow"] = ", ".join(exc.valid_methods)
+            return answer(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
 class ExclusiveWebServer(WebServer):
     """nameko's web server, except that it owns its port alone and closes it when killed.
 
@@ -105,6 +129,17 @@ class ExclusiveWebServer(WebServer):
             self._sock.settimeout(None)
             self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
             self._gt = self.container.spawn_managed_thread(self.run, identifier="web-server")
+
+    def make_url_map(self):
+        url_map = Map(converters=ROUTE_CONVERTERS)  # as nameko's, with our converters (bounded ids)
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+    def get_wsgi_app(self):
+        return JsonRoutingApp(self)
 
     def kill(self):
         self._is_accepting = False
@@ -156,6 +191,8 @@ class ApiCall:
 
 
 def _json_default(value):
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # stored in UTC; SQLite hands it back without its zone
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -254,6 +291,17 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
 class PlatformEndpoints:
     """/health, /metrics and /openapi.json, served by every service without a token."""
 
+    @classmethod
+    def routing_error(cls, path: str, exc: HTTPException) -> Response | None:
+        """A request no route takes (JsonRoutingApp): a JSON error like any other of the API; None would
+        leave werkzeug's own page."""
+        if exc.code == 405:
+            return error_response(405, "method_not_allowed", f"{path} does not take this method")
+        if exc.code == 404:
+            return error_response(404, "not_found", f"no such resource: {path} (a path parameter of the "
+                                                    "wrong form names nothing)")
+        return error_response(exc.code or 400, "bad_request", exc.description or "bad request")
+
     @api("GET", "/health", public=True, immediate=True, response=HealthSchema)
     def health(self, call: ApiCall):
         """Readiness: 200 when every background check passes, 503 "degraded" with what failed.
@@ -269,7 +317,7 @@ class PlatformEndpoints:
         """Liveness: 200 while the process serves requests; the body still says what is degraded."""
         return 200, self.platform.health_report()
 
-    @api("GET", "/metrics", public=True, response="text/plain")
+    @api("GET", "/metrics", public=True, response="text/plain; version=0.0.4")
     def metrics(self, call: ApiCall):
         """Prometheus metrics, in its text exposition format."""
         return Response(self.platform.metrics.render(), status=200,

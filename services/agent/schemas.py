@@ -5,7 +5,7 @@ from datetime import UTC
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pii import is_valid_mobile
-from shared.schemas import ApplicantSchema, StrictSchema
+from shared.schemas import ApplicantSchema, StrictSchema, UtcDateTime
 
 
 class ReplySchema(Schema):
@@ -16,9 +16,9 @@ class ReplySchema(Schema):
     outcome = fields.String(required=True, metadata={"description": "approved | refused | returned (不予受理)"})
     item_name = fields.String(required=True)
     status = fields.String(required=True, metadata={"description": "to_reply | replied"})
-    created_at = fields.DateTime(required=True)
+    created_at = UtcDateTime(required=True)
     method = fields.String(allow_none=True, metadata={"description": "phone | visit"})
-    replied_at = fields.DateTime(allow_none=True)
+    replied_at = UtcDateTime(allow_none=True)
     replied_by = fields.String(allow_none=True)
     what_said = fields.String(allow_none=True)
 
@@ -105,13 +105,13 @@ class EscalationDecisionSchema(Schema):
     reason = fields.String(allow_none=True)
     result_number = fields.String(allow_none=True)
     decided_by = fields.String(required=True, metadata={"description": "the city department's approver"})
-    decided_at = fields.DateTime(required=True)
+    decided_at = UtcDateTime(required=True)
 
 
 class EscalationHopSchema(Schema):
     hop = fields.String(required=True, metadata={"description": "escalated | relayed | decided | returned"})
     by = fields.String(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     department = fields.String(metadata={"description": "decided: the city department"})
     outcome = fields.String(metadata={"description": "decided: its decision"})
 
@@ -131,12 +131,12 @@ class EscalationSchema(Schema):
         "description": "working days to the city's deadline; negative when overdue; none once out of flight"})
     overdue = fields.Boolean(required=True)
     reviewed_by = fields.String(required=True, metadata={"description": "who passed 初审 at the town"})
-    escalated_at = fields.DateTime(required=True)
+    escalated_at = UtcDateTime(required=True)
     relayed_by = fields.String(allow_none=True)
-    relayed_at = fields.DateTime(allow_none=True)
-    decided_at = fields.DateTime(allow_none=True, metadata={"description": "when the case's outcome was known"})
+    relayed_at = UtcDateTime(allow_none=True)
+    decided_at = UtcDateTime(allow_none=True, metadata={"description": "when the case's outcome was known"})
     returned_by = fields.String(allow_none=True)
-    returned_at = fields.DateTime(allow_none=True)
+    returned_at = UtcDateTime(allow_none=True)
     decisions = fields.List(fields.Nested(EscalationDecisionSchema), required=True)
 
 
@@ -231,12 +231,12 @@ class StationServiceSchema(Schema):
     authorisation = fields.Dict(allow_none=True)
     materials = fields.List(fields.String(), required=True)
     fee_fen = fields.Integer(required=True)
-    served_at = fields.DateTime(required=True)
+    served_at = UtcDateTime(required=True)
     served_on = fields.Date(required=True)
     case_number = fields.String(allow_none=True)
     case_status = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
+    completed_at = UtcDateTime(allow_none=True)
     completed_on = fields.Date(allow_none=True)
     reply = fields.Nested(ReplySchema, allow_none=True, metadata={"description": "in a single record's view"})
 

@@ -6,7 +6,7 @@ need more (a refusal's reason, `to` after `from`, A and B two people) are the de
 from marshmallow import Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES
-from shared.schemas import StrictSchema
+from shared.schemas import StrictSchema, UtcDateTime
 from shared.vocabulary import CaseKind, ExtensionStatus, Outcome, WorkItemStatus
 
 STAFF_ID = validate.Length(1, 64)
@@ -63,10 +63,10 @@ class PostSchema(StrictSchema):
 
 class AbsenceSchema(StrictSchema):
     holder = fields.String(required=True, validate=STAFF_ID)
-    from_ = fields.DateTime(required=True, data_key="from",
+    from_ = UtcDateTime(required=True, data_key="from",
                             metadata={"description": "away from this moment on (a time without offset, or a "
                                                      "date at 00:00, is Asia/Shanghai)"})
-    to = fields.DateTime(required=True,
+    to = UtcDateTime(required=True,
                          metadata={"description": "back at this moment (exclusive): a leave of 2-4 November is "
                                                   "from 2026-11-02 to 2026-11-05"})
     reason = fields.String(required=True, validate=REASON,
@@ -82,12 +82,12 @@ class ExtensionViewSchema(StrictSchema):
                            metadata={"description": "requested, approved (sent to the centre), or refused by "
                                                     "the centre's ledger (refused_reason says why)"})
     requested_by = fields.String(required=True)
-    requested_at = fields.DateTime(required=True)
+    requested_at = UtcDateTime(required=True)
     approved_by = fields.String(allow_none=True)
-    approved_at = fields.DateTime(allow_none=True)
+    approved_at = UtcDateTime(allow_none=True)
     work_item_id = fields.Integer(required=True)
     refused_reason = fields.String(allow_none=True)
-    refused_at = fields.DateTime(allow_none=True)
+    refused_at = UtcDateTime(allow_none=True)
 
 
 class WorkItemSchema(StrictSchema):
@@ -112,7 +112,7 @@ class WorkItemSchema(StrictSchema):
     result_number = fields.String(allow_none=True)
     valid_until = fields.Date(allow_none=True)
     decided_by = fields.String(allow_none=True)
-    decided_at = fields.DateTime(allow_none=True)
+    decided_at = UtcDateTime(allow_none=True)
     superseded_by = fields.Integer(allow_none=True)
     extension_days_max = fields.Integer(allow_none=True, metadata={
         "description": "working days an extension may still add, as the centre said when routing (0: none)"})
@@ -123,7 +123,7 @@ class WorkItemSchema(StrictSchema):
 class WorkActionSchema(StrictSchema):
     action = fields.String(required=True)
     actor = fields.String(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     reason = fields.String(allow_none=True)
     data = fields.Dict(required=True)
     idempotency_key = fields.String(required=True)
@@ -132,7 +132,7 @@ class WorkActionSchema(StrictSchema):
 class RefusedStepSchema(StrictSchema):
     step = fields.String(required=True)
     reason = fields.String(required=True, metadata={"description": "the centre's ledger's reason"})
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
 
 
 class WorkItemDetailSchema(WorkItemSchema):
@@ -152,8 +152,8 @@ class AbsenceViewSchema(StrictSchema):
     id = fields.Integer(required=True)
     office = fields.String(required=True)
     holder = fields.String(required=True)
-    from_ = fields.DateTime(required=True, data_key="from")
-    to = fields.DateTime(required=True)
+    from_ = UtcDateTime(required=True, data_key="from")
+    to = UtcDateTime(required=True)
     reason = fields.String(required=True)
     recorded_by = fields.String(required=True)
     moved_work_items = fields.List(fields.Integer(), metadata={"description": "after POST: the work that moved"})
@@ -173,7 +173,7 @@ class PostViewSchema(StrictSchema):
     on_duty = fields.Nested(OnDutySchema, required=True)
     absences = fields.List(fields.Nested(AbsenceViewSchema), required=True)
     updated_by = fields.String(required=True)
-    updated_at = fields.DateTime(required=True)
+    updated_at = UtcDateTime(required=True)
 
 
 class PostsSchema(StrictSchema):
@@ -188,7 +188,7 @@ class HandoverSchema(StrictSchema):
     from_ = fields.String(allow_none=True, data_key="from")
     to = fields.String(allow_none=True)
     role = fields.String(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     reason = fields.String(allow_none=True)
     actor = fields.String(required=True)
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.evaluation.rating_rules import CHANNELS, COMPLAINT_CHANNELS, LEVELS, AppealStatus, Stage
 from shared.pii import is_valid_mobile
-from shared.schemas import StrictSchema
+from shared.schemas import StrictSchema, UtcDateTime
 
 LEVEL = validate.Range(min=min(LEVELS), max=max(LEVELS))
 LEVEL_TEXT = "1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意"
@@ -123,7 +123,7 @@ class FollowUpViewSchema(Schema):
     level = fields.Integer(required=True)
     level_name = fields.String(required=True)
     channel = fields.String(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
 
 
 class RatingViewSchema(Schema):
@@ -143,10 +143,10 @@ class RatingViewSchema(Schema):
     department = fields.String(allow_none=True)
     departments = fields.List(fields.String(), required=True)
     village = fields.String(allow_none=True)
-    rated_at = fields.DateTime(required=True)
+    rated_at = UtcDateTime(required=True)
     rated_on = fields.Date(required=True)
     void = fields.Boolean(required=True)
-    voided_at = fields.DateTime(allow_none=True)
+    voided_at = UtcDateTime(allow_none=True)
     void_reason = fields.String(allow_none=True)
     follow_up = fields.Nested(FollowUpViewSchema, allow_none=True)
     rectification_id = fields.Integer(allow_none=True)
@@ -177,13 +177,13 @@ class RectificationViewSchema(Schema):
     next_due = fields.Date(allow_none=True)
     days_left = fields.Integer(allow_none=True, metadata={"description": "working days to the next due date"})
     overdue = fields.String(allow_none=True, metadata={"description": "callback | rectification (late), or null"})
-    called_back_at = fields.DateTime(allow_none=True)
+    called_back_at = UtcDateTime(allow_none=True)
     called_back_by = fields.String(allow_none=True)
     callback_notes = fields.String(allow_none=True)
     measures = fields.String(allow_none=True)
-    rectified_at = fields.DateTime(allow_none=True)
+    rectified_at = UtcDateTime(allow_none=True)
     rectified_by = fields.String(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    closed_at = UtcDateTime(allow_none=True)
     closed_reason = fields.String(allow_none=True, metadata={"description": "follow_up | declined | appeal_upheld"})
     close_note = fields.String(allow_none=True)
     follow_up_level = fields.Integer(allow_none=True)
@@ -201,10 +201,10 @@ class AppealViewSchema(Schema):
     level = fields.Integer(required=True)
     reason = fields.String(required=True)
     appellant = fields.String(required=True)
-    appealed_at = fields.DateTime(required=True)
+    appealed_at = UtcDateTime(required=True)
     status = fields.String(required=True, metadata={"description": "pending | upheld | rejected"})
     decided_by = fields.String(allow_none=True)
-    decided_at = fields.DateTime(allow_none=True)
+    decided_at = UtcDateTime(allow_none=True)
     decision_reason = fields.String(allow_none=True)
 
 
@@ -227,17 +227,17 @@ class ComplaintViewSchema(Schema):
     staff = fields.String(allow_none=True)
     department = fields.String(allow_none=True)
     status = fields.String(required=True, metadata={"description": "received | acknowledged | assigned | resolved"})
-    received_at = fields.DateTime(required=True)
+    received_at = UtcDateTime(required=True)
     due = fields.Date(required=True)
     days_left = fields.Integer(allow_none=True, metadata={"description": "working days to the due date (open)"})
     overdue = fields.Boolean(required=True)
-    acknowledged_at = fields.DateTime(allow_none=True)
+    acknowledged_at = UtcDateTime(allow_none=True)
     acknowledged_by = fields.String(allow_none=True)
     assigned_to = fields.String(allow_none=True)
-    assigned_at = fields.DateTime(allow_none=True)
+    assigned_at = UtcDateTime(allow_none=True)
     resolution = fields.String(allow_none=True)
     resolved_by = fields.String(allow_none=True)
-    resolved_at = fields.DateTime(allow_none=True)
+    resolved_at = UtcDateTime(allow_none=True)
     resolved_on_time = fields.Boolean(allow_none=True)
     complainant = fields.Nested(ComplainantViewSchema, allow_none=True,
                                 metadata={"description": "the window, supervisors and services only"})

@@ -1,12 +1,14 @@
 """Wire formats of the evaluation API: a dump schema for every response. No request bodies."""
 from marshmallow import Schema, fields
 
+from shared.schemas import UtcDateTime
+
 
 class CaseEventSchema(Schema):
     type = fields.String(required=True)
     case_version = fields.Integer(required=True)
     producer = fields.String(required=True)
-    occurred_at = fields.DateTime(required=True)
+    occurred_at = UtcDateTime(required=True)
     data = fields.Dict(keys=fields.String(), required=True,
                        metadata={"description": "the event's payload, without contact details or notice texts"})
 
@@ -108,8 +110,8 @@ class WarningSchema(Schema):
     department = fields.String(allow_none=True)
     first_responder = fields.String(allow_none=True, metadata={"description": "首问负责人"})
     item_name = fields.String(allow_none=True)
-    raised_at = fields.DateTime(required=True)
-    resolved_at = fields.DateTime(allow_none=True)
+    raised_at = UtcDateTime(required=True)
+    resolved_at = UtcDateTime(allow_none=True)
     resolution = fields.String(allow_none=True)
 
 
@@ -127,7 +129,7 @@ class SupervisionNoticeSchema(Schema):
     department_head = fields.String(allow_none=True, metadata={"description": "addressed to: department:<code>[@town]"})
     supervisor = fields.String(required=True, metadata={"description": "addressed to: town:<code> or city"})
     text = fields.String(required=True)
-    issued_at = fields.DateTime(required=True)
+    issued_at = UtcDateTime(required=True)
 
 
 class SupervisionNoticesSchema(Schema):

@@ -3,7 +3,7 @@ OpenAPI document and for clients and fuzzers that check what they get)."""
 from marshmallow import Schema, fields, validate
 
 from shared.contracts import DELIVERIES, SPECIAL_PROCEDURES  # 特别程序: the clock pauses
-from shared.schemas import ApplicantSchema, StrictSchema
+from shared.schemas import ApplicantSchema, StrictSchema, UtcDateTime
 from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome
 
 
@@ -113,7 +113,7 @@ class HistoryEntrySchema(StrictSchema):
     seq = fields.Integer(required=True)
     action = fields.String(required=True)
     actor = fields.String(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     reason = fields.String(allow_none=True)
     data = fields.Dict(required=True)
 
@@ -122,14 +122,14 @@ class NoticeRefSchema(StrictSchema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True, validate=_one_of(NoticeKind))
     title = fields.String(required=True)
-    issued_at = fields.DateTime(required=True)
+    issued_at = UtcDateTime(required=True)
     sms_text = fields.String(required=True)
 
 
 class TimelineEntrySchema(StrictSchema):
     """One hop of a case: a ledger action (who, when, why) or a notice issued (kind, when, by whom)."""
 
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     action = fields.String(required=True, metadata={"description": "the ledger's action, or 'notice'"})
     actor = fields.String(required=True, metadata={
         "description": "who: the clerk, the town agent, the city approver; for a notice its responsible person"})
@@ -142,7 +142,7 @@ class TimelineEntrySchema(StrictSchema):
 
 class WaybillViewSchema(StrictSchema):
     tracking_number = fields.String(required=True, metadata={"description": "EMS运单号 (UPU S10)"})
-    created_at = fields.DateTime(required=True)
+    created_at = UtcDateTime(required=True)
 
 
 class ResponsibilitySchema(StrictSchema):
@@ -177,7 +177,7 @@ class CaseSchema(StrictSchema):
     via_agent = fields.String(allow_none=True)
     village = fields.String(allow_none=True, metadata={"description": "the village station it came from"})
     station_submission = fields.String(allow_none=True, metadata={"description": "the station's record number"})
-    accepted_at = fields.DateTime(required=True)
+    accepted_at = UtcDateTime(required=True)
     clock_started_on = fields.Date(allow_none=True)
     deadline = fields.Date(allow_none=True)
     deadline_provisional = fields.Boolean(required=True)
@@ -233,13 +233,13 @@ class HandledCaseSchema(StrictSchema):
     accepting_centre = fields.String(required=True)
     handling_town = fields.String(required=True)
     first_responder = fields.String(required=True)
-    accepted_at = fields.DateTime(required=True)
+    accepted_at = UtcDateTime(required=True)
     deadline = fields.Date(allow_none=True)
     delivery = fields.String(allow_none=True, validate=validate.OneOf(DELIVERIES))
     outcome = fields.String(allow_none=True, validate=_one_of(Outcome))
     completed_on = fields.Date(allow_none=True)
     tracking_number = fields.String(allow_none=True, metadata={"description": "EMS运单号 of a result sent by mail"})
-    updated_at = fields.DateTime(required=True)
+    updated_at = UtcDateTime(required=True)
     responsibilities = fields.List(fields.Nested(ResponsibilitySchema), required=True)
 
 

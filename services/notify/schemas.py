@@ -1,6 +1,8 @@
 """Wire formats of the notify API: a dump schema for every response. No request bodies."""
 from marshmallow import Schema, fields
 
+from shared.schemas import UtcDateTime
+
 
 class DeliverySchema(Schema):
     id = fields.Integer(required=True)
@@ -13,8 +15,8 @@ class DeliverySchema(Schema):
                        "dead_lettered (failed for good; the next channel has a delivery of its own) | "
                        "recorded (an EMS waybill)"})
     attempts = fields.Integer(required=True, metadata={"description": "sends tried on this channel"})
-    created_at = fields.DateTime(required=True)
-    sent_at = fields.DateTime(required=True, allow_none=True)
+    created_at = UtcDateTime(required=True)
+    sent_at = UtcDateTime(required=True, allow_none=True)
     segments = fields.Integer(allow_none=True, metadata={"description": "SMS: the parts the operator bills"})
     fallback_of = fields.Integer(allow_none=True, metadata={
         "description": "the delivery (on another channel) that failed for good before this one"})

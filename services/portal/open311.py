@@ -87,6 +87,15 @@ def open311(method: str, path: str):
     return decorator
 
 
+def routing_error(path: str, exc):
+    """A request under /open311/v2 no route takes (an unknown service code with a slash, another method):
+    the specification's error format, as every other error of these endpoints; elsewhere None."""
+    if not path.startswith(PREFIX + "/"):
+        return None
+    status = exc.code or 400
+    return json_response([{"code": status, "description": f"{path}: {exc.name.lower()}"}], status)
+
+
 def _as_user(principal):
     """The key's holder as the portal's upstream calls take a person (they sign a short token for them)."""
     return SimpleNamespace(staff_number=principal.subject, role=principal.role, scope=str(principal.scope),

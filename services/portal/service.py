@@ -17,6 +17,7 @@ from services.portal.applicant import ApplicantPages
 from services.portal.backoffice import BackOfficePages
 from services.portal.clerk import ClerkPages
 from services.portal.open311 import Open311Api
+from services.portal.open311 import routing_error as open311_routing_error
 from services.portal.pages import (
     COOKIE,
     HOME,
@@ -136,6 +137,11 @@ def build_service(settings: Settings, clock=None):
             return response
 
         static.page_route = ("GET", "/static/<string:name>", None, True)  # a file, not an API operation
+
+        @classmethod
+        def routing_error(cls, path, exc):
+            """An address no route takes: Open311's clients get its error format; a person werkzeug's page."""
+            return open311_routing_error(path, exc)
 
     PortalService.upstreams = upstreams
     return PortalService
