@@ -68,8 +68,17 @@ def build_openapi(service_cls: type, title: str, version: str) -> dict:
         item = paths.setdefault(oa_path, {})
         if method.lower() in item:
             raise ValueError(f"{method} {path} is declared twice")
-        item[method.lower()] = _operation(name, fn, method, roles, schema, getattr(fn, "api_response", None),
-                                          public, parameters, getattr(fn, "api_errors", None))
+        query = getattr(fn, "api_query", None)
+        if query is not None:  # apispec's plugin makes a query parameter of each field
+            parameters = parameters + [{"in": "query", "schema": query}]
+        parameters = parameters + getattr(fn, "api_query_parameters", [])  # written out (Open311's)
+        op = _operation(name, fn, method, roles, schema, getattr(fn, "api_response", None), public, parameters,
+                        getattr(fn, "api_errors", None))
+        if getattr(fn, "api_request_body", None):  # a body not read by a marshmallow schema (Open311's forms)
+            op["requestBody"] = {"content": fn.api_request_body}
+        if getattr(fn, "api_optional_roles", None):  # public, and a token of these roles may be sent
+            op["security"], op["x-roles"] = [{}, {"bearerAuth": []}], list(fn.api_optional_roles)
+        item[method.lower()] = op
     for oa_path, operations in paths.items():
         spec.path(path=oa_path, operations=operations)
     return spec.to_dict()
@@ -123,7 +132,7 @@ def _operation(name, fn, method, roles, schema, response, public, parameters, er
         responses["201"] = {"description": "Created", "content": _success_content(response)}
     codes = [400] if schema is not None or parameters else []
     codes += [] if public else [401, 403]
-    codes += [404] if parameters or schema is not None else []  # a path or a body naming a record
+    codes += [404] if parameters or schema is not None else []  # a path, a query or a body naming a record
     codes += [409] if method == "POST" else []
     codes = errors[0] if errors else codes  # a protocol of its own (Open311): its codes and error body
     for code in codes:
@@ -134,7 +143,10 @@ def _operation(name, fn, method, roles, schema, response, public, parameters, er
 
 
 def _success_content(response) -> dict:
-    """`api(response=...)`: a marshmallow schema (JSON), a media type (a PDF, the metrics text), or not given."""
+    """`api(response=...)`: a marshmallow schema (JSON), a media type (a PDF, the metrics text), a list of
+    those (the forms a caller may ask for), or not given."""
+    if isinstance(response, list):
+        return {media: schema for form in response for media, schema in _success_content(form).items()}
     if response is None:
         return {"application/json": {"schema": {"type": "object"}}}  # undeclared: any JSON object
     if isinstance(response, dict):  # a JSON Schema written out (a body that is not an object, e.g. Open311's)

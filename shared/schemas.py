@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pii import is_valid_credit_code, is_valid_mobile, is_valid_resident_id, normalise_resident_id
+from shared.tables import FORMATS as TABLE_FORMATS
 from shared.vocabulary import ContactChannel
 
 
@@ -19,6 +20,38 @@ class UtcDateTime(fields.DateTime):
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+class QuerySchema(Schema):
+    """An operation's query arguments (shared.web.api's `query`): what the document offers and the edge
+    checks; arguments it does not name are left alone."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+# query arguments several services take, as their handlers read them
+TOWN_CODE = validate.Regexp(r"^[0-9]{9}$")
+MONTH = validate.Regexp(r"^(19|[2-9][0-9])[0-9]{2}-(0[1-9]|1[0-2])$")  # YYYY-MM (shared.tables.parse_month)
+
+
+def one_of(choices, *more: str) -> validate.OneOf:
+    """A query argument that takes one of an enum's values (and, say, `all`)."""
+    return validate.OneOf([*map(str, choices), *more])
+
+
+def comma_list_of(choices, *more: str) -> validate.Regexp:
+    """`a,b,c` of the choices (and the words `more`, alone)."""
+    word = "|".join(map(str, choices))
+    return validate.Regexp(rf"^(?:(?:{word})(?:,(?:{word}))*" + "".join(f"|{m}" for m in more) + ")$")
+
+
+class TableQuerySchema(QuerySchema):
+    """A monthly table: the month, and the form it comes in (shared.tables)."""
+
+    month = fields.String(required=True, validate=MONTH, metadata={"description": "YYYY-MM"})
+    format = fields.String(validate=validate.OneOf(list(TABLE_FORMATS)), metadata={"description": "json (default)"})
+    town = fields.String(validate=TOWN_CODE)
 
 
 class StrictSchema(Schema):

@@ -230,12 +230,17 @@ def _read_json(request, schema: Schema) -> dict:
 
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
         public: bool = False, immediate: bool = False,
-        response: type[Schema] | tuple[type[Schema], ...] | str | None = None):
+        response: type[Schema] | tuple[type[Schema], ...] | str | list | None = None,
+        query: type[Schema] | None = None):
     """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
 
     `schema` loads the request body; `response` is the marshmallow schema of the success body (for the
     OpenAPI document and for clients and fuzzers that check responses), a tuple of schemas when the body
-    is one of several shapes, or the media type of a body that is not JSON ("application/pdf", "text/plain").
+    is one of several shapes, or the media type of a body that is not JSON ("application/pdf", "text/plain"); a
+    list of those when the caller chooses the form (a report as JSON, CSV or a spreadsheet).
+
+    `query`: the query arguments (a shared.schemas.QuerySchema), for the document and checked before the
+    handler runs (a 400 saying which is wrong); the handler still reads them as the strings sent.
 
     `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 
@@ -257,6 +262,8 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
                     if roles and principal.role not in roles:
                         raise Forbidden(f"role {principal.role} may not use {route}")
                     bind_context(user=principal.subject, role=principal.role)
+                if query is not None and (problems := query().validate(request.args.to_dict())):
+                    raise BadRequest("query arguments are invalid", problems)
                 body = _read_json(request, schema()) if schema else None
                 call = ApiCall(principal=principal, body=body, params=params,
                                query=request.args.to_dict(), headers=dict(request.headers))
@@ -283,6 +290,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         entry.__doc__ = fn.__doc__
         entry.api_route = (method, path, roles, schema, public)
         entry.api_response = response
+        entry.api_query = query
         return (immediate_http if immediate else http)(method, path)(entry)
 
     return decorator

@@ -4,8 +4,10 @@ from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.agent.domain import ReplyStatus, ServiceStatus
+from services.agent.escalation_domain import STATUSES as ESCALATION_STATUSES
 from shared.pii import is_valid_mobile
-from shared.schemas import ApplicantSchema, StrictSchema, UtcDateTime
+from shared.schemas import MONTH, ApplicantSchema, QuerySchema, StrictSchema, UtcDateTime, comma_list_of, one_of
 
 
 class ReplySchema(Schema):
@@ -244,3 +246,19 @@ class StationServiceSchema(Schema):
 class StationServicesSchema(Schema):
     services = fields.List(fields.Nested(StationServiceSchema), required=True,
                            metadata={"description": "oldest first"})
+
+
+# --- query arguments (shared.web.api's `query`) ----------------------------------------------------
+
+class RepliesQuerySchema(QuerySchema):
+    status = fields.String(validate=one_of(ReplyStatus, "all"), metadata={"description": "to_reply by default"})
+
+
+class StationServicesQuerySchema(QuerySchema):
+    month = fields.String(validate=MONTH, metadata={"description": "YYYY-MM"})
+    status = fields.String(validate=one_of(ServiceStatus))
+
+
+class EscalationsQuerySchema(QuerySchema):
+    status = fields.String(validate=comma_list_of(ESCALATION_STATUSES),
+                           metadata={"description": "statuses separated by commas; those in flight by default"})

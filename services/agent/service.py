@@ -9,12 +9,15 @@ from services.agent import views
 from services.agent.schemas import (
     AgentStatsSchema,
     EscalationDetailSchema,
+    EscalationsQuerySchema,
     EscalationsSchema,
     RecordReplySchema,
+    RepliesQuerySchema,
     RepliesSchema,
     ReplySchema,
     StationHelpSchema,
     StationServiceSchema,
+    StationServicesQuerySchema,
     StationServicesSchema,
     StationSubmissionSchema,
     VillageReportSchema,
@@ -26,6 +29,8 @@ from shared.config import Settings
 from shared.contracts import Message
 from shared.platform import Platform, consume
 from shared.reference import Reference
+from shared.schemas import TableQuerySchema
+from shared.tables import FORMATS as TABLE_FORMATS
 from shared.web import ApiCall, BadRequest, PlatformEndpoints, ServiceUnavailable, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
@@ -70,7 +75,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
                        "case.completed": station.on_completed, "station.refused": station.on_refused}.get(message.type)
             return handler(tx, message) if handler else "ignored"
 
-        @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"), response=RepliesSchema)
+        @api("GET", "/replies", roles=("agent", "supervisor", "service", "city_admin"), response=RepliesSchema,
+             query=RepliesQuerySchema)
         def replies(self, call: ApiCall):
             """Replies owed to villagers, oldest first: an agent's own (and their station's), a town's, or (city
             scope) all. ?status=replied for those made, ?status=all for both."""
@@ -106,7 +112,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
             """帮办: the villager declined to authorise; the help is logged and nothing is submitted."""
             return _serve(self, call, station.help)
 
-        @api("GET", "/station/services", roles=STATION_READERS, response=StationServicesSchema)
+        @api("GET", "/station/services", roles=STATION_READERS, response=StationServicesSchema,
+             query=StationServicesQuerySchema)
         def station_services(self, call: ApiCall):
             """The station's log (服务台账), oldest first; ?month=YYYY-MM and ?status= narrow it."""
             with self.platform.store.transaction() as tx:
@@ -118,7 +125,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
             with self.platform.store.transaction() as tx:
                 return StationServiceSchema().dump(station.service(tx, call.principal, call.params["number"]))
 
-        @api("GET", "/reports/village", roles=views.REPORT_ROLES, response=VillageReportSchema)
+        @api("GET", "/reports/village", roles=views.REPORT_ROLES, query=TableQuerySchema,
+             response=[VillageReportSchema, TABLE_FORMATS["csv"], TABLE_FORMATS["xlsx"]])
         def village_report(self, call: ApiCall):
             """The monthly village table (村(社区)便民服务办理情况统计表): `month=YYYY-MM`, `town=CODE`,
             `format=json|csv|xlsx`. The city any town or all; town staff their town; an agent its village."""
@@ -140,7 +148,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return town_agent.on_decided(tx, message)
             return "ignored"
 
-        @api("GET", "/escalations", roles=ESCALATION_READERS, response=EscalationsSchema)
+        @api("GET", "/escalations", roles=ESCALATION_READERS, response=EscalationsSchema,
+             query=EscalationsQuerySchema)
         def escalations(self, call: ApiCall):
             """Escalations in flight with the city's deadline and working days left, overdue first; ?status="""
             with self.platform.store.transaction() as tx:

@@ -6,7 +6,7 @@ need more (a refusal's reason, `to` after `from`, A and B two people) are the de
 from marshmallow import Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES
-from shared.schemas import StrictSchema, UtcDateTime
+from shared.schemas import QuerySchema, StrictSchema, UtcDateTime, comma_list_of
 from shared.vocabulary import CaseKind, ExtensionStatus, Outcome, WorkItemStatus
 
 STAFF_ID = validate.Length(1, 64)
@@ -215,3 +215,10 @@ class StatsSchema(Schema):
     handovers = fields.Integer(required=True)
     head_fallbacks = fields.Integer(required=True)
     extensions = fields.Integer(required=True)
+
+
+class WorklistQuerySchema(QuerySchema):
+    limit = fields.Integer(validate=validate.Range(min=0), metadata={"description": "100 by default, at most 500"})
+    status = fields.String(validate=comma_list_of(WorkItemStatus, "open", "all"),
+                           metadata={"description": "open (default), all, or statuses separated by commas"})
+    assignee = fields.String(metadata={"description": "me, none (unassigned), or a staff number"})

@@ -18,6 +18,7 @@ from services.approval.schemas import (
     ProcedureSchema,
     StatsSchema,
     WorkItemDetailSchema,
+    WorklistQuerySchema,
     WorklistSchema,
 )
 from services.approval.usecases import Desk
@@ -69,7 +70,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         # --- the worklist ---------------------------------------------------------------------------
 
-        @api("GET", "/work-items", roles=READERS, response=WorklistSchema)
+        @api("GET", "/work-items", roles=READERS, response=WorklistSchema, query=WorklistQuerySchema)
         def worklist(self, call: ApiCall):
             """Open work by urgency (working days left); paused items apart.
 

@@ -4,9 +4,18 @@ from datetime import UTC
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.evaluation.rating_rules import CHANNELS, COMPLAINT_CHANNELS, LEVELS, AppealStatus, Stage
+from services.evaluation.rating_rules import (
+    CHANNELS,
+    COMPLAINT_CHANNELS,
+    LEVELS,
+    AppealStatus,
+    ComplaintStatus,
+    RectState,
+    Stage,
+)
+from services.evaluation.ratings import LIST_LIMIT
 from shared.pii import is_valid_mobile
-from shared.schemas import StrictSchema, UtcDateTime
+from shared.schemas import TOWN_CODE, QuerySchema, StrictSchema, UtcDateTime, one_of
 
 LEVEL = validate.Range(min=min(LEVELS), max=max(LEVELS))
 LEVEL_TEXT = "1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意"
@@ -247,3 +256,27 @@ class ComplaintsListSchema(Schema):
     today = fields.Date(required=True)
     overdue = fields.Integer(required=True)
     complaints = fields.List(fields.Nested(ComplaintViewSchema), required=True)
+
+
+# --- query arguments (shared.web.api's `query`) ----------------------------------------------------
+
+class RatingsQuerySchema(QuerySchema):
+    case_number = fields.String()
+    town = fields.String(validate=TOWN_CODE)
+    department = fields.String()
+    level = fields.Integer(validate=validate.Range(min(LEVELS), max(LEVELS)))
+    limit = fields.Integer(validate=validate.Range(1, LIST_LIMIT))
+
+
+class RectificationsQuerySchema(QuerySchema):
+    state = fields.String(validate=one_of(RectState, "all"), metadata={"description": "not closed by default"})
+
+
+class AppealsQuerySchema(QuerySchema):
+    status = fields.String(validate=one_of(AppealStatus, "all"), metadata={"description": "pending by default"})
+
+
+class ComplaintsQuerySchema(QuerySchema):
+    status = fields.String(validate=one_of(ComplaintStatus, "all"), metadata={"description": "open by default"})
+    town = fields.String(validate=TOWN_CODE)
+    overdue = fields.Boolean()

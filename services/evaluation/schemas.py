@@ -1,7 +1,9 @@
 """Wire formats of the evaluation API: a dump schema for every response. No request bodies."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from shared.schemas import UtcDateTime
+from services.evaluation.supervision import BOARD_PAGE_MAX, MAX_HORIZON_DAYS
+from services.evaluation.supervision_rules import WARNED
+from shared.schemas import TOWN_CODE, QuerySchema, TableQuerySchema, UtcDateTime
 
 
 class CaseEventSchema(Schema):
@@ -182,3 +184,34 @@ class MonthlyReportSchema(Schema):
     department = fields.String(required=True, allow_none=True)
     columns = fields.List(fields.Nested(MonthlyColumnSchema), required=True)
     dimensions = fields.List(fields.Nested(MonthlyDimensionSchema), required=True)
+
+
+# --- query arguments (shared.web.api's `query`) ----------------------------------------------------
+
+DEPARTMENT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class ScopeQuerySchema(QuerySchema):
+    """Narrowed to a town or a department; another's than the caller's is not found (404)."""
+
+    town = fields.String(validate=TOWN_CODE)
+    department = fields.String(validate=DEPARTMENT_CODE)
+
+
+class BoardQuerySchema(ScopeQuerySchema):
+    limit = fields.Integer(validate=validate.Range(1, BOARD_PAGE_MAX))
+
+
+class ForecastQuerySchema(ScopeQuerySchema):
+    days = fields.Integer(validate=validate.Range(1, MAX_HORIZON_DAYS), metadata={"description": "working days"})
+
+
+class WarningsQuerySchema(ScopeQuerySchema):
+    colour = fields.String(validate=validate.OneOf(WARNED))
+    case = fields.String(metadata={"description": "a case number"})
+    open = fields.Boolean()
+
+
+class MonthlyReportQuerySchema(TableQuerySchema):
+    dept = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,31}(@([0-9]{9}|city))?$"),
+                         metadata={"description": "CODE, CODE@TOWN or CODE@city"})

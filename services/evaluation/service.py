@@ -13,12 +13,17 @@ from services.evaluation.figures_rules import REPORT_ROLES
 from services.evaluation.rating_metrics import RatingMetrics
 from services.evaluation.ratings import RatingDesk
 from services.evaluation.schemas import (
+    BoardQuerySchema,
     BoardSchema,
     CaseEventsSchema,
     EvaluationStatsSchema,
+    ForecastQuerySchema,
     ForecastSchema,
+    MonthlyReportQuerySchema,
     MonthlyReportSchema,
+    ScopeQuerySchema,
     SupervisionNoticesSchema,
+    WarningsQuerySchema,
     WarningsSchema,
 )
 from services.evaluation.supervision import READERS, SupervisionConfig, Supervisor
@@ -29,6 +34,7 @@ from shared.contracts import Message
 from shared.logging import get_logger
 from shared.platform import Platform, consume
 from shared.reference import Reference
+from shared.tables import FORMATS as TABLE_FORMATS
 from shared.web import ApiCall, BadRequest, PlatformEndpoints, api
 
 log = get_logger(__name__)
@@ -111,7 +117,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
             except Exception:  # a database hiccup: the next pass tries again
                 log.exception("supervision.watch_failed")
 
-        @api("GET", "/board", roles=READERS, response=BoardSchema)
+        @api("GET", "/board", roles=READERS, response=BoardSchema, query=BoardQuerySchema)
         def board(self, call: ApiCall):
             """Open cases by urgency (red, yellow, then by deadline) for the city, a town (?town=) or a department
             (?department=); counts by colour; the forecast's summary. A town's supervisor sees their town, a
@@ -119,21 +125,22 @@ def build_service(settings: Settings, clock: Clock | None = None):
             with self.platform.store.transaction() as tx:
                 return BoardSchema().dump(supervisor.board(tx, call.principal, call.query))
 
-        @api("GET", "/forecast", roles=READERS, response=ForecastSchema)
+        @api("GET", "/forecast", roles=READERS, response=ForecastSchema, query=ForecastQuerySchema)
         def forecast(self, call: ApiCall):
             """Per office (department and town): open cases that will miss their deadline in the next ?days=N
             working days at the recent decision rate, which first, and the decisions a day that would prevent it."""
             with self.platform.store.transaction() as tx:
                 return ForecastSchema().dump(supervisor.forecast(tx, call.principal, call.query))
 
-        @api("GET", "/supervision/warnings", roles=READERS, response=WarningsSchema)
+        @api("GET", "/supervision/warnings", roles=READERS, response=WarningsSchema, query=WarningsQuerySchema)
         def supervision_warnings(self, call: ApiCall):
             """The warnings (督办) in the caller's scope, newest first (?case=, ?colour=, ?open=1, ?town=,
             ?department=)."""
             with self.platform.store.transaction() as tx:
                 return WarningsSchema().dump(supervisor.warnings(tx, call.principal, call.query))
 
-        @api("GET", "/supervision/notices", roles=READERS, response=SupervisionNoticesSchema)
+        @api("GET", "/supervision/notices", roles=READERS, response=SupervisionNoticesSchema,
+             query=ScopeQuerySchema)
         def supervision_notices(self, call: ApiCall):
             """Supervision notices (督办通知) of red warnings, for the department head and the supervisor."""
             with self.platform.store.transaction() as tx:
@@ -147,7 +154,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
             view, created = ratings.rate(self.platform.store, call.principal, call.body, _idempotency_key(call))
             return (201 if created else 200), rs.RatingViewSchema().dump(view)
 
-        @api("GET", "/ratings", roles=RATING_READERS, response=rs.RatingsListSchema)
+        @api("GET", "/ratings", roles=RATING_READERS, response=rs.RatingsListSchema, query=rs.RatingsQuerySchema)
         def list_ratings(self, call: ApiCall):
             """Ratings the caller may see, newest first: ?case_number=&town=&department=&level=&limit=. Only a
             supervisor sees who rated (the phone masked)."""
@@ -175,7 +182,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
             return 201, rs.AppealViewSchema().dump(ratings.appeal(self.platform.store, call.principal,
                                                                   call.params["rating_id"], call.body))
 
-        @api("GET", "/appeals", roles=OVERSEERS, response=rs.AppealsListSchema)
+        @api("GET", "/appeals", roles=OVERSEERS, response=rs.AppealsListSchema, query=rs.AppealsQuerySchema)
         def list_appeals(self, call: ApiCall):
             """Appeals, oldest first: ?status=pending (default) | upheld | rejected | all."""
             with self.platform.store.transaction() as tx:
@@ -189,7 +196,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
                 return rs.AppealViewSchema().dump(ratings.decide_appeal(tx, call.principal,
                                                                         call.params["appeal_id"], call.body))
 
-        @api("GET", "/rectifications", roles=OVERSEERS, response=rs.RectificationsListSchema)
+        @api("GET", "/rectifications", roles=OVERSEERS, response=rs.RectificationsListSchema,
+             query=rs.RectificationsQuerySchema)
         def list_rectifications(self, call: ApiCall):
             """Rectifications of bad ratings, overdue first; ?state= (default: not closed; `all`)."""
             with self.platform.store.transaction() as tx:
@@ -228,7 +236,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
             view, created = complaints.file(self.platform.store, call.principal, call.body, _idempotency_key(call))
             return (201 if created else 200), rs.ComplaintViewSchema().dump(view)
 
-        @api("GET", "/complaints", roles=COMPLAINT_READERS, response=rs.ComplaintsListSchema)
+        @api("GET", "/complaints", roles=COMPLAINT_READERS, response=rs.ComplaintsListSchema,
+             query=rs.ComplaintsQuerySchema)
         def list_complaints(self, call: ApiCall):
             """Complaints, overdue first: ?status= (default: open; `all`), ?town=, ?overdue=1."""
             with self.platform.store.transaction() as tx:
@@ -265,7 +274,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         # --- monthly figures and operators' metrics (月度统计) -------------------------------------------
 
-        @api("GET", "/reports/monthly", roles=REPORT_ROLES, response=MonthlyReportSchema)
+        @api("GET", "/reports/monthly", roles=REPORT_ROLES, query=MonthlyReportQuerySchema,
+             response=[MonthlyReportSchema, TABLE_FORMATS["csv"], TABLE_FORMATS["xlsx"]])
         def monthly_report(self, call: ApiCall):
             """The month's figures per village, window, staff, town and department: `month=YYYY-MM`,
             `town=CODE`, `dept=CODE[@TOWN|@city]`, `format=json|csv|xlsx`. The city any; a town's supervisor

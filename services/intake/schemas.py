@@ -2,8 +2,9 @@
 OpenAPI document and for clients and fuzzers that check what they get)."""
 from marshmallow import Schema, fields, validate
 
+from shared.catalog import CASE_KINDS, LEVELS
 from shared.contracts import DELIVERIES, SPECIAL_PROCEDURES  # 特别程序: the clock pauses
-from shared.schemas import ApplicantSchema, StrictSchema, UtcDateTime
+from shared.schemas import ApplicantSchema, QuerySchema, StrictSchema, UtcDateTime, one_of
 from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome
 
 
@@ -322,3 +323,30 @@ class CatalogItemSchema(Schema):
     code = fields.String(required=True)
     name = fields.String(required=True)
     materials = fields.List(fields.Dict(), required=True)
+
+
+# --- query arguments (shared.web.api's `query`) ----------------------------------------------------
+
+class PageQuerySchema(QuerySchema):
+    limit = fields.Integer(validate=validate.Range(min=0), metadata={"description": "100 by default, at most 500"})
+    offset = fields.Integer(validate=validate.Range(min=0))
+    status = fields.String(validate=one_of(CaseStatus))
+
+
+class CaseListQuerySchema(PageQuerySchema):
+    kind = fields.String(validate=one_of(CaseKind))
+    item_code = fields.String()
+    due_by = fields.Date(metadata={"description": "due on or before this day"})
+    overdue = fields.Boolean()
+
+
+class CatalogQuerySchema(QuerySchema):
+    kind = fields.String(validate=one_of(CASE_KINDS))
+    category = fields.String()
+    department = fields.String()
+    level = fields.String(validate=one_of(LEVELS))
+
+
+class CatalogItemQuerySchema(QuerySchema):
+    version = fields.String(metadata={"description": "a catalogue version this centre holds; the one in force "
+                                                     "by default"})

@@ -10,8 +10,11 @@ from services.intake import views
 from services.intake.metrics import WindowMetrics
 from services.intake.schemas import (
     CaseDetailSchema,
+    CaseListQuerySchema,
     CaseListSchema,
+    CatalogItemQuerySchema,
     CatalogItemSchema,
+    CatalogQuerySchema,
     CatalogSchema,
     ExtensionSchema,
     HandledCaseSchema,
@@ -20,6 +23,7 @@ from services.intake.schemas import (
     LookupSchema,
     MaterialsSchema,
     NoticePrintSchema,
+    PageQuerySchema,
     PauseSchema,
     PublicProgressSchema,
     ReasonSchema,
@@ -157,13 +161,14 @@ def build_service(settings: Settings, clock: Clock | None = None):
             with self.platform.store.transaction() as tx:
                 return views.case_detail(window, tx, call.principal, call.params["case_number"])
 
-        @api("GET", "/cases", roles=READERS, response=CaseListSchema)
+        @api("GET", "/cases", roles=READERS, response=CaseListSchema, query=CaseListQuerySchema)
         def list_cases(self, call: ApiCall):
             """Cases filtered by status, kind, item, due date (due_by) and overdue; numbers masked."""
             with self.platform.store.transaction() as tx:
                 return views.case_list(window, tx, call.principal, call.query)
 
-        @api("GET", "/transfers", roles=READERS + ("approver", "department_head"), response=TransferListSchema)
+        @api("GET", "/transfers", roles=READERS + ("approver", "department_head"), response=TransferListSchema,
+             query=PageQuerySchema)
         def list_transfers(self, call: ApiCall):
             """Cases other towns' centres accepted that this town's department offices handle (全城通办), by status."""
             with self.platform.store.transaction() as tx:
@@ -187,7 +192,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
                                        call.params["notice_id"], query_code=call.body["query_code"])
             return Response(pdf, status=200, mimetype="application/pdf")
 
-        @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema)
+        @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema, query=CatalogQuerySchema)
         def catalog(self, call: ApiCall):
             """The item catalogue in force (事项目录)."""
             _require_catalogue()
@@ -203,7 +208,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
                     "towns": [{"code": t["code"], "name": t["name"]} for t in c.data["towns"]],
                     "departments": [{"code": d["code"], "name": d["name"]} for d in c.data["departments"]]}
 
-        @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema)
+        @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema,
+             query=CatalogItemQuerySchema)
         def catalog_item(self, call: ApiCall):
             """One item with its materials, limits and fee."""
             version = call.query.get("version")

@@ -52,8 +52,28 @@ OPEN311_ERRORS = {"type": "array", "items": {"type": "object", "required": ["cod
                                                             "description": {"type": "string"}}}}
 
 
-def open311(method: str, path: str):
-    """`fn(self, request, **params)` returning (status, payload) as JSON; Open311Error in the spec's format."""
+# what a request is filed with (GeoReport v2 POST requests.json): as JSON (`attribute` an object) or as a form
+# (`attribute[code]`, `attribute[code][]`); the window checks the applicant's fields
+_FILED = {"service_code": {"type": "string"}, "jurisdiction_id": {"type": "string"},
+          "api_key": {"type": "string", "description": "or the Authorization header"},
+          "first_name": {"type": "string"}, "last_name": {"type": "string"}, "phone": {"type": "string"},
+          "email": {"type": "string"}, "description": {"type": "string"}}
+REQUEST_BODY = {
+    "application/json": {"schema": {"type": "object", "properties": {**_FILED, "attribute": {
+        "type": "object", "additionalProperties": {"anyOf": [{"type": "string"},
+                                                             {"type": "array", "items": {"type": "string"}}]}}}}},
+    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": _FILED,
+                                                     "additionalProperties": {"type": "string"}}},
+}
+KEY_ARGUMENT = {"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"},
+                "description": "an API token of a clerk or a service (or the Authorization header)"}
+
+
+def open311(method: str, path: str, body: dict | None = None, query: tuple = (), keyed: bool = False):
+    """`fn(self, request, **params)` returning (status, payload) as JSON; Open311Error in the spec's format.
+
+    For the document: `body` the request body's content, `query` the query arguments (OpenAPI parameters),
+    `keyed` that an api_key (a clerk's or a service's token) may be given as a bearer token."""
 
     def decorator(fn):
         route = f"{method} {path}"
@@ -82,6 +102,8 @@ def open311(method: str, path: str):
         entry.api_route = (method, path, None, None, True)
         entry.api_response = {"oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
         entry.api_errors = ([400, 403, 404, 503], OPEN311_ERRORS)
+        entry.api_request_body, entry.api_query_parameters = body, list(query)
+        entry.api_optional_roles = FILERS if keyed else None
         return http(method, path)(entry)
 
     return decorator
@@ -185,7 +207,7 @@ class Open311Api:
             return json_request_fields(body)
         return {k: request.form.getlist(k) for k in request.form.keys()}
 
-    @open311("POST", PREFIX + "/requests.json")
+    @open311("POST", PREFIX + "/requests.json", body=REQUEST_BODY, keyed=True)
     def open311_create_request(self, request):
         """A service request: a case opened at the town's window (POST /cases), its number the request id."""
         plain, attributes = request_fields(self._arguments(request))
@@ -207,7 +229,7 @@ class Open311Api:
         return 201, [{"service_request_id": case["case_number"], "service_notice": service_notice(case),
                       "account_id": None}]
 
-    @open311("GET", PREFIX + "/requests/<string:request_id>.json")
+    @open311("GET", PREFIX + "/requests/<string:request_id>.json", query=(KEY_ARGUMENT,), keyed=True)
     def open311_request(self, request, request_id):
         """A request's status: open or closed, the status notes, the service, when asked and last updated.
 

@@ -100,7 +100,10 @@ def operations(doc: dict):
 
 
 def with_body(instance: str):
-    return [(instance, op["operationId"]) for _, _, op in operations(spec(instance)) if "requestBody" in op]
+    """Operations whose body a marshmallow schema reads (not Open311's, written out as JSON Schema)."""
+    routes = api_routes(service(instance))
+    return [(instance, op["operationId"]) for _, _, op in operations(spec(instance))
+            if "requestBody" in op and routes[op["operationId"]][3] is not None]
 
 
 # one case per service kind (the instances of a kind share their schemas)
@@ -136,7 +139,7 @@ def test_every_http_entrypoint_and_nothing_else(instance):
     for method, path, op in operations(spec(instance)):
         params = {p["name"]: samples[p["schema"]["type"]] for p in op.get("parameters", []) if p["in"] == "path"}
         assert set(re.findall(r"{(\w+)}", path)) == set(params)
-        assert all(p["required"] for p in op.get("parameters", []))
+        assert all(p["required"] for p in op.get("parameters", []) if p["in"] == "path")
         url = re.sub(r"{(\w+)}", lambda m, params=params: params[m[1]][0], path)
         assert urls.match(url, method) == (op["operationId"], {k: v[1] for k, v in params.items()})
         assert documented[op["operationId"]] == (method, path)
@@ -174,6 +177,12 @@ def ref(schema_cls) -> dict:
     return {"$ref": f"#/components/schemas/{component(schema_cls)}"}
 
 
+def success_content(response) -> dict:
+    """{media type: {"schema": ...}} of the success answer; a list: each form the caller may ask for."""
+    forms = response if isinstance(response, list) else [response]
+    return {media: {"schema": wanted} for media, wanted in map(success_schema, forms)}
+
+
 def success_schema(response) -> tuple[str, dict]:
     if response is None:
         return "application/json", {"type": "object"}
@@ -196,9 +205,16 @@ def test_operations_follow_their_api_route(instance):
         doc = (getattr(cls, name).__doc__ or "").strip()
         assert op.get("summary") == (doc.splitlines()[0] if doc else None)
         response = getattr(cls, name).api_response
-        assert op["security"] == ([] if public else [{"bearerAuth": []}])
-        assert op.get("x-roles") == (None if public or not roles else list(roles))
-        if schema is None:
+        optional = getattr(getattr(cls, name), "api_optional_roles", None)  # Open311's api_key
+        if optional:
+            assert public and op["security"] == [{}, {"bearerAuth": []}] and op["x-roles"] == list(optional)
+        else:
+            assert op["security"] == ([] if public else [{"bearerAuth": []}])
+            assert op.get("x-roles") == (None if public or not roles else list(roles))
+        written_out = getattr(getattr(cls, name), "api_request_body", None)  # Open311's JSON or form
+        if written_out:
+            assert schema is None and op["requestBody"] == {"content": written_out}
+        elif schema is None:
             assert "requestBody" not in op
         else:
             body = op["requestBody"]
@@ -210,9 +226,10 @@ def test_operations_follow_their_api_route(instance):
             expected |= {"201", "409"}
         if not public:
             expected |= {"401", "403"}
-        if has_params or schema is not None:  # a path or a body naming a record that may not exist
+        query = getattr(getattr(cls, name), "api_query", None)
+        if has_params or schema is not None or query:  # a path, a query or a body naming a record
             expected |= {"404"}
-        if has_params or schema is not None:
+        if has_params or schema is not None or query:
             expected |= {"400"}
         errors = getattr(getattr(cls, name), "api_errors", None)
         if errors:  # a protocol of its own (Open311): its error codes and body
@@ -220,8 +237,8 @@ def test_operations_follow_their_api_route(instance):
         assert set(op["responses"]) == expected
         for code, answer in op["responses"].items():
             error = errors[1] if errors else ref(ErrorSchema)
-            media, wanted = ("application/json", error) if int(code) >= 400 else success_schema(response)
-            assert answer["content"] == {media: {"schema": wanted}}
+            wanted = {"application/json": {"schema": error}} if int(code) >= 400 else success_content(response)
+            assert answer["content"] == wanted
     assert spec(instance)["components"]["securitySchemes"] == {"bearerAuth": {"type": "http", "scheme": "bearer"}}
 
 
@@ -261,11 +278,15 @@ def test_every_route_declares_its_response(instance):
                         if getattr(cls, name).api_response is None)
     assert not undeclared, f"{instance}: routes without response=<Schema> (or a media type): {undeclared}"
     for name in api_routes(cls):
-        response = getattr(cls, name).api_response
-        alternatives = response if isinstance(response, tuple) and len(response) > 1 else (response,)
-        assert (isinstance(response, str) and re.fullmatch(r"[a-z]+/[\w.+-]+(; [\w-]+=[\w.-]+)*", response)
-                or isinstance(response, dict) and getattr(getattr(cls, name), "api_errors", None)  # Open311's
-                or all(isinstance(r, type) and issubclass(r, Schema) for r in alternatives)), (name, response)
+        declared = getattr(cls, name).api_response
+        forms = declared if isinstance(declared, list) else [declared]  # a list: the forms a caller may ask for
+        for response in forms:
+            alternatives = response if isinstance(response, tuple) and len(response) > 1 else (response,)
+            assert (isinstance(response, str) and re.fullmatch(r"[a-z]+/[\w.+-]+(; [\w-]+=[\w.-]+)*", response)
+                    or isinstance(response, dict) and getattr(getattr(cls, name), "api_errors", None)  # Open311's
+                    or all(isinstance(r, type) and issubclass(r, Schema) for r in alternatives)), (name, response)
+        media = [success_schema(form)[0] for form in forms]
+        assert len(media) == len(set(media)), f"{name}: one form per media type"
 
 
 @pytest.mark.parametrize("report", [
@@ -323,7 +344,8 @@ def test_one_component_per_schema_class_each_referenced(instance):
     schemas = [route[3] for route in api_routes(cls).values() if route[3]]
     for name in api_routes(cls):
         response = getattr(cls, name).api_response
-        schemas += list(response) if isinstance(response, tuple) else [response]
+        for form in response if isinstance(response, list) else [response]:
+            schemas += list(form) if isinstance(form, tuple) else [form]
     # the common error body, wherever an operation of ours (not one with a protocol of its own) can fail
     fails = any(int(code) >= 400 for _, _, op in operations(doc) for code in op["responses"]
                 if not getattr(getattr(cls, op["operationId"]), "api_errors", None))
