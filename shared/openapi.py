@@ -34,6 +34,7 @@ _DEFAULT_STRING = UnicodeConverter(Map()).regex  # <name> and <string:name> with
 _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "Missing or invalid bearer token",
            403: "The token's role or scope may not do this", 404: "Not found",
            409: "Conflicts with the current state"}
+_ANSWERS = {503: "Not ready: the body says which check failed"}
 
 
 # the largest id a path may name: the services' ids are INTEGER columns (4 bytes on PostgreSQL)
@@ -138,6 +139,8 @@ def _operation(name, fn, method, roles, schema, response, public, parameters, er
     for code in codes:
         responses[str(code)] = {"description": _ERRORS.get(code, "Error"),
                                 "content": {"application/json": {"schema": errors[1] if errors else ErrorSchema}}}
+    for code, body in getattr(fn, "api_answers", {}).items():  # a status the handler answers itself
+        responses[str(code)] = {"description": _ANSWERS.get(code, "See the body"), "content": _success_content(body)}
     op["responses"] = responses
     return op
 

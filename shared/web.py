@@ -212,6 +212,17 @@ def error_response(status: int, code: str, message: str, details=None) -> Respon
     return json_response(body, status)
 
 
+def _has_nul(value) -> bool:
+    """A NUL character anywhere in a string of `value`: PostgreSQL stores no such text (psycopg2 refuses it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _read_json(request, schema: Schema) -> dict:
     raw = request.get_data(cache=True)
     if not raw:
@@ -222,6 +233,8 @@ def _read_json(request, schema: Schema) -> dict:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    if _has_nul(data):
+        raise BadRequest("request body text may not contain NUL characters")
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -231,7 +244,7 @@ def _read_json(request, schema: Schema) -> dict:
 def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: type[Schema] | None = None,
         public: bool = False, immediate: bool = False,
         response: type[Schema] | tuple[type[Schema], ...] | str | list | None = None,
-        query: type[Schema] | None = None):
+        query: type[Schema] | None = None, answers: dict[int, type[Schema]] | None = None):
     """Decorate `fn(self, call: ApiCall)` as an HTTP endpoint returning (status, payload) or payload.
 
     `schema` loads the request body; `response` is the marshmallow schema of the success body (for the
@@ -241,6 +254,8 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
 
     `query`: the query arguments (a shared.schemas.QuerySchema), for the document and checked before the
     handler runs (a 400 saying which is wrong); the handler still reads them as the strings sent.
+
+    `answers`: other statuses the handler itself answers with a body of its own ({503: HealthSchema}).
 
     `immediate`: answered without a worker (see ImmediateHttpEntrypoint); for the health routes."""
 
@@ -262,6 +277,8 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
                     if roles and principal.role not in roles:
                         raise Forbidden(f"role {principal.role} may not use {route}")
                     bind_context(user=principal.subject, role=principal.role)
+                if _has_nul(params) or _has_nul(request.args.to_dict()):
+                    raise BadRequest("path and query arguments may not contain NUL characters")
                 if query is not None and (problems := query().validate(request.args.to_dict())):
                     raise BadRequest("query arguments are invalid", problems)
                 body = _read_json(request, schema()) if schema else None
@@ -291,6 +308,7 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         entry.api_route = (method, path, roles, schema, public)
         entry.api_response = response
         entry.api_query = query
+        entry.api_answers = answers or {}
         return (immediate_http if immediate else http)(method, path)(entry)
 
     return decorator
@@ -310,7 +328,7 @@ class PlatformEndpoints:
                                                     "wrong form names nothing)")
         return error_response(exc.code or 400, "bad_request", exc.description or "bad request")
 
-    @api("GET", "/health", public=True, immediate=True, response=HealthSchema)
+    @api("GET", "/health", public=True, immediate=True, response=HealthSchema, answers={503: HealthSchema})
     def health(self, call: ApiCall):
         """Readiness: 200 when every background check passes, 503 "degraded" with what failed.
 

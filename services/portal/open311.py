@@ -134,7 +134,7 @@ class Open311Api:
         if not windows:
             raise Open311Error(503, "no window service is configured")
         answer = self.upstreams.call(PORTAL, "GET", windows[0], path)
-        if answer.status == 404:
+        if answer.status in (400, 404):  # no such code, or none the window could even look up
             raise Open311Error(404, "service_code not found")
         if not answer.ok:
             raise Open311Error(503, f"the catalogue is not available now ({answer.message()})")
