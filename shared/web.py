@@ -13,6 +13,7 @@ import eventlet
 from marshmallow import Schema, ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
+from werkzeug import exceptions as http_errors
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, RequestRedirect
 from werkzeug.wrappers import Request, Response
@@ -100,11 +101,16 @@ class JsonRoutingApp(WsgiApp):
 
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)  # as nameko's: nobody reads the body before the handler
+        adapter = self.url_map.bind_to_environ(environ)
         try:
-            provider, values = self.url_map.bind_to_environ(environ).match()
+            provider, values = adapter.match()
         except RequestRedirect as exc:  # a canonical URL (a slash added): werkzeug's redirect as it is
             return exc(environ, start_response)
         except HTTPException as exc:
+            if isinstance(exc, MethodNotAllowed) and not _routed_otherwise(adapter, exc.valid_methods or ()):
+                # werkzeug says 405 when this method's route refused a parameter (an id too large) and another
+                # method's route has the same pattern; if that one refuses it too, nothing is there
+                exc = http_errors.NotFound()
             answer = getattr(self.server.container.service_cls, "routing_error", lambda *_: None)(request.path, exc)
             if answer is None:
                 answer = exc
@@ -113,6 +119,19 @@ class JsonRoutingApp(WsgiApp):
             return answer(environ, start_response)
         request.path_values = values
         return provider.handle_request(request)(environ, start_response)
+
+
+def _routed_otherwise(adapter, methods) -> bool:
+    """Whether the path is really served under one of `methods` (its parameters converted and all)."""
+    for method in methods:
+        try:
+            adapter.match(method=method)
+            return True
+        except RequestRedirect:
+            return True
+        except HTTPException:
+            continue
+    return False
 
 
 class ExclusiveWebServer(WebServer):

@@ -6,6 +6,7 @@ need more (a refusal's reason, `to` after `from`, A and B two people) are the de
 from marshmallow import Schema, fields, validate
 
 from shared.contracts import SPECIAL_PROCEDURES
+from shared.openapi import MAX_ID
 from shared.schemas import QuerySchema, StrictSchema, UtcDateTime, comma_list_of
 from shared.vocabulary import CaseKind, ExtensionStatus, Outcome, WorkItemStatus
 
@@ -218,7 +219,7 @@ class StatsSchema(Schema):
 
 
 class WorklistQuerySchema(QuerySchema):
-    limit = fields.Integer(validate=validate.Range(min=0), metadata={"description": "100 by default, at most 500"})
+    limit = fields.Integer(validate=validate.Range(0, MAX_ID), metadata={"description": "100 by default, at most 500"})
     status = fields.String(validate=comma_list_of(WorkItemStatus, "open", "all"),
                            metadata={"description": "open (default), all, or statuses separated by commas"})
     assignee = fields.String(metadata={"description": "me, none (unassigned), or a staff number"})

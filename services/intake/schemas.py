@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from shared.catalog import CASE_KINDS, LEVELS
 from shared.contracts import DELIVERIES, SPECIAL_PROCEDURES  # 特别程序: the clock pauses
+from shared.openapi import MAX_ID
 from shared.schemas import ApplicantSchema, QuerySchema, StrictSchema, UtcDateTime, one_of
 from shared.vocabulary import CaseKind, CaseStatus, NoticeKind, Outcome
 
@@ -328,8 +329,8 @@ class CatalogItemSchema(Schema):
 # --- query arguments (shared.web.api's `query`) ----------------------------------------------------
 
 class PageQuerySchema(QuerySchema):
-    limit = fields.Integer(validate=validate.Range(min=0), metadata={"description": "100 by default, at most 500"})
-    offset = fields.Integer(validate=validate.Range(min=0))
+    limit = fields.Integer(validate=validate.Range(0, MAX_ID), metadata={"description": "100 by default, at most 500"})
+    offset = fields.Integer(validate=validate.Range(0, MAX_ID))
     status = fields.String(validate=one_of(CaseStatus))
 
 

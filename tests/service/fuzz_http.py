@@ -129,11 +129,11 @@ def _shorter(text: str, head: int = 40) -> str:
 
 
 def fuzz_operation(report: Report, instance: str, base_url: str, operation, definition: dict, role, token,
-                   examples: int, known: dict) -> None:
-    """`examples` positive and negative examples of one operation with one role's token; again with the
-    seeded records' ids in the path (deeper than a 404) where there are some."""
+                   examples: int, known: dict, negative: bool = True) -> None:
+    """`examples` positive (and, if `negative`, negative) examples of one operation with one role's token;
+    again with the seeded records' ids in the path (deeper than a 404) where there are some."""
     fixed = {name: known[name] for name in _path_parameters(definition) if name in known}
-    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if negative else (GenerationMode.POSITIVE,)
     for path_parameters in [None] + ([fixed] if fixed else []):
         for mode in modes:
             where = (f"{instance} {operation.label} as {role or 'anonymous (public)'}, {mode.value}"
@@ -162,7 +162,8 @@ def _examples(report: Report, key, base_url: str, operation, definition: dict, t
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None, print_blob=False,
               phases=[Phase.explicit, Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+    # the token fixed, not generated: a negative example is one whose parameters or body are wrong
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters, headers=headers or None))
     def check(case):
         report.examples[key] += 1
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
@@ -193,8 +194,9 @@ def probe_path_parameters(report: Report, instance: str, base_url: str, path: st
                     + f"\n-> {r.status_code} {kind}\n{r.text[:500]}"))
 
 
-def run(city, examples: int, known: dict[str, dict], probes: bool = True) -> Report:
-    """Fuzz every operation of every kind of instance of a started, seeded city."""
+def run(city, examples: int, known: dict[str, dict], probes: bool = True, negative_every_role: bool = False) -> Report:
+    """Fuzz every operation of every kind of instance of a started, seeded city; negative examples with one
+    role of each operation (bad input is refused before any role's rule is asked), or with each."""
     report = Report()
     tokens = _tokens(city)
     for instance in INSTANCES:
@@ -210,7 +212,7 @@ def run(city, examples: int, known: dict[str, dict], probes: bool = True) -> Rep
             roles = _roles(definition)
             for role in roles:
                 fuzz_operation(report, instance, base_url, operation, definition, role, tokens[role], examples,
-                               known.get(instance, {}))
+                               known.get(instance, {}), negative=negative_every_role or role == roles[-1])
             if probes:
                 probe_path_parameters(report, instance, base_url, operation.path, operation.method.upper(),
                                       definition, tokens[roles[0]])

@@ -18,7 +18,7 @@ from tests.service.test_scoped_reads import _make_records
 from tests.support import TOWN_A
 
 CI_EXAMPLES = 2  # per operation, role and mode (positive, negative); again with the seeded records' ids
-FULL_EXAMPLES = 50
+FULL_EXAMPLES = 15
 
 
 def _seeded_city(city) -> dict[str, dict]:
@@ -49,6 +49,6 @@ def test_every_operation_of_every_instance_as_documented(city):
 def test_every_operation_fuzzed_deeply(any_city):
     """Many more examples, on SQLite and on PostgreSQL (which refuses some text SQLite stores, e.g. NUL)."""
     started = time.monotonic()
-    report = fuzz.run(any_city, FULL_EXAMPLES, _seeded_city(any_city))
+    report = fuzz.run(any_city, FULL_EXAMPLES, _seeded_city(any_city), negative_every_role=True)
     print(report.summary(), f"in {time.monotonic() - started:.0f} s")
     assert not report.failures, report.explain()
