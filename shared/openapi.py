@@ -34,7 +34,7 @@ _DEFAULT_STRING = UnicodeConverter(Map()).regex  # <name> and <string:name> with
 _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "Missing or invalid bearer token",
            403: "The token's role or scope may not do this", 404: "Not found",
            409: "Conflicts with the current state"}
-_ANSWERS = {503: "Not ready: the body says which check failed"}
+_ANSWERS = {503: "Not ready: the body says what is missing or failing"}
 
 
 # the largest id a path may name: the services' ids are INTEGER columns (4 bytes on PostgreSQL)

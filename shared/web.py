@@ -23,7 +23,7 @@ from shared.auth import Principal
 from shared.logging import bind_context, get_logger
 from shared.openapi import ROUTE_CONVERTERS, build_openapi
 from shared.pii import mask_value
-from shared.schemas import HealthSchema, OpenApiDocumentSchema
+from shared.schemas import ErrorSchema, HealthSchema, OpenApiDocumentSchema
 
 log = get_logger(__name__)
 
@@ -331,6 +331,10 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
         return (immediate_http if immediate else http)(method, path)(entry)
 
     return decorator
+
+
+# what an operation answers until the deployment's item catalogue has arrived (shared.reference)
+NO_CATALOGUE_YET = {503: ErrorSchema}
 
 
 class PlatformEndpoints:

@@ -31,7 +31,7 @@ from shared.platform import Platform, consume
 from shared.reference import Reference
 from shared.schemas import TableQuerySchema
 from shared.tables import FORMATS as TABLE_FORMATS
-from shared.web import ApiCall, BadRequest, PlatformEndpoints, ServiceUnavailable, api
+from shared.web import NO_CATALOGUE_YET, ApiCall, BadRequest, PlatformEndpoints, ServiceUnavailable, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 TOWN_AGENTS = ("town_agent", "service")  # who relays and returns (a town's agent; the demo's driver)
@@ -101,13 +101,14 @@ def build_service(settings: Settings, clock: Clock | None = None):
 
         # --- village stations (村/社区便民服务站) ------------------------------------------------------
 
-        @api("POST", "/station/submissions", roles=("agent",), schema=StationSubmissionSchema,
+        @api("POST", "/station/submissions", roles=("agent",), schema=StationSubmissionSchema, answers=NO_CATALOGUE_YET,
              response=StationServiceSchema)
         def station_submit(self, call: ApiCall):
             """代办: a submission with the villager's authorisation: refused, done at the station, or relayed."""
             return _serve(self, call, station.submit)
 
-        @api("POST", "/station/help", roles=("agent",), schema=StationHelpSchema, response=StationServiceSchema)
+        @api("POST", "/station/help", roles=("agent",), schema=StationHelpSchema, response=StationServiceSchema,
+             answers=NO_CATALOGUE_YET)
         def station_help(self, call: ApiCall):
             """帮办: the villager declined to authorise; the help is logged and nothing is submitted."""
             return _serve(self, call, station.help)

@@ -40,7 +40,7 @@ from shared.contracts import Message
 from shared.errors import NotVisible
 from shared.platform import Platform, consume
 from shared.reference import Reference
-from shared.web import ApiCall, PlatformEndpoints, ServiceUnavailable, api
+from shared.web import NO_CATALOGUE_YET, ApiCall, PlatformEndpoints, ServiceUnavailable, api
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 WINDOW = ("clerk", "service")
@@ -86,7 +86,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
         platform = Platform(settings, VERSIONS, reference=reference)
         window_metrics = WindowMetrics(window)
 
-        @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema, response=CaseDetailSchema)
+        @api("POST", "/cases", roles=WINDOW, schema=SubmitCaseSchema, response=CaseDetailSchema,
+             answers=NO_CATALOGUE_YET)
         def submit_case(self, call: ApiCall):
             """Open a case: accepted, accepted with materials to follow, returned, or a consultation record."""
             window.require_town_scope(call.principal)
@@ -192,7 +193,8 @@ def build_service(settings: Settings, clock: Clock | None = None):
                                        call.params["notice_id"], query_code=call.body["query_code"])
             return Response(pdf, status=200, mimetype="application/pdf")
 
-        @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema, query=CatalogQuerySchema)
+        @api("GET", "/catalog", roles=EVERYONE, response=CatalogSchema, query=CatalogQuerySchema,
+             answers=NO_CATALOGUE_YET)
         def catalog(self, call: ApiCall):
             """The item catalogue in force (事项目录)."""
             _require_catalogue()
@@ -209,7 +211,7 @@ def build_service(settings: Settings, clock: Clock | None = None):
                     "departments": [{"code": d["code"], "name": d["name"]} for d in c.data["departments"]]}
 
         @api("GET", "/catalog/items/<string:code>", roles=EVERYONE, response=CatalogItemSchema,
-             query=CatalogItemQuerySchema)
+             query=CatalogItemQuerySchema, answers=NO_CATALOGUE_YET)
         def catalog_item(self, call: ApiCall):
             """One item with its materials, limits and fee."""
             version = call.query.get("version")
