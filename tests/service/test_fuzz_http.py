@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.service import fuzz_http as fuzz
-from tests.service.test_scoped_reads import _make_records
+from tests.service.test_access_matrix import records
 from tests.support import TOWN_A
 
 CI_EXAMPLES = 2  # per operation, role and mode (positive, negative); again with the seeded records' ids
@@ -22,19 +22,19 @@ FULL_EXAMPLES = 15
 
 
 def _seeded_city(city) -> dict[str, dict]:
-    """Every instance started, town A's records made at every service; their ids by path parameter name, so
-    that some examples reach past the 404 of an unknown record."""
+    """Every instance started, town A's records made at every service (the access matrix's); their ids by path
+    parameter name, so that some examples reach past the 404 of an unknown record."""
     city.start(*[s.instance for s in city.layout])
-    records = _make_records(city)
-    promised = records["promised"]
+    recs = records(city)
+    promised_notice = city.case(recs["promised"])["notices"][0]["id"]
     return {
-        "portal": {"request_id": records["instant"], "code": "MZ-0001"},
-        f"intake-{TOWN_A}": {"case_number": promised, "notice_id": city.case(promised)["notices"][0]["id"]},
-        f"approval-{fuzz.DEPARTMENT}": {"item_id": records["items"][fuzz.DEPARTMENT][0]["id"], "office": TOWN_A},
-        "agent": {"case_number": records["instant"], "number": records["station_record"]},
-        "notify": {"case_number": records["instant"]},
-        "evaluation": {"case_number": records["instant"], "number": records["complaint"],
-                       "rating_id": records["rating_id"]},
+        "portal": {"request_id": recs["instant"], "code": "MZ-0001"},
+        f"intake-{TOWN_A}": {"case_number": recs["promised"], "notice_id": promised_notice},
+        f"approval-{fuzz.DEPARTMENT}": {"item_id": recs["item"], "office": TOWN_A},
+        "agent": {"case_number": recs["escalated"], "number": recs["station"]},
+        "notify": {"case_number": recs["instant"]},
+        "evaluation": {"case_number": recs["instant"], "number": recs["complaint"], "rating_id": recs["rating"],
+                       "rect_id": recs["rect"], "appeal_id": recs["appeal"]},
     }
 
 
