@@ -108,6 +108,15 @@ class ChaosSuite(Suite):
         if proc.stdout:
             proc.stdout.close()
 
+    def down(self) -> None:
+        if self.broker is not None:  # its connection died with the broker restarts: closing may fail
+            try:
+                self.broker.close()
+            except Exception:
+                pass
+            self.broker = None
+        super().down()
+
     def db_url(self, instance: str) -> str:
         return next(s.database_url for s in self.layout if s.instance == instance)
 
@@ -234,6 +243,27 @@ class People:
         status, _ = self.call("POST", f"{self.suite.urls['approval-' + dept]}/work-items/{it['id']}/decision",
                               token, body, patience=120)
         self.counts[f"decision:{status}"] += 1
+
+    def town_clerks(self) -> None:
+        """Each town's clerk works the 初审 list: escalated cases that came in from the village stations (and any
+        whose first review at the window did not get through)."""
+        import eventlet
+
+        suite = self.suite
+        while self.running:
+            for town in TOWNS:
+                base, token = suite.urls["intake-" + town], suite.clerks[town]
+                try:
+                    r = self.http.get(f"{base}/cases", params={"status": "initial_review", "limit": 500}, timeout=30,
+                                      headers={"Authorization": f"Bearer {token}"})
+                    listed = r.json()["cases"] if r.status_code == 200 else []
+                except Exception:
+                    listed = []
+                for case in listed:
+                    status, _ = self.call("POST", f"{base}/cases/{case['case_number']}/initial-review", token,
+                                          patience=60)
+                    self.counts[f"initial_review:{status}"] += 1
+            eventlet.sleep(2.0)
 
     def town_agents(self) -> None:
         import eventlet
@@ -597,13 +627,17 @@ def check_books(suite: ChaosSuite, people: People) -> dict:
 
 
 def personal_data_audit(suite: ChaosSuite) -> dict:
-    """The PII audit over what the run left (logs, metrics, lists, outbox and inbox)."""
-    try:
-        from tongban import pii_audit
-    except ImportError:
-        return {"ok": True, "skipped": "tongban.pii_audit not present"}
-    findings = pii_audit.audit_run(suite)
-    return {"ok": not findings, "findings": findings[:20]}
+    """The personal-data audit (tongban.pii_audit) over what the run left: every log line the instances wrote,
+    every metric label, the staff lists and a sample of case views and notices, old outbox and inbox rows."""
+    from dataclasses import asdict
+
+    from tongban.pii_audit import audit_pii
+
+    read = Counter()
+    findings = audit_pii(urls=dict(suite.urls), log_paths=(suite.data_dir,), signing_key=suite.key, read=read,
+                         database_urls={s.instance: s.database_url for s in suite.layout}, case_sample=50)
+    return {"ok": not findings and read["log lines"] > 0 and read["http lists"] > 0, "read": dict(read),
+            "findings": [asdict(f) for f in findings[:20]]}
 
 
 # --- the run -----------------------------------------------------------------------------------------------
@@ -634,7 +668,7 @@ def run(args) -> dict:
     import eventlet
 
     rng = random.Random(args.seed)
-    suite = ChaosSuite("WARNING")
+    suite = ChaosSuite("INFO")  # every log line, for the personal-data audit afterwards
     _RUNNING.append(suite)
     started = time.monotonic()
     result: dict = {"cases_asked": args.cases, "rate": args.rate, "seed": args.seed,
@@ -645,7 +679,8 @@ def run(args) -> dict:
 
         queues = [q for s in suite.layout for q in queues_of(s)]
         people = People(suite, rng)
-        staff = [eventlet.spawn(people.approvers), eventlet.spawn(people.town_agents)]
+        staff = [eventlet.spawn(people.approvers), eventlet.spawn(people.town_clerks),
+                 eventlet.spawn(people.town_agents)]
         jobs = dress(make_jobs(suite, rng, args.cases), rng)
         faults = Faults(suite, people, rng, outage=args.outage, fill=args.fill)
         plan = list(FAULTS) * args.rounds
