@@ -106,7 +106,19 @@ class Deliveries:
         return self.s.get(Contact, case_number)
 
     def save_contact(self, contact: Contact) -> None:
-        self.s.merge(contact)
+        """Insert or update the case's contact; a known e-mail address is never overwritten with none. Two notices
+        of one case queued at once (the window's first, with the address, retried beside a later one without
+        it) each read the contact before the other wrote it: a plain merge let the later one blank the address."""
+        insert = db.dialect_insert(self.s)(Contact).values(
+            case_number=contact.case_number, accepting_town=contact.accepting_town, name=contact.name,
+            phone=contact.phone, channel=contact.channel, email=contact.email)
+        self.s.execute(insert.on_conflict_do_update(index_elements=[Contact.case_number], set_={
+            "accepting_town": insert.excluded.accepting_town, "name": insert.excluded.name,
+            "phone": insert.excluded.phone, "channel": insert.excluded.channel,
+            "email": sa.func.coalesce(insert.excluded.email, Contact.email)}))
+        known = self.s.identity_map.get(self.s.identity_key(Contact, contact.case_number))
+        if known is not None:  # read earlier in this transaction: read it again
+            self.s.expire(known)
 
     def find(self, case_number: str, notice_id: int, for_update: bool = False) -> Delivery | None:
         """The notice's first delivery (on the channel first chosen; fallbacks hang from it)."""
