@@ -68,6 +68,9 @@ def any_city(request, tmp_path, postgres):
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
                      help="also run the long tests marked `full` (the CI set leaves them out)")
+    parser.addoption("--chaos", choices=("include", "skip", "only"), default="include",
+                     help="the chaos runs (marked `chaos`): last (include), left out (skip), or alone (only); "
+                          "./run tests runs the rest in parallel, then them alone")
 
 
 def _full_run(config) -> bool:
@@ -75,7 +78,13 @@ def _full_run(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    # the chaos runs restart this machine's RabbitMQ and PostgreSQL: after everything else
+    # the chaos runs restart this machine's RabbitMQ and PostgreSQL: after everything else, or apart
+    chaos = config.getoption("--chaos")
+    if chaos != "include":
+        keep = [item for item in items if ("chaos" in item.keywords) == (chaos == "only")]
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
     items.sort(key=lambda item: "chaos" in item.keywords)
     if _full_run(config):
         return
