@@ -2,11 +2,15 @@
 the checks of the portal's store here)."""
 from __future__ import annotations
 
+import pytest
+
 from services.portal.directory_rules import MAX_FAILURES
 from services.portal.pages import HOME
 from tests.browser import steps
 from tests.browser.support import PASSWORD, add_staff, audit_events
 from tests.support import TOWN_A
+
+pytestmark = pytest.mark.full  # a real Chromium: long; the portal's HTTP tests stay in CI
 
 WRONG = "not the password"
 LOCKED = "账号已锁定"

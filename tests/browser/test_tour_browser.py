@@ -3,9 +3,13 @@ error), fits the screen without sideways scrolling (1366x768; a village agent's 
 every form field, and is photographed (test-results/screenshots/test_every_roles_pages-<page>.png)."""
 from __future__ import annotations
 
+import pytest
+
 from tests.browser import steps
 from tests.browser.support import PASSWORD, add_staff
 from tests.support import TOWN_A
+
+pytestmark = pytest.mark.full  # a real Chromium: long; the portal's HTTP tests stay in CI
 
 VILLAGE = TOWN_A + "001"
 PAGES = {  # role: (staff number, scope, pages)

@@ -8,9 +8,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.browser import steps
 from tests.browser.support import PASSWORD, add_staff
 from tests.support import TOWN_A, VALID_ID, VALID_PHONE, wait_for
+
+pytestmark = pytest.mark.full  # a real Chromium: long; the portal's HTTP tests stay in CI
 
 VILLAGE = TOWN_A + "001"
 PROMISED_ITEM = "RS-0001"  # 灵活就业人员社会保险登记: promised, decided by the town's 人社 office

@@ -1,3 +1,4 @@
+
 """The command line as a user runs it: `tongban up`, `tongban demo`, `tongban token`."""
 import json
 import os
@@ -9,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -41,6 +43,7 @@ def _lines_until(proc, marker: str, seconds: float, lines: list[str]) -> list[st
     return lines
 
 
+@pytest.mark.full  # long; the kept demo (audited) and the chaos run stay in CI
 def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_path):
     prefix = f"up{uuid.uuid4().hex[:8]}"
     port = _free_port_block(1 + 2 + len(load_catalog().departments) + 3)
@@ -96,6 +99,7 @@ def test_up_serves_health_and_metrics_on_every_instance_and_stops_on_ctrl_c(tmp_
         busauth.delete_users(base.amqp_url, prefix)  # `up` made a broker user per service kind
 
 
+@pytest.mark.full  # long; the kept demo (audited) and the chaos run stay in CI
 def test_demo_reconciles_and_prints_json(tmp_path):
     prefix = f"demo{uuid.uuid4().hex[:8]}"
     r = subprocess.run([*TONGBAN, "demo", "--cases", "60", "--json"], env=_env(tmp_path, prefix),

@@ -25,6 +25,7 @@ def user(data_dir, *args, stdin=""):
                           text=True, timeout=60, env=env)
 
 
+@pytest.mark.full  # long
 def test_user_add_list_disable_enable_reset_audit(tmp_path):
     data = tmp_path / "data"
     done = user(data, "add", "clerk-1", "--name", "张敏", "--role", "clerk", "--scope", "town:320583101",

@@ -9,6 +9,7 @@ import io
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from openpyxl import load_workbook
 
 from services.evaluation import figures
@@ -30,6 +31,7 @@ def completed(city, number):
     return wait_for(lambda: (c := city.case(number))["status"] == "completed" and c, what=f"{number} completed")
 
 
+@pytest.mark.full  # long
 def test_a_months_cases_make_the_report_in_three_formats_and_the_cli(city, tmp_path):
     clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))  # Monday 2 Nov 2026, 09:00 in Shanghai
     city.start(INTAKE, build={"clock": clock})

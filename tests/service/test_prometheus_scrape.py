@@ -207,6 +207,7 @@ def _seed(city, clock: ManualClock) -> dict:
     return {"open_case": open_case, "dlq": dlq}
 
 
+@pytest.mark.full  # long: a real Prometheus; the rules' promtool tests stay in CI
 def test_prometheus_scrapes_the_suite_fires_on_a_stopped_consumer_and_holds_every_dashboard_series(city, tmp_path):
     clock = ManualClock(datetime.now(UTC) - timedelta(minutes=1))
     city.start(f"intake-{TOWN_A}", "approval-renshe", "notify")

@@ -49,6 +49,7 @@ def _quiet(city) -> bool:
     return backlog == 0 and city.queue_depth(city.queue("evaluation", "events")) == 0
 
 
+@pytest.mark.full  # long; the chaos run's books stay in CI
 def test_the_board_and_the_report_agree_with_a_recount_of_the_events(pg_city):
     city = pg_city
     clock = ManualClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))  # Monday 2 Nov 2026, 09:00 in Shanghai

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -104,6 +105,7 @@ def _pdf_text(pdf: bytes) -> str:
     return subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
 
 
+@pytest.mark.full  # long
 def test_loading_the_same_file_twice_is_one_version(city, tmp_path):
     city.start(f"intake-{TOWN_A}")
     path = _catalogue(tmp_path, "2026.9")
