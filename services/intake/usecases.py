@@ -507,6 +507,8 @@ class Window:
         key = f"{case.case_number}:late_decision:{p['department']}:{message.case_version}"
         if p["department"] not in case.departments or repo.has_action(key):
             return
+        if any(d.department == p["department"] for d in repo.decisions(case.case_number)):
+            return  # this department's decision, which closed the case, delivered again: not a late one
         repo.append(case, "late_decision", p["decided_by"], self.clock.now(), key, reason=p.get("reason"),
                     data={"department": p["department"], "outcome": p["outcome"],
                           "case_version": message.case_version, "status_then": str(case.status)})

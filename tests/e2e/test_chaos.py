@@ -42,7 +42,8 @@ def _assert_held(result: dict, cases: int) -> None:
 
 
 def test_short_chaos_run_loses_nothing_and_does_nothing_twice(tmp_path):
-    _assert_held(_chaos(tmp_path, "--cases", "500", "--short", "--rate", "8", timeout=900), 500)
+    _assert_held(_chaos(tmp_path, "--cases", "500", "--short", "--rate", "10", "--outage", "10", "--fill", "60",
+                        timeout=900), 500)
 
 
 @pytest.mark.full

@@ -106,6 +106,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, monkeypatch, capsys, a
     assert err.startswith("tongban user ") and message in err
 
 
+@pytest.mark.full  # long
 def test_a_taken_or_unknown_staff_number_and_an_unknown_action(tmp_path):
     data = tmp_path / "data"
     town = "town:320583101"

@@ -177,6 +177,7 @@ finally:
 """
 
 
+@pytest.mark.full  # long
 def test_replicas_starting_together_migrate_one_database_in_turn(postgres):
     """Without the turn-taking the second replica's CREATE TABLE collides with the first's and it fails."""
     url = postgres.new(f"replicas_{uuid.uuid4().hex[:4]}")

@@ -17,7 +17,7 @@ from tests.service import fuzz_http as fuzz
 from tests.service.test_access_matrix import records
 from tests.support import TOWN_A
 
-CI_EXAMPLES = 2  # per operation, role and mode (positive, negative); again with the seeded records' ids
+CI_EXAMPLES = 1  # per operation, role and mode (positive, negative); again with the seeded records' ids
 FULL_EXAMPLES = 15
 
 

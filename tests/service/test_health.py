@@ -117,7 +117,8 @@ def test_health_answers_at_once_from_its_checks_while_the_database_is_stuck(city
             timings.append(seconds)
             statuses.append(r.status_code)
             eventlet.sleep(0.25)
-        assert max(timings) < 0.5, f"/health waited on the database: {max(timings):.3f} s"
+        # waiting on the held connection would take the pool's timeout (60 s); 2 s leaves room for a busy machine
+        assert max(timings) < 2.0, f"/health waited on the database: {max(timings):.3f} s"
         assert sorted(timings)[len(timings) // 2] < 0.05
         assert statuses[0] == 200 and statuses[-1] == 503, "checks that stop completing are a failure"
         body = city.call("GET", "notify", "/health").json()

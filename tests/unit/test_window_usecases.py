@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.intake import views
+from services.intake.models import Ledger
 from services.intake.schemas import CaseDetailSchema, CaseListSchema, StatsSchema
 from services.intake.service import VERSIONS
 from services.intake.usecases import Window
@@ -210,3 +211,32 @@ def test_reads_are_scoped(window):
                      lambda p: views.case_list(window, tx, p, {})):
             with pytest.raises(NotVisible):
                 read(_who("supervisor", f"town:{OTHER}"))
+
+
+def _decided(number, department, outcome, by, reason=None):
+    return make_message("case.decided", number, 1, {
+        "accepting_town": TOWN, "handling_town": TOWN, "department": department, "outcome": outcome,
+        "reason": reason, "result_number": None, "decided_by": by, "work_item_id": 3},
+        producer=f"approval-{department}")
+
+
+def test_a_decision_after_another_department_refused_the_joint_case_is_kept_not_applied(window):
+    """联办: one department's refusal closes the case; another's decision made meanwhile changes nothing, but it
+    was made: the timeline keeps it once (late_decision) and the stats count it. The refusing department's own
+    decision delivered again is not a late one."""
+    number = _open(window, item="MZ-0009", materials=("idcard", "disability", "apply", "bank"))
+    with window.store.transaction() as tx:
+        assert window.apply_decision(tx, _decided(number, "canlian", "refused", "zhao", "不符合条件")) == "ok"
+    for message in (_decided(number, "minzheng", "approved", "li"),
+                    _decided(number, "canlian", "refused", "zhao", "不符合条件")):
+        for _ in range(2):  # each delivered twice
+            with window.store.transaction() as tx:
+                assert window.apply_decision(tx, message) == "stale"
+    with window.store.transaction() as tx:
+        view = views.case_view(window, tx, window.case_for_step(tx, _who(), number), with_history=True)
+        stats = Ledger(tx.session).counts()
+    assert (view["status"], view["outcome"]) == ("completed", "refused")
+    late = [e for e in view["history"] if e["action"] == "late_decision"]
+    assert [(e["actor"], e["data"]["department"], e["data"]["outcome"]) for e in late] == [
+        ("li", "minzheng", "approved")]
+    assert stats["late_decisions"] == 1
