@@ -466,6 +466,15 @@ def sql_one(url: str, sql: str, args=()):
         conn.close()
 
 
+def log_lines_naming(folder: Path, needle: str, limit: int = 12) -> list[str]:
+    """The services' log lines (JSON, personal numbers masked) that mention `needle`, for a failure's report."""
+    found = []
+    for path in sorted(folder.rglob("*.log")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found += [f"{path.name}: {line.strip()[:400]}" for line in f if needle in line]
+    return found[:limit]
+
+
 def sql_all(url: str, sql: str, args=()) -> list[tuple]:
     import psycopg2
 
@@ -499,6 +508,9 @@ def open_work(suite: ChaosSuite, queues: list[str]) -> dict:
     rows = requests.get(f"{MGMT_URL}/api/queues/%2F", auth=MGMT_AUTH, timeout=30,
                         params={"columns": "name,messages"}).json()
     by["queued"] = sum(r.get("messages", 0) for r in rows if r["name"] in queues)
+    # a message that failed during a fault waits in a retry queue before it comes back: still on its way
+    by["waiting_to_retry"] = sum(r.get("messages", 0) for r in rows
+                                 if r["name"].startswith(f"{suite.prefix}.retry-"))
     return dict(by)
 
 
@@ -543,15 +555,19 @@ def check_books(suite: ChaosSuite, people: People) -> dict:
     accepted = people.accepted
     missing = [n for n in accepted if n not in cases]
     unfinished = [n for n in accepted if n in cases and cases[n]["status"] not in FINISHED]
-    stations = sql_all(agent.database_url, "SELECT number, case_number FROM station_services "
+    stations = sql_all(agent.database_url, "SELECT number, status, reason FROM station_services "
                                            "WHERE mode = 'submission' AND status <> 'refused' "
                                            "AND item_level <> 'village'")
     per_station = Counter(c["station"] for c in cases.values() if c["station"])
-    station_lost = [n for n, _ in stations if per_station[n] == 0]
+    station_lost = [n for n, _, _ in stations if per_station[n] == 0]
     checks["nothing_lost"] = {
         "ok": not missing and not unfinished and not station_lost,
         "accepted_at_windows": len(accepted), "missing": missing[:20], "unfinished": unfinished[:20],
         "station_submissions": len(stations), "station_submissions_without_case": station_lost[:20]}
+    if station_lost:  # where each went: the station's record, and every log line that names it
+        records = {n: {"status": st, "reason": r} for n, st, r in stations}
+        checks["nothing_lost"]["traces"] = {n: {**records[n], "log": log_lines_naming(suite.data_dir, n)}
+                                            for n in station_lost[:5]}
 
     dup_cases = [k for k, n in Counter(c["key"] for c in cases.values() if c["key"]).items() if n > 1]
     dup_stations = [k for k, n in per_station.items() if n > 1]
