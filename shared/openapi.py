@@ -34,6 +34,7 @@ _DEFAULT_STRING = UnicodeConverter(Map()).regex  # <name> and <string:name> with
 _ERRORS = {400: "Bad request: unreadable or invalid body or parameters", 401: "Missing or invalid bearer token",
            403: "The token's role or scope may not do this", 404: "Not found",
            409: "Conflicts with the current state"}
+_UNAVAILABLE = "The service's database is unavailable for a moment: send the request again after Retry-After"
 _ANSWERS = {503: "Not ready: the body says what is missing or failing"}
 
 
@@ -139,6 +140,10 @@ def _operation(name, fn, method, roles, schema, response, public, parameters, er
     for code in codes:
         responses[str(code)] = {"description": _ERRORS.get(code, "Error"),
                                 "content": {"application/json": {"schema": errors[1] if errors else ErrorSchema}}}
+    if not errors:  # shared.web: a database away for a moment (the handler's own 503 below takes precedence)
+        responses["503"] = {"description": _UNAVAILABLE, "headers": {"Retry-After": {
+            "description": "seconds to wait before sending the request again", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": ErrorSchema}}}
     for code, body in getattr(fn, "api_answers", {}).items():  # a status the handler answers itself
         responses[str(code)] = {"description": _ANSWERS.get(code, "See the body"), "content": _success_content(body)}
     op["responses"] = responses

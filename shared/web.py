@@ -13,6 +13,7 @@ import eventlet
 from marshmallow import Schema, ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
+from sqlalchemy import exc as db_errors
 from werkzeug import exceptions as http_errors
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, RequestRedirect
@@ -72,6 +73,21 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     auth.Forbidden: (403, "forbidden"),
     ValidationError: (400, "bad_request"),
 }
+
+
+# The database went away or is busy for a moment (a restart, a failover, a full pool, SQLite's lock): the
+# request changed nothing and may be sent again (with its Idempotency-Key), so 503 with Retry-After, not 500.
+DATABASE_UNAVAILABLE = (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError,
+                        db_errors.DisconnectionError)
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_response(route: str, exc: Exception) -> Response:
+    # the driver's text may quote the statement and its parameters: only the error's type is logged and answered
+    log.warning("http.database_unavailable", route=route, error=type(getattr(exc, "orig", None) or exc).__name__)
+    response = error_response(503, "unavailable", "the service's database is unavailable; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def error_status(exc: Exception) -> tuple[int, str] | None:
@@ -312,6 +328,9 @@ def api(method: str, path: str, roles: tuple[str, ...] | None = None, schema: ty
             except ApiError as exc:
                 status = exc.status
                 return error_response(exc.status, exc.code, exc.message, exc.details)
+            except DATABASE_UNAVAILABLE as exc:
+                status = 503
+                return database_unavailable_response(route, exc)
             except Exception as exc:
                 answer = domain_error_response(exc)
                 if answer is not None:

@@ -234,9 +234,13 @@ def test_operations_follow_their_api_route(instance):
         errors = getattr(getattr(cls, name), "api_errors", None)
         if errors:  # a protocol of its own (Open311): its error codes and body
             expected = {"200"} | ({"201"} if method == "POST" else set()) | {str(c) for c in errors[0]}
+        else:  # a database away for a moment: 503 with Retry-After (shared.web)
+            expected |= {"503"}
         answers = getattr(getattr(cls, name), "api_answers", {})  # statuses the handler answers itself
         expected |= {str(c) for c in answers}
         assert set(op["responses"]) == expected
+        if not errors and 503 not in answers:
+            assert set(op["responses"]["503"]["headers"]) == {"Retry-After"}
         for code, answer in op["responses"].items():
             error = errors[1] if errors else ref(ErrorSchema)
             wanted = {"application/json": {"schema": error}} if int(code) >= 400 else success_content(response)
