@@ -36,6 +36,8 @@ EXTRA_VARIABLES = {
     "forecast_window_days": "TONGBAN_FORECAST_WINDOW_DAYS",
     # the portal: the other instances' API base URLs it calls on people's behalf, as JSON {instance: URL}
     "upstreams": "TONGBAN_PORTAL_UPSTREAMS",
+    # the portal: how many reverse proxies in front of it append X-Forwarded-For (0: the headers are ignored)
+    "proxy_hops": "TONGBAN_PROXY_HOPS",
 }
 
 

@@ -116,7 +116,9 @@ class City:
                         retry_delays=self.retry_delays, bus_users=prefix, bus_secret="test-bus-secret",
                         token_public_keys=PUBLIC_KEYS, token_private_key=SIGNING_KEY.to_pem(),
                         # the reference stream here is local and small: a catch-up ends after a short quiet
-                        extra={"reference_idle": 0.15})
+                        extra={"reference_idle": 0.15,
+                               # the tests reach the portal as its reverse proxy would (X-Forwarded-For/-Proto)
+                               "proxy_hops": "1"})
 
     def ensure_users(self):
         """What an operator does before the services start: their broker users, the queues, the policy

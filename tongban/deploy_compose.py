@@ -195,7 +195,7 @@ def _scalar(value: str) -> str:
 def instance_block(city: City, spec, index: int) -> str:
     port = FIRST_HOST_PORT + index
     env = instance_env(city, spec, lambda instance: f"http://{instance}:{CONTAINER_PORT}",
-                       f"http://localhost:{FIRST_HOST_PORT}/")
+                       f"http://localhost:{FIRST_HOST_PORT}/", proxy_hops=0)  # people reach the portal directly
     lines = [f"  # {COMMENTS[spec.service]}"] if spec.service in COMMENTS else []
     lines += [f"  {spec.instance}:", "    <<: *tongban-service", f"    command: [\"serve\", \"{spec.service}\"]",
               "    environment:", "      <<: *tongban-env"]

@@ -198,9 +198,10 @@ def service_url(instance: str) -> str:
     return f"http://{k8s_name(instance)}:{CONTAINER_PORT}"
 
 
-def instance_env(city: City, spec: InstanceSpec, url_of, portal_url: str) -> list[tuple[str, str]]:
+def instance_env(city: City, spec: InstanceSpec, url_of, portal_url: str, proxy_hops: int) -> list[tuple[str, str]]:
     """The plain (not secret) variables an instance gets beside the shared ones; `url_of(instance)` is where
-    another instance's API answers (a Service in k8s, a compose service on one host)."""
+    another instance's API answers (a Service in k8s, a compose service on one host); `proxy_hops` how many
+    reverse proxies stand between people and the portal."""
     env = [("TONGBAN_INSTANCE", spec.instance)]
     if spec.town:
         env.append(("TONGBAN_TOWN", spec.town))
@@ -210,13 +211,16 @@ def instance_env(city: City, spec: InstanceSpec, url_of, portal_url: str) -> lis
     if spec.service == "portal":  # it calls every other instance's API for the signed-in person
         upstreams = {s.instance: url_of(s.instance) for s in city.instances if s.service != "portal"}
         env.append(("TONGBAN_PORTAL_UPSTREAMS", json.dumps(upstreams, separators=(",", ":"))))
+        env.append(("TONGBAN_PROXY_HOPS", str(proxy_hops)))
     if spec.service == "notify":  # it fetches a notice's PDF from the town's window
         env.append(("TONGBAN_NOTIFY_INTAKE_URLS", url_of("intake-{town}")))
     return env
 
 
 def instance_patch(city: City, spec: InstanceSpec) -> dict:
-    env = [{"name": k, "value": v} for k, v in instance_env(city, spec, service_url, f"https://{city.portal_host}/")]
+    # proxy_hops: the Ingress controller, the only peer the NetworkPolicy lets reach the portal
+    plain = instance_env(city, spec, service_url, f"https://{city.portal_host}/", proxy_hops=1)
+    env = [{"name": k, "value": v} for k, v in plain]
     if spec.service == "portal":  # the key that signs API tokens: this pod alone gets it
         env.append(_secret_env("TONGBAN_TOKEN_PRIVATE_KEY", TOKENS_SECRET, "token-private-key"))
     if spec.service == "notify":

@@ -23,7 +23,7 @@ import secrets
 from types import SimpleNamespace
 
 from services.portal import applicant_rules as rules
-from services.portal.pages import Page, View, is_secure, page, remote_of
+from services.portal.pages import Page, View, page
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -56,7 +56,7 @@ class ApplicantPages:
         headers = {}
         if len(nonce) < 16:
             nonce = secrets.token_urlsafe(18)
-            secure = "; Secure" if is_secure(view.request) else ""
+            secure = "; Secure" if view.secure else ""
             headers["Set-Cookie"] = f"{FORM_COOKIE}={nonce}; Path=/track; HttpOnly; SameSite=Lax{secure}"
         token = self._track_state().signer.sign("form", nonce, rules.FORM_SECONDS)
         return Page(template, {"title": "办件查询", "form_token": token, "levels": rules.LEVELS, **context},
@@ -86,7 +86,7 @@ class ApplicantPages:
         state = self._track_state()
         case = rules.clean_case_number(view.form.get("case_number"))
         via = "qr" if view.form.get("via") == "qr" else ""
-        client = f"addr:{remote_of(view.request)}"
+        client = f"addr:{view.client}"
         keys = (client, f"case:{case}")
         if state.limiter.blocked(*keys):
             log.warning("track.rate_limited")

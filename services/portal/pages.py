@@ -44,6 +44,36 @@ class Page:
     headers: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ProxyHops:
+    """How many reverse proxies stand in front of the portal (TONGBAN_PROXY_HOPS; k8s: 1, the Ingress
+    controller, the only peer its NetworkPolicy lets in). Each appends the address it heard from to
+    X-Forwarded-For, so the client is the entry that many places from the end; whatever stands further left
+    the client wrote itself. With 0 (the default: the portal faces people directly) the headers are ignored:
+    a rate limit per address must count the peer, not a name the peer chose."""
+
+    hops: int = 0
+
+    @classmethod
+    def from_text(cls, text: str | None) -> ProxyHops:
+        raw = (text or "0").strip()
+        if not raw.isdigit() or int(raw) > 10:
+            raise ValueError(f"TONGBAN_PROXY_HOPS must be a whole number 0-10, not {raw!r}")
+        return cls(int(raw))
+
+    def _forwarded(self, request, header: str) -> str | None:
+        values = [v.strip() for v in request.headers.get(header, "").split(",") if v.strip()]
+        return values[-self.hops] if self.hops and len(values) >= self.hops else None
+
+    def client(self, request) -> str:
+        """The client's address: the peer, or what the outermost of the trusted proxies heard."""
+        return self._forwarded(request, "X-Forwarded-For") or request.remote_addr or ""
+
+    def secure(self, request) -> bool:
+        """Reached over TLS: directly, or as the outermost trusted proxy says it was."""
+        return request.scheme == "https" or self._forwarded(request, "X-Forwarded-Proto") == "https"
+
+
 @dataclass
 class View:
     """What a page handler gets: the request, the signed-in user and session (None on public pages), the
@@ -56,6 +86,15 @@ class View:
     query: dict
     params: dict
     service: object
+
+    @property
+    def client(self) -> str:
+        """The client's address (for rate limits and the audit log), proxies believed only where trusted."""
+        return self.service.proxies.client(self.request)
+
+    @property
+    def secure(self) -> bool:
+        return self.service.proxies.secure(self.request)
 
     def call(self, method: str, instance: str, path: str, body=None, params=None):
         """An upstream API call as this user (services.portal.upstream.Answer)."""
@@ -80,21 +119,13 @@ def redirect(location: str, status: int = 303) -> Response:
     return response
 
 
-def is_secure(request) -> bool:
-    return request.scheme == "https" or request.headers.get("X-Forwarded-Proto", "") == "https"
-
-
-def set_session_cookie(response: Response, request, token: str) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=is_secure(request), path="/",
+def set_session_cookie(response: Response, view: View, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=view.secure, path="/",
                         max_age=directory.rules.SESSION_HOURS * 3600)
 
 
-def clear_session_cookie(response: Response, request) -> None:
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=is_secure(request))
-
-
-def remote_of(request) -> str:
-    return (request.headers.get("X-Forwarded-For") or request.remote_addr or "").split(",")[0].strip()
+def clear_session_cookie(response: Response, view: View) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=view.secure)
 
 
 def csrf_ok(request, session) -> bool:

@@ -22,11 +22,11 @@ from services.portal.pages import (
     COOKIE,
     HOME,
     Page,
+    ProxyHops,
     View,
     clear_session_cookie,
     page,
     redirect,
-    remote_of,
     set_session_cookie,
 )
 from services.portal.supervisor_pages import SupervisorPages
@@ -80,6 +80,8 @@ def upstream_urls(settings: Settings) -> dict[str, str]:
 def build_service(settings: Settings, clock=None):
     upstreams = Upstreams(upstream_urls(settings), settings.signing_key())
 
+    proxies = ProxyHops.from_text(settings.extra.get("proxy_hops"))
+
     class PortalService(*WORKBENCHES, PlatformEndpoints):
         name = settings.instance
         platform = PortalPlatform(settings, VERSIONS)
@@ -104,7 +106,7 @@ def build_service(settings: Settings, clock=None):
             number = (view.form.get("staff_number") or "").strip()
             with self.platform.store.transaction() as tx:
                 user, reason = directory.sign_in(tx, number, view.form.get("password") or "",
-                                                 remote_of(view.request))
+                                                 view.client)
                 if user is not None:
                     token, _ = directory.open_session(tx, user)
                     target = _safe_next(view.form.get("next"), HOME.get(user.role, "/"))
@@ -114,7 +116,7 @@ def build_service(settings: Settings, clock=None):
                 return 401, Page("login.html.j2", {"next": _safe_next(view.form.get("next"), ""),
                                                    "staff_number": number[:64], "problem": problem})
             response = redirect(target)
-            set_session_cookie(response, view.request, token)
+            set_session_cookie(response, view, token)
             return response
 
         @page("POST", "/logout")
@@ -122,9 +124,9 @@ def build_service(settings: Settings, clock=None):
             with self.platform.store.transaction() as tx:
                 directory.close_session(tx, view.request.cookies.get(COOKIE))
                 directory.audit(tx, view.user.staff_number, "signout", view.user.staff_number,
-                                remote_of(view.request))
+                                view.client)
             response = redirect("/login")
-            clear_session_cookie(response, view.request)
+            clear_session_cookie(response, view)
             return response
 
         @http("GET", "/static/<string:name>")
@@ -144,5 +146,6 @@ def build_service(settings: Settings, clock=None):
             return open311_routing_error(path, exc)
 
     PortalService.upstreams = upstreams
+    PortalService.proxies = proxies
     return PortalService
 
