@@ -211,10 +211,14 @@ def cmd_demo(args) -> int:
 def cmd_token(args) -> int:
     """A token for scripts, signed with the portal's key (TONGBAN_TOKEN_PRIVATE_KEY; in development mode the
     data folder's development key): city IT's tool, on the host that keeps the key."""
-    from shared import tokens
+    from shared import auth, tokens
     from shared.config import Settings
 
     try:
+        # the staff directory's rule: a role works only in scopes of its kinds (a clerk in a town, ...)
+        if args.role in auth.ROLES and not auth.scope_fits_role(args.role, auth.parse_scope(args.scope)):
+            kinds = " or ".join(auth.ROLE_SCOPE_KINDS[args.role])
+            raise ValueError(f"a {args.role} works in a {kinds} scope, not {args.scope!r}")
         key = Settings.from_env("cli", instance="tongban").signing_key()
         if key is None:
             print("tongban token: no signing key: set TONGBAN_TOKEN_PRIVATE_KEY to the portal's key (a file), "

@@ -165,6 +165,10 @@ def test_token_is_minted_for_a_role_and_scope(tmp_path):
     bad = subprocess.run([*TONGBAN, "token", "--subject", "x", "--role", "king", "--scope", "city"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "role" in bad.stderr
+    # the directory's pairing of roles and scopes: a clerk works at a town's window, not for the city
+    wide = subprocess.run([*TONGBAN, "token", "--subject", "x", "--role", "clerk", "--scope", "city"], env=env,
+                          capture_output=True, text=True)
+    assert wide.returncode == 2 and "a clerk works in a town scope" in wide.stderr and not wide.stdout
 
 
 def test_demo_keep_leaves_the_suite_up_with_the_portal_and_a_sign_in_per_role(tmp_path):
