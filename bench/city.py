@@ -397,7 +397,7 @@ class Suite:
 
     GROUPS = (("front", ("intake", "agent")), ("approval", ("approval",)), ("after", ("notify", "evaluation")))
 
-    def __init__(self, log_level: str):
+    def __init__(self, log_level: str, **base_settings):
         from shared import tokens
         from shared.catalog import load_catalog
         from shared.config import Settings
@@ -409,7 +409,7 @@ class Suite:
         self.dbs = PostgresDatabases(PG_URL, label="tbbench")
         self.log_level = log_level
         self.base = Settings(service="bench", instance="bench", amqp_url=AMQP_URL, bus_prefix=self.prefix,
-                             data_dir=self.data_dir)
+                             data_dir=self.data_dir, **base_settings)
         self.outlets = LocalOutlets(self.data_dir / "outlets")
         layout = host_layout(self.base, towns=TOWNS, departments=DEPARTMENTS,
                              first_port=free_port_block(len(TOWNS) + len(DEPARTMENTS) + 4, start=22000))
