@@ -161,9 +161,13 @@ class WorkItems:
         self.s.flush()
 
     def open_for_case(self, case_number: str, department: str) -> list[WorkItem]:
+        """The case's open items here, locked: an approver deciding one at this moment (who holds its lock)
+        finishes first, and the item, decided by then, is no longer among them. Unlocked, withdrawing or
+        superseding it wrote over the decision already published (a decision the books then missed)."""
         return list(self.s.scalars(sa.select(WorkItem).where(
             WorkItem.case_number == case_number, WorkItem.department == department,
-            WorkItem.status.in_(OPEN_STATUSES)).order_by(WorkItem.id)))
+            WorkItem.status.in_(OPEN_STATUSES)).order_by(WorkItem.id)
+            .with_for_update().execution_options(populate_existing=True)))
 
     def newest_version(self, case_number: str, department: str) -> int | None:
         return self.s.scalar(sa.select(sa.func.max(WorkItem.case_version)).where(
