@@ -14,18 +14,21 @@ from shared.pii import mask_value
 
 _configured = False
 
-# Until configure_logging runs (tests, a command that logs little), structlog's own defaults apply, and with
-# rich installed (tongban status draws its tables with it) they render an exception with every frame's locals:
-# about a second each, so a consumer failing many messages in a row (a database away) stalls. Plain tracebacks.
-if not structlog.is_configured():
-    structlog.configure(processors=[
-        *structlog.get_config()["processors"][:-1],
-        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)])
-
-
 def mask_pii(_logger, _method, event_dict):
     """structlog processor: mask ID and phone numbers anywhere in the event, tracebacks included."""
     return mask_value(event_dict)
+
+
+# Until configure_logging runs (tests, a command that logs little), structlog's own defaults apply, changed
+# three ways: to stderr, not stdout (a command's output, `tongban calendar due --json`, stays clean when it
+# warns); masked like every other line; and plain tracebacks (with rich installed, for tongban status's tables,
+# structlog renders every frame's locals: about a second each, so a consumer failing many messages in a row
+# stalls).
+if not structlog.is_configured():
+    structlog.configure(
+        processors=[*structlog.get_config()["processors"][:-1], mask_pii,
+                    structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)],
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
 
 
 def _shared_processors():
