@@ -246,11 +246,14 @@ def instance_patch(city: City, spec: InstanceSpec) -> dict:
 def instance_files(city: City, spec: InstanceSpec) -> dict[str, str]:
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        # `bases` and `patchesStrategicMerge`: read by every kustomize since v2 (Debian's kubectl included)
-        "bases": ["../../../../base"],
+        # the fields of kustomize v4+ (kubectl 1.21+; Debian's has v5): the older bases, commonLabels and
+        # patchesStrategicMerge each print a deprecation warning per instance
+        "resources": ["../../../../base"],
         "nameSuffix": f"-{spec.instance}",
-        "commonLabels": {"app.kubernetes.io/component": spec.service, "app.kubernetes.io/instance": spec.instance},
-        "patchesStrategicMerge": ["patch.yaml"],
+        "labels": [{"pairs": {"app.kubernetes.io/component": spec.service,
+                              "app.kubernetes.io/instance": spec.instance},
+                    "includeSelectors": True}],
+        "patches": [{"path": "patch.yaml"}],
     }
     return {"kustomization.yaml": _yaml([kustomization]), "patch.yaml": _yaml([instance_patch(city, spec)])}
 
@@ -691,8 +694,7 @@ def overlay_files(city: City, rule_files: dict[str, dict], catalog_text: str,
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": NAMESPACE,
-        "resources": resources,
-        "bases": [f"instances/{spec.instance}" for spec in city.instances],
+        "resources": resources + [f"instances/{spec.instance}" for spec in city.instances],
         # point at your registry and release, e.g. newName: registry.example.cn/tongban
         "images": [{"name": IMAGE, "newTag": IMAGE_TAG}],
         # the city's catalogue, which the bus set-up Job loads

@@ -46,6 +46,7 @@ def kustomize(folder: Path) -> list[dict]:
     """`kubectl kustomize FOLDER`: the objects `kubectl apply -k` would send."""
     run = subprocess.run([kubectl(), "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, f"kubectl kustomize {folder} failed:\n{run.stderr}"
+    assert "Warning" not in run.stderr, f"kubectl kustomize {folder} warns:\n{run.stderr[:2000]}"
     return [d for d in yaml.load_all(run.stdout, Loader=LOADER) if d]
 
 

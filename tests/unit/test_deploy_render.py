@@ -170,8 +170,8 @@ def test_the_validators_catch_what_they_are_for():
 
 
 def test_debian_kubectl_reads_the_overlay_too():
-    """The kustomization keeps to what every kustomize reads (bases, patchesStrategicMerge, commonLabels):
-    the instances' names, labels and patches come out as written."""
+    """Debian's kubectl (kustomize v5) builds the overlay without a warning (tests/unit/deploy_support.py):
+    the instances' names, labels (selectors too) and patches come out as written."""
     portal = deployments()["portal"]
     container = portal["spec"]["template"]["spec"]["containers"][0]
     assert portal["metadata"]["name"] == "tongban-portal"
