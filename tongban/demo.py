@@ -770,6 +770,10 @@ def _print_sign_ins(portal: dict) -> None:
         print(f"  {u['staff_number']:<24} {u['name']:<8} {u['role']:<16} {u['scope']}")
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _print_summary(s: dict) -> None:
     b = s["books"]
     print()
@@ -823,10 +827,11 @@ def _print_summary(s: dict) -> None:
     print(f"  supervision         a backlog of {sv['backlog']} nobody works today: board "
           + ", ".join(f"{k} {v}" for k, v in sorted(sv["board"].items())) + "; open warnings "
           + (", ".join(f"{k} {v}" for k, v in sorted(sv["warnings"].items())) or "none"))
-    print(f"  forecast            {fc['breaches']} cases will miss their deadline in the next {fc['horizon_days']} "
-          "working days at the recent decision rates"
+    print(f"  forecast            {_count(fc['breaches'], 'case')} will miss the deadline in the next "
+          f"{fc['horizon_days']} working days at the recent decision rates"
           + "".join(f"; {o['department']}@{o['town']}: {o['open_cases']} open at {o['rate']}/day, "
-                    f"{o['breaches']} breaches, {o['needed_per_day']}/day would prevent them"
+                    + (f"{_count(o['breaches'], 'breach', 'breaches')}, {o['needed_per_day']}/day would prevent "
+                       "them" if o["breaches"] else "none late")
                     for o in fc["offices"]))
     m = s["monthly"]
     print(f"  monthly figures     {m['month']}: {m['windows']} windows, received {m['received']}, completed "
