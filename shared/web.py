@@ -76,7 +76,8 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
 
 
 # The database went away or is busy for a moment (a restart, a failover, a full pool, SQLite's lock): the
-# request changed nothing and may be sent again (with its Idempotency-Key), so 503 with Retry-After, not 500.
+# request was most likely not done (a lost commit may have been) and may be sent again -- with its
+# Idempotency-Key, a step already done answers as done or 409 -- so 503 with Retry-After, not 500.
 DATABASE_UNAVAILABLE = (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError,
                         db_errors.DisconnectionError)
 RETRY_AFTER_SECONDS = 5
