@@ -83,9 +83,13 @@ DATABASE_UNAVAILABLE = (db_errors.OperationalError, db_errors.InterfaceError, db
 RETRY_AFTER_SECONDS = 5
 
 
-def database_unavailable_response(route: str, exc: Exception) -> Response:
+def note_database_unavailable(route: str, exc: Exception) -> None:
     # the driver's text may quote the statement and its parameters: only the error's type is logged and answered
     log.warning("http.database_unavailable", route=route, error=type(getattr(exc, "orig", None) or exc).__name__)
+
+
+def database_unavailable_response(route: str, exc: Exception) -> Response:
+    note_database_unavailable(route, exc)
     response = error_response(503, "unavailable", "the service's database is unavailable; try again shortly")
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

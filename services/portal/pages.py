@@ -19,6 +19,7 @@ from services.portal import directory
 from services.portal.upstream import UpstreamDown
 from shared.logging import bind_context, get_logger
 from shared.pii import mask_value
+from shared.web import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, note_database_unavailable
 
 log = get_logger(__name__)
 
@@ -189,6 +190,12 @@ def page(method: str, path: str, roles: tuple[str, ...] | None = None, public: b
                 status = 503
                 return render("error.html.j2", 503, user=None, csrf_token="", home="/", role_name=None,
                               title="服务暂不可用", message=f"{exc}。请稍后再试。")
+            except DATABASE_UNAVAILABLE as exc:  # the portal's own database (the directory): as shared.web answers
+                status = 503
+                note_database_unavailable(route, exc)
+                return render("error.html.j2", 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}, user=None,
+                              csrf_token="", home="/", role_name=None, title="服务暂不可用",
+                              message="系统数据库暂时不可用，请稍后再试。")
             except Exception:
                 log.exception("portal.page_failed", route=route)
                 return render("error.html.j2", 500, user=None, csrf_token="", home="/", role_name=None,
